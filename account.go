@@ -1,0 +1,131 @@
+package llmgw
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+)
+
+// AccountType is the kind of credential an account holds.
+type AccountType string
+
+// Account types.
+const (
+	AccountAPIKey AccountType = "api_key"
+	AccountOAuth  AccountType = "oauth"
+)
+
+// AccountStatus says whether an account may serve.
+type AccountStatus string
+
+// Account statuses. Only StatusActive accounts serve.
+const (
+	StatusActive   AccountStatus = "active"
+	StatusDisabled AccountStatus = "disabled"
+	StatusError    AccountStatus = "error"
+)
+
+// DefaultBaseURL is Anthropic's API.
+const DefaultBaseURL = "https://api.anthropic.com"
+
+// Account is one upstream Anthropic credential in the pool. Values in a
+// Snapshot are shared between goroutines and must not be modified.
+type Account struct {
+	ID             int64
+	Name           string
+	Type           AccountType
+	BaseURL        string
+	Priority       int      // lower is preferred
+	Weight         int      // relative share within a priority, >= 1
+	MaxConcurrency int      // 0 means unlimited
+	Models         []string // glob patterns (path.Match); empty allows every model
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+
+	// Secrets. Never log or print them; use Mask.
+	APIKey       string
+	AccessToken  string
+	RefreshToken string
+	ExpiresAt    time.Time // access token expiry, OAuth only
+
+	// State is what the server learned while serving, persisted so that the
+	// CLI can show it and a restart keeps it.
+	State AccountState
+}
+
+// AccountState is the part of an account that changes while serving. The
+// newer of two states (by At) wins, so an operator's `account enable` beats
+// a cooldown the server set earlier, and the server's own write-back never
+// undoes a later operator change.
+type AccountState struct {
+	Status        AccountStatus
+	Reason        string    // why the status is not active; empty when active
+	CooldownUntil time.Time // zero if not cooling down
+	LastError     string
+	At            time.Time // when this state was decided
+}
+
+// Serves reports whether the account's model allowlist admits model.
+func (a *Account) Serves(model string) bool {
+	if len(a.Models) == 0 {
+		return true
+	}
+	for _, p := range a.Models {
+		if ok, _ := path.Match(p, model); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks an account before it is stored. Errors wrap ErrInvalid.
+func (a *Account) Validate() error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
+	switch {
+	case strings.TrimSpace(a.Name) == "":
+		return fail("account name is required")
+	case strings.ContainsAny(a.Name, " \t\r\n"):
+		return fail("account name %q must not contain spaces", a.Name)
+	}
+	switch a.Type {
+	case AccountAPIKey:
+		if a.APIKey == "" {
+			return fail("account %s: api_key is required for type api_key", a.Name)
+		}
+	case AccountOAuth:
+		if a.AccessToken == "" && a.RefreshToken == "" {
+			return fail("account %s: access_token or refresh_token is required for type oauth", a.Name)
+		}
+	default:
+		return fail("account %s: type must be api_key or oauth, not %q", a.Name, a.Type)
+	}
+	if u, err := url.Parse(a.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fail("account %s: base URL %q must be an http or https URL", a.Name, a.BaseURL)
+	}
+	if a.Weight < 1 {
+		return fail("account %s: weight must be at least 1", a.Name)
+	}
+	if a.MaxConcurrency < 0 {
+		return fail("account %s: max concurrency must be 0 (unlimited) or more", a.Name)
+	}
+	for _, p := range a.Models {
+		if _, err := path.Match(p, ""); err != nil {
+			return fail("account %s: model pattern %q is malformed", a.Name, p)
+		}
+	}
+	return nil
+}
+
+// AccountStats are the running totals the store keeps per account.
+type AccountStats struct {
+	Requests     int64
+	Errors       int64
+	LastUsed     time.Time
+	LastError    string
+	LastErrorAt  time.Time
+	AvgLatencyMs float64 // mean time to first byte of successful attempts
+}

@@ -1,0 +1,55 @@
+package llmgw
+
+import "time"
+
+// Dialects a client can speak.
+const (
+	DialectAnthropic = "anthropic"
+	DialectOpenAI    = "openai"
+	DialectResponses = "responses"
+	DialectGemini    = "gemini"
+)
+
+// Tokens are the usage figures Anthropic reports for one response.
+type Tokens struct {
+	Input        int64 // input_tokens: the uncached part
+	Output       int64 // output_tokens
+	CacheRead    int64 // cache_read_input_tokens
+	CacheWrite   int64 // cache_creation_input_tokens
+	CacheWrite5m int64 // cache_creation.ephemeral_5m_input_tokens
+	CacheWrite1h int64 // cache_creation.ephemeral_1h_input_tokens
+}
+
+// Attempt is one try of a request on one account.
+type Attempt struct {
+	AccountID   int64
+	AccountName string
+	Status      int    // upstream HTTP status; 0 if none was received
+	ErrorType   string // empty on success
+	TTFB        time.Duration
+}
+
+// Failed reports whether the attempt counts as an error against its account.
+func (a Attempt) Failed() bool { return a.Status == 0 || a.Status >= 400 || a.ErrorType != "" }
+
+// Usage is the record of one inference request: one row of the request log.
+// It is handed to the usage recorder after the client has its answer.
+type Usage struct {
+	Time        time.Time // when the request arrived
+	RequestID   string
+	KeyID       int64 // 0 for a static key from the config file
+	KeyName     string
+	AccountID   int64 // the account that gave the final answer; 0 if none did
+	AccountName string
+	Model       string
+	Dialect     string
+	Stream      bool
+	Status      int    // status the client got
+	ErrorType   string // Anthropic error type, empty on success
+	Attempts    []Attempt
+	Tokens      Tokens
+	TTFB        time.Duration // to the first byte sent to the client
+	Duration    time.Duration
+	EndedEarly  bool // a stream that ended without message_stop
+	UpstreamID  string
+}
