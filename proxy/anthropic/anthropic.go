@@ -1,0 +1,153 @@
+// Package anthropic holds the parts of Anthropic's Messages wire format the
+// gateway reads: usage figures, error bodies and stream events. It is pure:
+// no network code.
+package anthropic
+
+import (
+	"encoding/json"
+
+	"github.com/llmgw/llmgw"
+)
+
+// Usage is the usage object of a message or of a message_delta event. Fields
+// are pointers because a message_delta carries only the figures that changed,
+// and an absent figure must not overwrite a known one.
+type Usage struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheCreation            *struct {
+		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+}
+
+// ApplyTo overwrites the figures of t that u carries.
+func (u *Usage) ApplyTo(t *llmgw.Tokens) {
+	if u == nil {
+		return
+	}
+	set := func(dst *int64, src *int64) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&t.Input, u.InputTokens)
+	set(&t.Output, u.OutputTokens)
+	set(&t.CacheRead, u.CacheReadInputTokens)
+	set(&t.CacheWrite, u.CacheCreationInputTokens)
+	if c := u.CacheCreation; c != nil {
+		set(&t.CacheWrite5m, c.Ephemeral5m)
+		set(&t.CacheWrite1h, c.Ephemeral1h)
+	}
+}
+
+// ErrorDetail is the error object inside an error body or error event.
+type ErrorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// ErrorBody is Anthropic's error envelope.
+type ErrorBody struct {
+	Type      string      `json:"type"` // always "error"
+	Error     ErrorDetail `json:"error"`
+	RequestID string      `json:"request_id,omitempty"`
+}
+
+// ParseError reads an error body. It returns a zero detail if body is not one.
+func ParseError(body []byte) ErrorDetail {
+	var e ErrorBody
+	if json.Unmarshal(body, &e) != nil {
+		return ErrorDetail{}
+	}
+	return e.Error
+}
+
+// MarshalError returns an error body in Anthropic's shape.
+func MarshalError(typ, msg, requestID string) []byte {
+	b, _ := json.Marshal(ErrorBody{Type: "error", Error: ErrorDetail{Type: typ, Message: msg}, RequestID: requestID})
+	return b
+}
+
+// ErrorType returns the error type Anthropic uses for an HTTP status.
+func ErrorType(status int) string {
+	switch status {
+	case 400:
+		return "invalid_request_error"
+	case 401:
+		return "authentication_error"
+	case 402:
+		return "billing_error"
+	case 403:
+		return "permission_error"
+	case 404:
+		return "not_found_error"
+	case 405:
+		return "invalid_request_error"
+	case 409:
+		return "conflict_error"
+	case 413:
+		return "request_too_large"
+	case 429:
+		return "rate_limit_error"
+	case 504:
+		return "timeout_error"
+	case 529, 503:
+		return "overloaded_error"
+	default:
+		return "api_error"
+	}
+}
+
+// Message is the part of a non-streaming response the gateway reads.
+type Message struct {
+	ID    string `json:"id"`
+	Model string `json:"model"`
+	Usage *Usage `json:"usage"`
+}
+
+// StreamEvent is the part of a stream event's data the gateway reads.
+type StreamEvent struct {
+	Type    string       `json:"type"`
+	Message *Message     `json:"message"` // message_start
+	Usage   *Usage       `json:"usage"`   // message_delta
+	Error   *ErrorDetail `json:"error"`   // error
+}
+
+// Tally accumulates usage over a stream the way the SDK's Accumulate does:
+// message_start sets every figure, each message_delta overwrites the figures
+// it carries (they are cumulative), and the last value wins.
+type Tally struct {
+	Tokens    llmgw.Tokens
+	MessageID string
+	Stopped   bool         // message_stop seen
+	Err       *ErrorDetail // an error event
+}
+
+// Observe reads one event. Only message_start, message_delta, message_stop
+// and error are decoded; every other event is skipped without parsing.
+func (t *Tally) Observe(name string, data []byte) {
+	switch name {
+	case "message_start", "message_delta", "error":
+	case "message_stop":
+		t.Stopped = true
+		return
+	default:
+		return
+	}
+	var ev StreamEvent
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	switch {
+	case ev.Message != nil:
+		t.MessageID = ev.Message.ID
+		ev.Message.Usage.ApplyTo(&t.Tokens)
+	case ev.Error != nil:
+		t.Err = ev.Error
+	default:
+		ev.Usage.ApplyTo(&t.Tokens)
+	}
+}

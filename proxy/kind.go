@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
+)
+
+// Kind is what one type of account (API key, Claude Code OAuth, …) brings to
+// the proxy: how to shape a request for the upstream and how to read the
+// upstream's refusals. The proxy's routing and dialect code never look at an
+// account's type; they only call its Kind. Implementations must be safe for
+// concurrent use.
+type Kind interface {
+	// Prepare sets the upstream credentials and any headers or body rules the
+	// account needs on req, whose headers already hold what the client sent
+	// (minus the client's own credentials). It returns the body to send.
+	Prepare(ctx context.Context, a *llmgw.Account, req *http.Request, body []byte) ([]byte, error)
+	// Classify decides what an upstream error response means for the account.
+	// body is the (bounded) error body.
+	Classify(a *llmgw.Account, res *http.Response, body []byte) Verdict
+}
+
+// Action is what the proxy does with an upstream response.
+type Action int
+
+// Actions.
+const (
+	// Deliver hands the response to the client: a success, or an error about
+	// the request itself that no other account would answer differently.
+	Deliver Action = iota
+	// Failover tries the request on another account.
+	Failover
+	// Refresh renews the account's credentials and retries once on the same
+	// account (OAuth access tokens).
+	Refresh
+)
+
+// Verdict is a Kind's reading of an upstream error.
+type Verdict struct {
+	Action Action
+	// Cooldown keeps the account out of rotation for this long.
+	Cooldown time.Duration
+	// Broken, when set, puts the account in status error with this reason
+	// until an operator re-enables it.
+	Broken string
+	// Transient marks the service's own trouble (5xx, 529): it counts toward
+	// a brief cooldown only after several in a row.
+	Transient bool
+}
+
+// APIKeyKind serves accounts of type api_key.
+type APIKeyKind struct{}
+
+// Prepare sets x-api-key.
+func (APIKeyKind) Prepare(_ context.Context, a *llmgw.Account, req *http.Request, body []byte) ([]byte, error) {
+	req.Header.Set("x-api-key", a.APIKey)
+	return body, nil
+}
+
+// Classify reads an API-key account's error responses.
+func (APIKeyKind) Classify(a *llmgw.Account, res *http.Response, body []byte) Verdict {
+	return ClassifyCommon(res, body, time.Now())
+}
+
+// ClassifyCommon is the reading of upstream errors shared by every kind.
+func ClassifyCommon(res *http.Response, body []byte, now time.Time) Verdict {
+	detail := anthropic.ParseError(body)
+	msg := strings.ToLower(detail.Message)
+	describe := func() string {
+		s := strconv.Itoa(res.StatusCode)
+		if detail.Type != "" {
+			s += " " + detail.Type
+		}
+		if detail.Message != "" {
+			s += ": " + detail.Message
+		}
+		return "upstream answered " + s
+	}
+	switch code := res.StatusCode; {
+	case code == http.StatusTooManyRequests:
+		return Verdict{Action: Failover, Cooldown: rateLimitWait(res.Header, now)}
+	case code == http.StatusUnauthorized:
+		return Verdict{Action: Failover, Broken: describe()}
+	case code == http.StatusForbidden:
+		if accountLevel(msg) {
+			return Verdict{Action: Failover, Broken: describe()}
+		}
+		return Verdict{Action: Failover, Cooldown: 30 * time.Second}
+	case code == http.StatusPaymentRequired:
+		return Verdict{Action: Failover, Broken: describe()}
+	case code == http.StatusBadRequest && accountLevel(msg):
+		return Verdict{Action: Failover, Broken: describe()}
+	case code == 529 || code >= 500:
+		return Verdict{Action: Failover, Transient: true}
+	case code == http.StatusRequestTimeout || code == http.StatusConflict:
+		return Verdict{Action: Failover, Transient: true}
+	}
+	return Verdict{Action: Deliver}
+}
+
+// accountLevel reports whether an error message is about the account rather
+// than the request (reference 5.2).
+func accountLevel(msg string) bool {
+	for _, s := range []string{
+		"organization has been disabled",
+		"oauth authentication is currently not allowed",
+		"has been revoked",
+		"credit balance",
+		"identity verification is required",
+		"invalid x-api-key",
+		"invalid bearer token",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultRateLimitWait applies to a 429 that names no time to wait.
+const defaultRateLimitWait = 30 * time.Second
+
+// rateLimitWait reads how long a 429 asks the account to wait: retry-after-ms,
+// retry-after (seconds or an HTTP date), else the latest reset among the
+// exhausted rate-limit windows.
+func rateLimitWait(h http.Header, now time.Time) time.Duration {
+	if d, ok := RetryAfter(h, now); ok {
+		return d
+	}
+	var wait time.Duration
+	for name, vals := range h {
+		lname := strings.ToLower(name)
+		if !strings.HasPrefix(lname, "anthropic-ratelimit-") || !strings.HasSuffix(lname, "-reset") || len(vals) == 0 {
+			continue
+		}
+		base := strings.TrimSuffix(lname, "-reset")
+		if rem := h.Get(base + "-remaining"); rem != "" && rem != "0" {
+			continue
+		}
+		var at time.Time
+		if secs, err := strconv.ParseInt(vals[0], 10, 64); err == nil {
+			at = time.Unix(secs, 0) // the unified headers use epoch seconds
+		} else if t, err := time.Parse(time.RFC3339, vals[0]); err == nil {
+			at = t
+		}
+		if d := at.Sub(now); d > wait && d < 8*24*time.Hour {
+			wait = d
+		}
+	}
+	if wait > 0 {
+		return wait
+	}
+	return defaultRateLimitWait
+}
+
+// RetryAfter reads retry-after-ms or retry-after from h.
+func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	if v := h.Get("retry-after"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			return time.Duration(s * float64(time.Second)), true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,310 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
+	"github.com/llmgw/llmgw/proxy/sse"
+)
+
+// readBody reads the whole request body once, within the size limit, so it
+// can be replayed on another account.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, clientErr(http.StatusRequestEntityTooLarge, "request_too_large",
+			fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes))
+	case err != nil:
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	return body, nil
+}
+
+// requestHead is the part of a Messages request the gateway reads. The rest
+// of the body goes upstream byte for byte.
+type requestHead struct {
+	Model  string `json:"model"`
+	Stream bool   `json:"stream"`
+}
+
+// parseHead checks that body is a JSON object and reads its head.
+func parseHead(body []byte, needModel bool) (requestHead, error) {
+	var head requestHead
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return head, clientErr(http.StatusBadRequest, "invalid_request_error", "request body is empty: send a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return head, clientErr(http.StatusBadRequest, "invalid_request_error", "request body must be a JSON object")
+	}
+	if err := json.Unmarshal(trimmed, &head); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return head, clientErr(http.StatusBadRequest, "invalid_request_error",
+				fmt.Sprintf("%s: expected %s, got %s", te.Field, te.Type, te.Value))
+		}
+		return head, clientErr(http.StatusBadRequest, "invalid_request_error", "request body is not valid JSON: "+err.Error())
+	}
+	if needModel && head.Model == "" {
+		return head, clientErr(http.StatusBadRequest, "invalid_request_error", "model: field required")
+	}
+	return head, nil
+}
+
+// messages serves POST /v1/messages: Anthropic in, Anthropic out.
+func (s *Server) messages(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	head, err := parseHead(body, true)
+	if err != nil {
+		return err
+	}
+	u := s.beginUsage(r, llmgw.DialectAnthropic, head.Model, head.Stream)
+	defer s.finishUsage(r, u)
+
+	res, err := s.do(r.Context(), &call{
+		method: http.MethodPost, path: "/v1/messages", query: upstreamQuery(r),
+		header: upstreamHeader(r.Header), body: body, model: head.Model, stream: head.Stream, usage: u,
+	})
+	if err != nil {
+		return err
+	}
+	defer res.close()
+	s.deliver(w, r, res, u)
+	return nil
+}
+
+// beginUsage starts the usage record of an inference request.
+func (s *Server) beginUsage(r *http.Request, dialect, model string, stream bool) *llmgw.Usage {
+	e := entryFrom(r.Context())
+	e.model = model
+	u := &llmgw.Usage{
+		Time: s.cfg.Now(), RequestID: e.id, Model: model, Dialect: dialect, Stream: stream,
+	}
+	if k := e.key; k != nil {
+		u.KeyID, u.KeyName = k.ID, k.Name
+	}
+	e.usage = u
+	return u
+}
+
+// finishUsage completes the record and hands it to the recorder. It runs
+// after the client has its answer, whatever happened.
+func (s *Server) finishUsage(r *http.Request, u *llmgw.Usage) {
+	u.Duration = s.cfg.Now().Sub(u.Time)
+	if u.Status == 0 {
+		u.Status = 499 // the client left before any answer
+		u.ErrorType = nonEmpty(u.ErrorType, "client_closed_request")
+	}
+	if n := len(u.Attempts); n > 0 && u.AccountID == 0 {
+		last := u.Attempts[n-1]
+		u.AccountID, u.AccountName = last.AccountID, last.AccountName
+	}
+	entryFrom(r.Context()).account = u.AccountName
+	s.rec.Record(*u)
+}
+
+// deliver writes an upstream answer to an Anthropic client unchanged, and
+// fills in u from what passes by.
+func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage) {
+	u.AccountID, u.AccountName = res.account.ID, res.account.Name
+	u.UpstreamID = res.header.Get("request-id")
+	copyResponseHeader(w.Header(), res.header)
+	switch {
+	case res.events != nil:
+		s.deliverStream(w, r, res, u)
+	case res.raw != nil:
+		body, err := io.ReadAll(res.raw)
+		if err != nil {
+			if r.Context().Err() == nil {
+				u.Status, u.ErrorType = http.StatusBadGateway, "api_error"
+				w.Header().Set("content-type", "application/json")
+				w.WriteHeader(http.StatusBadGateway)
+				_, _ = w.Write(anthropic.MarshalError("api_error", "the upstream connection broke while sending the response", u.RequestID))
+			}
+			return
+		}
+		var msg anthropic.Message
+		if json.Unmarshal(body, &msg) == nil {
+			msg.Usage.ApplyTo(&u.Tokens)
+		}
+		u.Status = res.status
+		u.TTFB = s.cfg.Now().Sub(u.Time)
+		w.WriteHeader(res.status)
+		_, _ = w.Write(body)
+	default:
+		u.Status = res.status
+		if res.status >= 400 {
+			u.ErrorType = nonEmpty(anthropic.ParseError(res.body).Type, anthropic.ErrorType(res.status))
+		} else if res.header.Get("content-type") != "" && bytes.HasPrefix(res.body, []byte("event: error")) {
+			u.ErrorType = "api_error" // every try ended in a stream error event
+			u.EndedEarly = true
+		}
+		u.TTFB = s.cfg.Now().Sub(u.Time)
+		w.WriteHeader(res.status)
+		_, _ = w.Write(res.body)
+	}
+}
+
+// deliverStream passes an SSE stream through event by event, flushing each,
+// and tallies usage on the way. If the upstream breaks off, the client gets an
+// Anthropic error event and a clean end instead of a dropped connection.
+func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("cache-control", "no-cache")
+	w.Header().Set("x-accel-buffering", "no")
+	w.WriteHeader(res.status)
+	u.Status = res.status
+	var tally anthropic.Tally
+	defer func() {
+		u.Tokens = tally.Tokens
+		if tally.Err != nil {
+			u.ErrorType = tally.Err.Type
+		}
+		u.EndedEarly = !tally.Stopped
+	}()
+	first := true
+	for {
+		ev, err := res.events.Next()
+		if err != nil {
+			if r.Context().Err() != nil {
+				u.ErrorType = "client_closed_request"
+				return
+			}
+			if errors.Is(err, io.EOF) && (tally.Stopped || tally.Err != nil) {
+				return
+			}
+			// A stream that broke or ended without message_stop.
+			msg := "the upstream stream ended before the message was complete"
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				msg = "the upstream connection broke mid-stream"
+			}
+			if tally.Err == nil {
+				tally.Err = &anthropic.ErrorDetail{Type: "api_error", Message: msg}
+				_, _ = w.Write(sse.Frame("error", anthropic.MarshalError("api_error", msg, u.RequestID)))
+				_ = rc.Flush()
+			}
+			return
+		}
+		tally.Observe(ev.Name, ev.Data)
+		if _, err := w.Write(ev.Raw); err != nil {
+			u.ErrorType = "client_closed_request"
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			u.ErrorType = "client_closed_request"
+			return
+		}
+		if first {
+			u.TTFB = s.cfg.Now().Sub(u.Time)
+			first = false
+		}
+	}
+}
+
+// countTokens serves POST /v1/messages/count_tokens by forwarding it to an
+// account. It is not an inference request and leaves no usage row.
+func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	head, err := parseHead(body, true)
+	if err != nil {
+		return err
+	}
+	entryFrom(r.Context()).model = head.Model
+	res, err := s.do(r.Context(), &call{
+		method: http.MethodPost, path: "/v1/messages/count_tokens", query: upstreamQuery(r),
+		header: upstreamHeader(r.Header), body: body, model: head.Model,
+	})
+	if err != nil {
+		return err
+	}
+	defer res.close()
+	entryFrom(r.Context()).account = res.account.Name
+	return passBuffered(w, res)
+}
+
+// passBuffered writes a non-stream upstream answer unchanged.
+func passBuffered(w http.ResponseWriter, res *result) error {
+	copyResponseHeader(w.Header(), res.header)
+	body := res.body
+	if res.raw != nil {
+		var err error
+		if body, err = io.ReadAll(res.raw); err != nil {
+			return fmt.Errorf("read upstream answer: %w", err)
+		}
+	}
+	w.WriteHeader(res.status)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// models serves GET /v1/models and /v1/models/{id} from an account, or from
+// the built-in list when no account can answer.
+func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
+	path := r.URL.Path
+	res, err := s.do(r.Context(), &call{
+		method: http.MethodGet, path: path, query: upstreamQuery(r), header: upstreamHeader(r.Header),
+	})
+	if err == nil {
+		defer res.close()
+		if res.status < 300 {
+			entryFrom(r.Context()).account = res.account.Name
+			return passBuffered(w, res)
+		}
+	} else if r.Context().Err() != nil {
+		return err
+	}
+	return writeBuiltinModels(w, chi.URLParam(r, "id"))
+}
+
+// builtinModels answers /v1/models when no account can. Listed newest first,
+// as the API does.
+var builtinModels = []struct{ id, name, created string }{
+	{"claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-01T00:00:00Z"},
+	{"claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z"},
+	{"claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"},
+	{"claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"},
+	{"claude-opus-4-20250514", "Claude Opus 4", "2025-05-14T00:00:00Z"},
+	{"claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-14T00:00:00Z"},
+	{"claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"},
+}
+
+type modelInfo struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
+	CreatedAt   string `json:"created_at"`
+}
+
+func writeBuiltinModels(w http.ResponseWriter, id string) error {
+	w.Header().Set("content-type", "application/json")
+	var list []modelInfo
+	for _, m := range builtinModels {
+		info := modelInfo{Type: "model", ID: m.id, DisplayName: m.name, CreatedAt: m.created}
+		if id == m.id {
+			return json.NewEncoder(w).Encode(info)
+		}
+		list = append(list, info)
+	}
+	if id != "" {
+		return clientErr(http.StatusNotFound, "not_found_error", "model: "+id)
+	}
+	return json.NewEncoder(w).Encode(map[string]any{
+		"data": list, "has_more": false, "first_id": list[0].ID, "last_id": list[len(list)-1].ID,
+	})
+}

@@ -1,0 +1,383 @@
+// Package proxy serves the gateway's HTTP API. It answers clients from an
+// in-memory snapshot of accounts and keys, chooses an account per request,
+// fails over before the first byte reaches the client, and hands a usage
+// record for every inference request to a UsageRecorder. It never touches
+// the database.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/llmgw/llmgw"
+)
+
+// UsageRecorder receives what the proxy learns: one record per inference
+// request, after the client has its answer, and account state changes. Both
+// calls must not block for long and must never lose data.
+type UsageRecorder interface {
+	Record(llmgw.Usage)
+	RecordState(accountID int64, st llmgw.AccountState)
+}
+
+// Config tunes a Server. Zero values take the defaults noted.
+type Config struct {
+	// MaxAttempts is how many accounts one request may try. Default 3.
+	MaxAttempts int
+	// MaxBodyBytes limits a request body. Default 32 MiB, as Anthropic.
+	MaxBodyBytes int64
+	// Timeout bounds the wait for upstream response headers and for a free
+	// concurrency slot. Default 10 minutes.
+	Timeout time.Duration
+	// StaticKeys are client keys from the config file, accepted in addition
+	// to those in the snapshot. Only Name and Hash are used.
+	StaticKeys []llmgw.ClientKey
+	// Kinds maps each account type to its Kind. Default: api_key only.
+	Kinds map[llmgw.AccountType]Kind
+	// Transport carries upstream requests. Default: a tuned http.Transport.
+	Transport http.RoundTripper
+	// Logger receives one line per request and the proxy's warnings.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Server is the gateway's HTTP handler. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	rec     UsageRecorder
+	log     *slog.Logger
+	view    atomic.Pointer[view]
+	pool    *pool
+	client  *http.Client
+	handler http.Handler
+}
+
+// view is a snapshot with the indexes the hot path needs.
+type view struct {
+	snap *llmgw.Snapshot
+	keys map[string]*llmgw.ClientKey // by hash
+}
+
+// NewServer returns a Server that records usage to rec. It serves nothing
+// until SetSnapshot is called: /readyz says so.
+func NewServer(cfg Config, rec UsageRecorder) *Server {
+	if rec == nil {
+		panic("proxy: NewServer needs a UsageRecorder")
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 32 << 20
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.Kinds == nil {
+		cfg.Kinds = map[llmgw.AccountType]Kind{llmgw.AccountAPIKey: APIKeyKind{}}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport(cfg.Timeout)
+	}
+	s := &Server{
+		cfg:    cfg,
+		rec:    rec,
+		log:    cfg.Logger.With("component", "proxy"),
+		pool:   newPool(cfg.Now),
+		client: &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirect}, // no Client.Timeout: it would cut streams
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// NewTransport returns the transport llmgw uses upstream: many idle
+// connections per host (the default of 2 would make every burst dial), and a
+// bound on the wait for response headers, but none on the body, which for a
+// stream may take many minutes.
+func NewTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// SetSnapshot makes snap the one requests are served from. Requests already
+// running keep the snapshot they started with.
+func (s *Server) SetSnapshot(snap *llmgw.Snapshot) {
+	v := &view{snap: snap, keys: make(map[string]*llmgw.ClientKey, len(snap.Keys)+len(s.cfg.StaticKeys))}
+	for i := range s.cfg.StaticKeys {
+		k := &s.cfg.StaticKeys[i]
+		v.keys[k.Hash] = k
+	}
+	for i := range snap.Keys {
+		k := &snap.Keys[i]
+		v.keys[k.Hash] = k
+	}
+	keep := make(map[int64]bool, len(snap.Accounts))
+	for _, a := range snap.Accounts {
+		keep[a.ID] = true
+	}
+	s.view.Store(v)
+	s.pool.forget(keep)
+}
+
+// Snapshot returns the snapshot being served, or nil before the first.
+func (s *Server) Snapshot() *llmgw.Snapshot {
+	if v := s.view.Load(); v != nil {
+		return v.snap
+	}
+	return nil
+}
+
+// AccountState returns the state the server currently holds for an account:
+// the newer of the snapshot's and what it learned while serving.
+func (s *Server) AccountState(a *llmgw.Account) llmgw.AccountState {
+	h := s.pool.health(a.ID)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return effectiveState(a, h)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.accessLog, middleware.Recoverer)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate)
+		r.Post("/v1/messages", s.wrap(s.messages))
+		r.Post("/v1/messages/count_tokens", s.wrap(s.countTokens))
+		r.Get("/v1/models", s.wrap(s.models))
+		r.Get("/v1/models/{id}", s.wrap(s.models))
+		r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+			return clientErr(http.StatusNotFound, "not_found_error", "no route for "+r.Method+" "+r.URL.Path)
+		}))
+		r.MethodNotAllowed(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+			return clientErr(http.StatusMethodNotAllowed, "invalid_request_error", "method "+r.Method+" is not allowed on "+r.URL.Path)
+		}))
+	})
+	return r
+}
+
+// handlerFunc is a handler that returns its error for writeError.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("content-type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+// readyz answers 200 once a snapshot is loaded and at least one account is
+// usable (active, even if cooling down).
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("content-type", "application/json")
+	v := s.view.Load()
+	if v == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"not ready","reason":"no snapshot loaded yet"}`))
+		return
+	}
+	for i := range v.snap.Accounts {
+		a := &v.snap.Accounts[i]
+		if _, ok := s.cfg.Kinds[a.Type]; ok && s.AccountState(a).Status == llmgw.StatusActive {
+			_, _ = w.Write([]byte(`{"status":"ready"}`))
+			return
+		}
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"status":"not ready","reason":"no usable account"}`))
+}
+
+type ctxKey int
+
+const entryKey ctxKey = iota
+
+// entry is the per-request log line, filled in by handlers and written by
+// accessLog when the request ends.
+type entry struct {
+	id      string
+	key     *llmgw.ClientKey
+	usage   *llmgw.Usage // set by inference handlers
+	account string
+	model   string
+	errMsg  string
+}
+
+func entryFrom(ctx context.Context) *entry {
+	e, _ := ctx.Value(entryKey).(*entry)
+	if e == nil {
+		e = &entry{}
+	}
+	return e
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "llmgw_" + hex.EncodeToString(b[:])
+}
+
+// accessLog writes one line per request. It keeps Flush and Unwrap on the
+// writer so streams are not buffered.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.cfg.Now()
+		e := &entry{id: newRequestID()}
+		w.Header().Set("x-request-id", e.id)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), entryKey, e)))
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			return
+		}
+		status := sw.status
+		if status == 0 {
+			status = 499 // the client went away before an answer
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", e.id),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("dur_ms", s.cfg.Now().Sub(start).Milliseconds()),
+		}
+		if e.key != nil {
+			attrs = append(attrs, slog.String("key", e.key.Name))
+		}
+		if e.account != "" {
+			attrs = append(attrs, slog.String("account", e.account))
+		}
+		if e.model != "" {
+			attrs = append(attrs, slog.String("model", e.model))
+		}
+		if u := e.usage; u != nil {
+			attrs = append(attrs,
+				slog.String("dialect", u.Dialect),
+				slog.Bool("stream", u.Stream),
+				slog.Int("attempts", len(u.Attempts)),
+				slog.Int64("in_tok", u.Tokens.Input),
+				slog.Int64("out_tok", u.Tokens.Output),
+				slog.Int64("cache_read_tok", u.Tokens.CacheRead),
+				slog.Int64("cache_write_tok", u.Tokens.CacheWrite),
+			)
+			if u.EndedEarly {
+				attrs = append(attrs, slog.Bool("ended_early", true))
+			}
+		}
+		if e.errMsg != "" {
+			attrs = append(attrs, slog.String("err", e.errMsg))
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	})
+}
+
+// statusWriter remembers the status written. It keeps Flush and exposes
+// Unwrap for http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// clientKey returns the key a client presented, wherever it put it.
+func clientKey(r *http.Request) string {
+	if k := r.Header.Get("x-api-key"); k != "" {
+		return k
+	}
+	if auth := r.Header.Get("authorization"); auth != "" {
+		if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "bearer") {
+			return strings.TrimSpace(tok)
+		}
+	}
+	if k := r.Header.Get("x-goog-api-key"); k != "" {
+		return k
+	}
+	return r.URL.Query().Get("key")
+}
+
+// authenticate admits requests that carry a known, usable client key.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := s.view.Load()
+		if v == nil {
+			s.writeError(w, r, clientErr(http.StatusServiceUnavailable, "overloaded_error", "llmgw is starting: no snapshot loaded yet"))
+			return
+		}
+		presented := clientKey(r)
+		if presented == "" {
+			s.writeError(w, r, clientErr(http.StatusUnauthorized, "authentication_error",
+				"missing client key: send it as x-api-key or Authorization: Bearer"))
+			return
+		}
+		hash := llmgw.HashKey(presented)
+		k, ok := v.keys[hash]
+		if !ok || subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 {
+			s.writeError(w, r, clientErr(http.StatusUnauthorized, "authentication_error", "invalid client key"))
+			return
+		}
+		if usable, why := k.Usable(s.cfg.Now()); !usable {
+			s.writeError(w, r, clientErr(http.StatusUnauthorized, "authentication_error", why))
+			return
+		}
+		entryFrom(r.Context()).key = k
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,115 @@
+// Package sse reads server-sent events frame by frame, keeping each frame's
+// exact bytes so that a proxy can pass it on unchanged.
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Event is one SSE frame.
+type Event struct {
+	Name string // the event: field; empty if the frame had none
+	Data []byte // the data: lines joined by "\n"
+	Raw  []byte // the frame exactly as read, including its blank-line terminator
+}
+
+// Reader reads events from an SSE stream. It is not safe for concurrent use.
+// The slices of an Event stay valid until the next call to Next.
+type Reader struct {
+	br      *bufio.Reader
+	raw     []byte
+	data    []byte
+	pending *Event
+}
+
+// NewReader returns a Reader that reads from r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// Unread pushes ev back so that the next call to Next returns it again. The
+// event is copied.
+func (r *Reader) Unread(ev Event) {
+	cp := Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)}
+	r.pending = &cp
+}
+
+// Next returns the next event. At a clean end of stream it returns io.EOF; if
+// the stream ends in the middle of a frame it returns io.ErrUnexpectedEOF with
+// the partial frame's bytes in Event.Raw. Frames that carry only comments are
+// returned too (with no Name and no Data), so keep-alive comments pass through.
+func (r *Reader) Next() (Event, error) {
+	if p := r.pending; p != nil {
+		r.pending = nil
+		return *p, nil
+	}
+	r.raw = r.raw[:0]
+	r.data = r.data[:0]
+	var name []byte
+	hasData := false
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if len(r.raw) == 0 {
+					return Event{}, io.EOF
+				}
+				return Event{Raw: r.raw}, io.ErrUnexpectedEOF
+			}
+			return Event{Raw: r.raw}, err
+		}
+		body := bytes.TrimRight(line, "\r\n")
+		if len(body) == 0 {
+			if len(r.raw) == len(line) { // a stray blank line between frames
+				r.raw = r.raw[:0]
+				continue
+			}
+			return Event{Name: string(name), Data: r.data, Raw: r.raw}, nil
+		}
+		field, value, _ := bytes.Cut(body, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			name = value
+		case "data":
+			if hasData {
+				r.data = append(r.data, '\n')
+			}
+			r.data = append(r.data, value...)
+			hasData = true
+		}
+	}
+}
+
+// readLine appends the next line, terminator included, to r.raw and returns it.
+func (r *Reader) readLine() ([]byte, error) {
+	start := len(r.raw)
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		r.raw = append(r.raw, chunk...)
+		switch {
+		case err == nil:
+			return r.raw[start:], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(r.raw) > start:
+			// A final line without a terminator is a truncated frame.
+			return nil, io.EOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+// Frame formats one event as SSE bytes.
+func Frame(name string, data []byte) []byte {
+	b := make([]byte, 0, len(name)+len(data)+16)
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
