@@ -10,10 +10,12 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +64,7 @@ type Server struct {
 	pool    *pool
 	client  *http.Client
 	handler http.Handler
+	active  sync.WaitGroup // requests being served, for Drain
 }
 
 // view is a snapshot with the indexes the hot path needs.
@@ -165,6 +168,23 @@ func (s *Server) AccountState(a *llmgw.Account) llmgw.AccountState {
 	return effectiveState(a, h)
 }
 
+// Drain waits until every request being served has finished and recorded
+// its usage, or ctx ends. http.Server.Close does not wait for handlers, so
+// call Drain after it and before closing the usage recorder.
+func (s *Server) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("requests still running: %w", ctx.Err())
+	}
+}
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
@@ -259,6 +279,8 @@ func newRequestID() string {
 // writer so streams are not buffered.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.active.Add(1)
+		defer s.active.Done()
 		start := s.cfg.Now()
 		e := &entry{id: newRequestID()}
 		w.Header().Set("x-request-id", e.id)
