@@ -191,13 +191,14 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 
 	if resp.StatusCode < 300 {
 		if c.stream && strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream") {
-			// Hold back the first event: an error there (an overload right
-			// after the 200) can still fail over, since the client saw nothing.
+			// Hold back the events before the first content: an error there
+			// (an overload right after the 200) can still fail over, since
+			// the client has seen nothing yet.
 			events := sse.NewReader(resp.Body)
-			first, ferr := events.Next()
-			if ferr == nil && first.Name == "error" {
-				detail := anthropic.ParseError(first.Data)
-				res.body = bytes.Clone(first.Raw)
+			held, errEv, ferr := holdPrefix(events)
+			if errEv != nil {
+				detail := anthropic.ParseError(errEv.Data)
+				res.body = bytes.Clone(errEv.Raw)
 				resp.Body.Close()
 				rec(resp.StatusCode, nonEmpty(detail.Type, "api_error"), ttfb)
 				s.pool.observe(h, 0, true, true)
@@ -205,14 +206,14 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 				res.close = release
 				return res, Verdict{Action: Failover, Transient: true}, nil
 			}
-			if ferr != nil && !errors.Is(ferr, io.EOF) && !errors.Is(ferr, io.ErrUnexpectedEOF) {
+			if ferr != nil && len(held) == 0 {
 				res.close()
 				rec(0, "connection_error", ttfb)
 				s.pool.observe(h, 0, true, true)
 				return nil, Verdict{}, ferr
 			}
-			if ferr == nil {
-				events.Unread(first)
+			for i := len(held) - 1; i >= 0; i-- {
+				events.Unread(held[i])
 			}
 			res.events = events
 		} else {
@@ -244,6 +245,33 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	s.pool.observe(h, 0, true, verdict.Transient)
 	s.applyVerdict(a, h, verdict, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
 	return res, verdict, nil
+}
+
+// heldEventsMax bounds how many events holdPrefix keeps back.
+const heldEventsMax = 16
+
+// holdPrefix reads a stream's events up to its first content (a
+// content_block_delta, message_delta or message_stop). It returns them, or
+// the error event found among them. A read error ends the prefix early; the
+// whole events read so far are still returned, and the stream's end shows on
+// the next read.
+func holdPrefix(events *sse.Reader) (held []sse.Event, errEv *sse.Event, err error) {
+	for len(held) < heldEventsMax {
+		ev, err := events.Next()
+		if err != nil {
+			return held, nil, err // a partial frame is never passed on
+		}
+		ev = sse.Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)}
+		if ev.Name == "error" {
+			return held, &ev, nil
+		}
+		held = append(held, ev)
+		switch ev.Name {
+		case "content_block_delta", "message_delta", "message_stop":
+			return held, nil, nil
+		}
+	}
+	return held, nil, nil
 }
 
 // applyVerdict turns a Kind's verdict into account state.

@@ -22,7 +22,7 @@ type Reader struct {
 	br      *bufio.Reader
 	raw     []byte
 	data    []byte
-	pending *Event
+	pending []Event // pushed back by Unread; the last is returned first
 }
 
 // NewReader returns a Reader that reads from r.
@@ -30,11 +30,10 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
 }
 
-// Unread pushes ev back so that the next call to Next returns it again. The
-// event is copied.
+// Unread pushes ev back so that the next call to Next returns it. Events
+// pushed back are returned last in, first out. The event is copied.
 func (r *Reader) Unread(ev Event) {
-	cp := Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)}
-	r.pending = &cp
+	r.pending = append(r.pending, Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)})
 }
 
 // Next returns the next event. At a clean end of stream it returns io.EOF; if
@@ -42,9 +41,10 @@ func (r *Reader) Unread(ev Event) {
 // the partial frame's bytes in Event.Raw. Frames that carry only comments are
 // returned too (with no Name and no Data), so keep-alive comments pass through.
 func (r *Reader) Next() (Event, error) {
-	if p := r.pending; p != nil {
-		r.pending = nil
-		return *p, nil
+	if n := len(r.pending); n > 0 {
+		ev := r.pending[n-1]
+		r.pending = r.pending[:n-1]
+		return ev, nil
 	}
 	r.raw = r.raw[:0]
 	r.data = r.data[:0]
