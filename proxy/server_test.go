@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -569,5 +570,64 @@ func TestServer_ModelsFromUpstream(t *testing.T) {
 	}
 	if len(page.Data) == 0 || up.Count() != 1 {
 		t.Errorf("models = %d, upstream calls %d", len(page.Data), up.Count())
+	}
+}
+
+func TestServer_Readyz(t *testing.T) {
+	rec := newRecorder()
+	s := NewServer(Config{Logger: discardLogger()}, rec)
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	get := func() int {
+		res, err := http.Get(hs.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := get(); got != 503 {
+		t.Errorf("before a snapshot: %d, want 503", got)
+	}
+	a := account(1, "a", "sk-ant-a", "http://127.0.0.1:1")
+	a.State.Status = llmgw.StatusDisabled
+	s.SetSnapshot(&llmgw.Snapshot{Accounts: []llmgw.Account{a}})
+	if got := get(); got != 503 {
+		t.Errorf("only a disabled account: %d, want 503", got)
+	}
+	s.SetSnapshot(&llmgw.Snapshot{Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", "http://127.0.0.1:1")}})
+	if got := get(); got != 200 {
+		t.Errorf("an active account: %d, want 200", got)
+	}
+	res, err := http.Get(hs.URL + "/healthz")
+	if err != nil || res.StatusCode != 200 {
+		t.Errorf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+}
+
+func TestServer_StaticKey(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	const static = "static-key-0123456789"
+	g := newGateway(t, Config{StaticKeys: []llmgw.ClientKey{{Name: "ci", Hash: llmgw.HashKey(static)}}},
+		account(1, "a", "sk-ant-a", up.URL))
+	if _, err := g.client(option.WithAPIKey(static)).Messages.New(ctx(t), userMsg("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if row := g.rec.wait(t, 1)[0]; row.KeyName != "ci" || row.KeyID != 0 {
+		t.Errorf("row key = %q/%d, want the static key ci/0", row.KeyName, row.KeyID)
+	}
+}
+
+func TestServer_ExpiredKey(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+	snap := *g.Snapshot()
+	snap.Keys = []llmgw.ClientKey{{ID: 9, Name: "old", Hash: llmgw.HashKey(testKey), ExpiresAt: time.Now().Add(-time.Hour)}}
+	g.SetSnapshot(&snap)
+	_, err := g.client().Messages.New(ctx(t), userMsg("hi"))
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 || !strings.Contains(apiErr.RawJSON(), "expired") {
+		t.Fatalf("err = %v, want 401 saying the key expired", err)
 	}
 }
