@@ -1,0 +1,394 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/llmgw/llmgw"
+)
+
+// accountColumns are read by scanAccount, in this order. The LEFT JOIN gives
+// NULLs for accounts without tokens, hence the COALESCEs.
+const accountColumns = `
+	a.id, a.name, a.type, a.status, a.status_reason, a.api_key, a.base_url,
+	a.priority, a.weight, a.max_concurrency, a.models, a.cooldown_until,
+	a.last_error, a.state_at, a.created_at, a.updated_at,
+	COALESCE(t.access_token, ''), COALESCE(t.refresh_token, ''), COALESCE(t.expires_at, 0)
+	FROM accounts a LEFT JOIN oauth_tokens t ON t.account_id = a.id`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanAccount(s scanner) (llmgw.Account, error) {
+	var (
+		a                                  llmgw.Account
+		models                             string
+		cooldown, stateAt, created, update int64
+		expires                            int64
+	)
+	err := s.Scan(&a.ID, &a.Name, &a.Type, &a.State.Status, &a.State.Reason, &a.APIKey, &a.BaseURL,
+		&a.Priority, &a.Weight, &a.MaxConcurrency, &models, &cooldown,
+		&a.State.LastError, &stateAt, &created, &update,
+		&a.AccessToken, &a.RefreshToken, &expires)
+	if err != nil {
+		return a, err
+	}
+	a.Models = splitModels(models)
+	a.State.CooldownUntil = fromMs(cooldown)
+	a.State.At = fromMs(stateAt)
+	a.CreatedAt = fromMs(created)
+	a.UpdatedAt = fromMs(update)
+	a.ExpiresAt = fromMs(expires)
+	return a, nil
+}
+
+// splitModels and joinModels convert the allowlist to and from its stored
+// form, a comma-separated list; checkModels keeps commas out of patterns.
+func splitModels(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func joinModels(models []string) string { return strings.Join(models, ",") }
+
+// validate runs the domain checks plus the one the storage format adds.
+func validate(a *llmgw.Account) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	for _, p := range a.Models {
+		if p == "" || strings.Contains(p, ",") {
+			return fmt.Errorf("%w: account %s: model pattern %q must be non-empty and contain no comma", llmgw.ErrInvalid, a.Name, p)
+		}
+	}
+	if st := a.State.Status; st != "" && !validStatus(st) {
+		return fmt.Errorf("%w: account %s: status must be active, disabled or error, not %q", llmgw.ErrInvalid, a.Name, st)
+	}
+	return nil
+}
+
+func validStatus(st llmgw.AccountStatus) bool {
+	return st == llmgw.StatusActive || st == llmgw.StatusDisabled || st == llmgw.StatusError
+}
+
+// InsertAccount validates and stores a new account, and for an OAuth account
+// its tokens. It sets a.ID, a.CreatedAt, a.UpdatedAt and a.State.At; the
+// status is active unless a.State.Status says otherwise. It returns an error
+// wrapping llmgw.ErrInvalid if validation fails and llmgw.ErrConflict if the
+// name is taken.
+func (db *DB) InsertAccount(ctx context.Context, a *llmgw.Account) error {
+	if err := validate(a); err != nil {
+		return err
+	}
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("insert account %s: %w", a.Name, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	b := *a
+	if err := db.insertAccount(ctx, tx, &b); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("insert account %s: %w", a.Name, err)
+	}
+	*a = b // only once it is stored
+	return nil
+}
+
+// insertAccount inserts a validated account and fills in what the store
+// decides: ID, times and the initial state.
+func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error {
+	now := db.now()
+	if a.State.Status == "" {
+		a.State.Status = llmgw.StatusActive
+	}
+	a.State.At = now
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO accounts (name, type, status, status_reason, api_key, base_url,
+			priority, weight, max_concurrency, models, cooldown_until, last_error,
+			state_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Name, a.Type, a.State.Status, a.State.Reason, a.APIKey, a.BaseURL,
+		a.Priority, a.Weight, a.MaxConcurrency, joinModels(a.Models), ms(a.State.CooldownUntil), a.State.LastError,
+		ms(now), ms(now), ms(now))
+	if err != nil {
+		return fmt.Errorf("insert account %s: %w", a.Name, conflict(err))
+	}
+	if a.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("insert account %s: %w", a.Name, err)
+	}
+	a.CreatedAt, a.UpdatedAt = fromMs(ms(now)), fromMs(ms(now)) // as they will read back
+	if a.Type == llmgw.AccountOAuth {
+		return db.putTokens(ctx, tx, a)
+	}
+	return nil
+}
+
+// putTokens stores an account's OAuth tokens as the operator gave them. A
+// replacement bumps generation, so that a refresh that started from the old
+// tokens loses its compare-and-swap instead of overwriting the new ones.
+func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO oauth_tokens (account_id, access_token, refresh_token, expires_at, updated_at)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET
+			access_token = excluded.access_token,
+			refresh_token = excluded.refresh_token,
+			expires_at = excluded.expires_at,
+			updated_at = excluded.updated_at,
+			generation = generation + 1,
+			refresh_error = ''`,
+		a.ID, a.AccessToken, a.RefreshToken, ms(a.ExpiresAt), ms(db.now()))
+	if err != nil {
+		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+// UpsertAccounts creates or updates accounts by name, all in one
+// transaction: either every account is stored or, on any error, nothing
+// changes. Every account is validated before anything is written; the error
+// then wraps llmgw.ErrInvalid and lists every problem.
+//
+// An update replaces the configuration and the secrets (for OAuth, the
+// tokens) and keeps the account's ID, state and statistics. Storing the same
+// accounts twice is harmless and counts them as updated. accts is not
+// modified.
+func (db *DB) UpsertAccounts(ctx context.Context, accts []llmgw.Account) (created, updated int, err error) {
+	var errs []error
+	seen := make(map[string]bool, len(accts))
+	for i := range accts {
+		a := &accts[i]
+		if err := validate(a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[a.Name] {
+			errs = append(errs, fmt.Errorf("%w: account %s appears more than once", llmgw.ErrInvalid, a.Name))
+		}
+		seen[a.Name] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, err
+	}
+
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("upsert accounts: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for i := range accts {
+		a := accts[i] // a copy: the caller's slice is not ours to fill in
+		ok, err := db.updateAccount(ctx, tx, &a)
+		switch {
+		case err != nil:
+			return 0, 0, err
+		case ok:
+			updated++
+		default:
+			if err := db.insertAccount(ctx, tx, &a); err != nil {
+				return 0, 0, err
+			}
+			created++
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("upsert accounts: %w", err)
+	}
+	return created, updated, nil
+}
+
+// updateAccount replaces the configuration and secrets of the account named
+// a.Name, leaving its state alone. It reports false if there is no such
+// account.
+func (db *DB) updateAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) (bool, error) {
+	err := tx.QueryRowContext(ctx, `
+		UPDATE accounts SET type = ?, api_key = ?, base_url = ?, priority = ?, weight = ?,
+			max_concurrency = ?, models = ?, updated_at = ?
+		WHERE name = ?
+		RETURNING id`,
+		a.Type, a.APIKey, a.BaseURL, a.Priority, a.Weight,
+		a.MaxConcurrency, joinModels(a.Models), ms(db.now()), a.Name,
+	).Scan(&a.ID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("update account %s: %w", a.Name, err)
+	}
+	if a.Type == llmgw.AccountOAuth {
+		return true, db.putTokens(ctx, tx, a)
+	}
+	// An account that was OAuth and now holds an API key keeps no tokens.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM oauth_tokens WHERE account_id = ?`, a.ID); err != nil {
+		return false, fmt.Errorf("update account %s: %w", a.Name, err)
+	}
+	return true, nil
+}
+
+// GetAccount returns the named account with its tokens and state. It returns
+// an error wrapping llmgw.ErrNotFound if there is none.
+func (db *DB) GetAccount(ctx context.Context, name string) (*llmgw.Account, error) {
+	a, err := scanAccount(db.rdb.QueryRowContext(ctx, `SELECT `+accountColumns+` WHERE a.name = ?`, name))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("account %s: %w", name, llmgw.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("get account %s: %w", name, err)
+	}
+	return &a, nil
+}
+
+// ListAccounts returns every account, with tokens and state, ordered by ID.
+func (db *DB) ListAccounts(ctx context.Context) ([]llmgw.Account, error) {
+	return listAccounts(ctx, db.rdb)
+}
+
+func listAccounts(ctx context.Context, q queryer) ([]llmgw.Account, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+accountColumns+` ORDER BY a.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []llmgw.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return out, nil
+}
+
+// AccountStats returns the running totals of every account that has served
+// at least one attempt, by account ID.
+func (db *DB) AccountStats(ctx context.Context) (map[int64]llmgw.AccountStats, error) {
+	rows, err := db.rdb.QueryContext(ctx, `
+		SELECT account_id, requests, errors, last_used_at, last_error, last_error_at,
+			latency_ms_sum, latency_samples
+		FROM account_stats`)
+	if err != nil {
+		return nil, fmt.Errorf("account stats: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]llmgw.AccountStats)
+	for rows.Next() {
+		var (
+			id, lastUsed, lastErrAt, sum, samples int64
+			s                                     llmgw.AccountStats
+		)
+		if err := rows.Scan(&id, &s.Requests, &s.Errors, &lastUsed, &s.LastError, &lastErrAt, &sum, &samples); err != nil {
+			return nil, fmt.Errorf("account stats: %w", err)
+		}
+		s.LastUsed, s.LastErrorAt = fromMs(lastUsed), fromMs(lastErrAt)
+		if samples > 0 {
+			s.AvgLatencyMs = float64(sum) / float64(samples)
+		}
+		out[id] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("account stats: %w", err)
+	}
+	return out, nil
+}
+
+// SetAccountStatus is the operator's override: it sets the named account's
+// status and reason, clears any cooldown and stamps the state with the
+// current time, so that it beats every state the server decided earlier. It
+// returns an error wrapping llmgw.ErrNotFound if there is no such account
+// and llmgw.ErrInvalid for an unknown status.
+func (db *DB) SetAccountStatus(ctx context.Context, name string, st llmgw.AccountStatus, reason string) error {
+	if !validStatus(st) {
+		return fmt.Errorf("%w: status must be active, disabled or error, not %q", llmgw.ErrInvalid, st)
+	}
+	now := ms(db.now())
+	res, err := db.wdb.ExecContext(ctx, `
+		UPDATE accounts SET status = ?, status_reason = ?, cooldown_until = 0, state_at = ?, updated_at = ?
+		WHERE name = ?`,
+		st, reason, now, now, name)
+	if err != nil {
+		return fmt.Errorf("set status of account %s: %w", name, err)
+	}
+	return mustAffect(res, "account", name)
+}
+
+// DeleteAccount removes the named account with its tokens and statistics.
+// Its request_log rows stay: the ledger outlives accounts. It returns an
+// error wrapping llmgw.ErrNotFound if there is no such account.
+func (db *DB) DeleteAccount(ctx context.Context, name string) error {
+	res, err := db.wdb.ExecContext(ctx, `DELETE FROM accounts WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("delete account %s: %w", name, err)
+	}
+	return mustAffect(res, "account", name)
+}
+
+// mustAffect turns an UPDATE or DELETE that matched no row into ErrNotFound.
+func mustAffect(res sql.Result, kind, name string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %s: %w", kind, name, llmgw.ErrNotFound)
+	}
+	return nil
+}
+
+// SaveAccountStates writes back states the server decided while serving,
+// by account ID. A state is written only if it is at least as new as the
+// stored one (by At), so the server never undoes a later operator change;
+// states of removed accounts are ignored. It returns an error wrapping
+// llmgw.ErrInvalid, and writes nothing, if a status is unknown.
+func (db *DB) SaveAccountStates(ctx context.Context, states map[int64]llmgw.AccountState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	for id, st := range states {
+		if !validStatus(st.Status) {
+			return fmt.Errorf("%w: account %d: status must be active, disabled or error, not %q", llmgw.ErrInvalid, id, st.Status)
+		}
+	}
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save account states: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := saveStates(ctx, tx, states); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save account states: %w", err)
+	}
+	return nil
+}
+
+// saveStates writes valid states inside tx; see SaveAccountStates.
+func saveStates(ctx context.Context, tx *sql.Tx, states map[int64]llmgw.AccountState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `
+		UPDATE accounts SET status = ?, status_reason = ?, cooldown_until = ?, last_error = ?, state_at = ?
+		WHERE id = ? AND state_at <= ?`)
+	if err != nil {
+		return fmt.Errorf("save account states: %w", err)
+	}
+	defer stmt.Close()
+	for id, st := range states {
+		at := ms(st.At)
+		if _, err := stmt.ExecContext(ctx, st.Status, st.Reason, ms(st.CooldownUntil), st.LastError, at, id, at); err != nil {
+			return fmt.Errorf("save state of account %d: %w", id, err)
+		}
+	}
+	return nil
+}

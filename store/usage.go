@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/llmgw/llmgw"
+)
+
+// UsageRow is one row of the request log. The log keeps the number of
+// attempts but not the attempts themselves (they are folded into the
+// per-account statistics), so Usage.Attempts is nil and AttemptCount says
+// how many there were.
+type UsageRow struct {
+	llmgw.Usage
+	AttemptCount int
+}
+
+// ListUsage returns the request log rows with since <= Time < until, oldest
+// first. Durations come back at millisecond precision.
+func (db *DB) ListUsage(ctx context.Context, since, until time.Time) ([]UsageRow, error) {
+	rows, err := db.rdb.QueryContext(ctx, `
+		SELECT ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
+			stream, status, error_type, attempts, input_tokens, output_tokens,
+			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+			ttfb_ms, duration_ms, ended_early, upstream_request_id
+		FROM request_log
+		WHERE ts >= ? AND ts < ?
+		ORDER BY ts, id`,
+		since.UnixMilli(), until.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("list usage: %w", err)
+	}
+	defer rows.Close()
+	var out []UsageRow
+	for rows.Next() {
+		var (
+			r                  UsageRow
+			ts, ttfb, dur      int64
+			stream, endedEarly bool
+		)
+		t := &r.Tokens
+		err := rows.Scan(&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
+			&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
+			&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
+			&ttfb, &dur, &endedEarly, &r.UpstreamID)
+		if err != nil {
+			return nil, fmt.Errorf("list usage: %w", err)
+		}
+		r.Time = fromMs(ts)
+		r.Stream, r.EndedEarly = stream, endedEarly
+		r.TTFB, r.Duration = time.Duration(ttfb)*time.Millisecond, time.Duration(dur)*time.Millisecond
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list usage: %w", err)
+	}
+	return out, nil
+}
+
+// writeUsage commits one batch in one write transaction: the log rows, their
+// attempts folded into account_stats, the keys' last use, and the account
+// states the server decided. The states must already be valid.
+func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, states map[int64]llmgw.AccountState) error {
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("write usage: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := insertUsage(ctx, tx, batch); err != nil {
+		return err
+	}
+	if err := foldStats(ctx, tx, batch); err != nil {
+		return err
+	}
+	if err := touchKeys(ctx, tx, batch); err != nil {
+		return err
+	}
+	if err := saveStates(ctx, tx, states); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("write usage: %w", err)
+	}
+	return nil
+}
+
+func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `
+		INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
+			stream, status, error_type, attempts, input_tokens, output_tokens,
+			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+			ttfb_ms, duration_ms, ended_early, upstream_request_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("write usage: %w", err)
+	}
+	defer stmt.Close()
+	for i := range batch {
+		u, t := &batch[i], &batch[i].Tokens
+		_, err := stmt.ExecContext(ctx, ms(u.Time), u.RequestID, u.KeyID, u.KeyName, u.AccountID, u.AccountName, u.Model, u.Dialect,
+			boolInt(u.Stream), u.Status, u.ErrorType, len(u.Attempts), t.Input, t.Output,
+			t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h,
+			u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID)
+		if err != nil {
+			return fmt.Errorf("write usage of request %s: %w", u.RequestID, err)
+		}
+	}
+	return nil
+}
+
+// statsDelta is one batch's contribution to an account's statistics.
+type statsDelta struct {
+	requests, errors  int64
+	lastUsed          int64
+	lastError         string
+	lastErrorAt       int64
+	latencySum, count int64
+}
+
+// foldStats adds every attempt of every row to its account's statistics.
+// The batch is summed in memory first, so each account costs one upsert
+// however many attempts it served.
+func foldStats(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
+	deltas := make(map[int64]*statsDelta)
+	for i := range batch {
+		u := &batch[i]
+		at := ms(u.Time)
+		for _, a := range u.Attempts {
+			if a.AccountID == 0 {
+				continue
+			}
+			d := deltas[a.AccountID]
+			if d == nil {
+				d = &statsDelta{}
+				deltas[a.AccountID] = d
+			}
+			d.requests++
+			d.lastUsed = max(d.lastUsed, at)
+			if a.Failed() {
+				d.errors++
+				if at >= d.lastErrorAt {
+					d.lastError, d.lastErrorAt = fmt.Sprintf("%d %s", a.Status, a.ErrorType), at
+				}
+				continue
+			}
+			d.latencySum += a.TTFB.Milliseconds()
+			d.count++
+		}
+	}
+	if len(deltas) == 0 {
+		return nil
+	}
+	// INSERT ... SELECT ... WHERE EXISTS skips accounts removed since the
+	// request was served: their attempts stay in request_log only, and the
+	// foreign key would otherwise fail the whole batch.
+	stmt, err := tx.PrepareContext(ctx, `
+		INSERT INTO account_stats (account_id, requests, errors, last_used_at, last_error, last_error_at,
+			latency_ms_sum, latency_samples)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?1)
+		ON CONFLICT (account_id) DO UPDATE SET
+			requests = requests + excluded.requests,
+			errors = errors + excluded.errors,
+			last_used_at = max(last_used_at, excluded.last_used_at),
+			last_error = CASE WHEN excluded.last_error_at > 0 AND excluded.last_error_at >= last_error_at
+				THEN excluded.last_error ELSE last_error END,
+			last_error_at = max(last_error_at, excluded.last_error_at),
+			latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
+			latency_samples = latency_samples + excluded.latency_samples`)
+	if err != nil {
+		return fmt.Errorf("write account stats: %w", err)
+	}
+	defer stmt.Close()
+	for id, d := range deltas {
+		if _, err := stmt.ExecContext(ctx, id, d.requests, d.errors, d.lastUsed, d.lastError, d.lastErrorAt, d.latencySum, d.count); err != nil {
+			return fmt.Errorf("write stats of account %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// touchKeys records when each client key was last used. It sets only
+// last_used_at, which the change counter's trigger ignores, so the server
+// does not reload because of its own bookkeeping.
+func touchKeys(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
+	last := make(map[int64]int64)
+	for i := range batch {
+		if u := &batch[i]; u.KeyID != 0 {
+			last[u.KeyID] = max(last[u.KeyID], ms(u.Time))
+		}
+	}
+	if len(last) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `
+		UPDATE client_keys SET last_used_at = ? WHERE id = ? AND last_used_at < ?`)
+	if err != nil {
+		return fmt.Errorf("write key use: %w", err)
+	}
+	defer stmt.Close()
+	for id, at := range last {
+		if _, err := stmt.ExecContext(ctx, at, id, at); err != nil {
+			return fmt.Errorf("write use of client key %d: %w", id, err)
+		}
+	}
+	return nil
+}

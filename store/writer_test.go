@@ -1,0 +1,432 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/store"
+	"github.com/llmgw/llmgw/store/storetest"
+)
+
+// noAutoFlush keeps rows in the writer until Flush or Close, so that a test
+// decides when they are written.
+var noAutoFlush = store.UsageWriterOptions{BatchSize: 1 << 20, FlushInterval: time.Hour}
+
+// quiet discards the log of writers whose failures a test provokes.
+var quiet = slog.New(slog.DiscardHandler)
+
+// newWriter returns a writer that is closed, and must close cleanly, when
+// the test ends (before storetest closes the DB).
+func newWriter(tb testing.TB, db *store.DB, opt store.UsageWriterOptions) *store.UsageWriter {
+	tb.Helper()
+	w := store.NewUsageWriter(db, opt)
+	w.Logger = quiet
+	tb.Cleanup(func() {
+		if err := w.Close(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return w
+}
+
+// listAll returns every row of the request log.
+func listAll(t *testing.T, db *store.DB) []store.UsageRow {
+	t.Helper()
+	rows, err := db.ListUsage(context.Background(), time.UnixMilli(0), time.UnixMilli(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestUsageWriter_ConcurrentRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	a, b := apiKeyAccount("a"), oauthAccount("b")
+	for _, acct := range []*llmgw.Account{&a, &b} {
+		if err := db.InsertAccount(ctx, acct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 64})
+
+	const goroutines, perG = 16, 50
+	base := time.UnixMilli(1_750_000_000_000)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range perG {
+				// Every request failed over from a (429) to b (200).
+				w.Record(llmgw.Usage{
+					Time:      base.Add(time.Duration(g*perG+i) * time.Millisecond),
+					RequestID: fmt.Sprintf("req-%d-%d", g, i),
+					AccountID: b.ID, AccountName: "b", Model: "claude-sonnet-4-5", Status: 200,
+					Attempts: []llmgw.Attempt{
+						{AccountID: a.ID, AccountName: "a", Status: 429, ErrorType: "rate_limit_error"},
+						{AccountID: b.ID, AccountName: "b", Status: 200, TTFB: time.Duration(100+i%3) * time.Millisecond},
+					},
+					Tokens: llmgw.Tokens{Input: int64(i), Output: 2 * int64(i), CacheRead: 3},
+				})
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rows := listAll(t, db)
+	const n = goroutines * perG
+	if len(rows) != n {
+		t.Fatalf("%d rows written, want %d", len(rows), n)
+	}
+	var in, out, cacheRead int64
+	seen := make(map[string]bool)
+	for _, r := range rows {
+		in, out, cacheRead = in+r.Tokens.Input, out+r.Tokens.Output, cacheRead+r.Tokens.CacheRead
+		seen[r.RequestID] = true
+		if r.AttemptCount != 2 {
+			t.Errorf("row %s has AttemptCount %d, want 2", r.RequestID, r.AttemptCount)
+		}
+	}
+	wantIn := int64(goroutines * perG * (perG - 1) / 2)
+	if in != wantIn || out != 2*wantIn || cacheRead != 3*n || len(seen) != n {
+		t.Errorf("sums = in %d, out %d, cache read %d, %d distinct; want %d, %d, %d, %d",
+			in, out, cacheRead, len(seen), wantIn, 2*wantIn, 3*n, n)
+	}
+
+	stats, err := db.AccountStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := base.Add((n - 1) * time.Millisecond)
+	var latency float64
+	for i := range perG {
+		latency += float64(100 + i%3)
+	}
+	want := map[int64]llmgw.AccountStats{
+		a.ID: {Requests: n, Errors: n, LastUsed: last, LastError: "429 rate_limit_error", LastErrorAt: last},
+		b.ID: {Requests: n, LastUsed: last, AvgLatencyMs: latency / perG},
+	}
+	if diff := cmp.Diff(want, stats); diff != "" {
+		t.Errorf("AccountStats (-want +got):\n%s", diff)
+	}
+}
+
+func TestUsageWriter_RoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+	u := llmgw.Usage{
+		Time: time.UnixMilli(1_750_000_000_123), RequestID: "req_1", KeyID: 0, KeyName: "static",
+		AccountID: 0, AccountName: "", Model: "claude-opus-4-1", Dialect: llmgw.DialectOpenAI,
+		Stream: true, Status: 529, ErrorType: "overloaded_error",
+		Attempts: []llmgw.Attempt{{AccountID: 12345, Status: 529, ErrorType: "overloaded_error"}},
+		Tokens:   llmgw.Tokens{Input: 1, Output: 2, CacheRead: 3, CacheWrite: 4, CacheWrite5m: 5, CacheWrite1h: 6},
+		TTFB:     1500 * time.Millisecond, Duration: 2 * time.Second, EndedEarly: true, UpstreamID: "req_up",
+	}
+	w.Record(u)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := u
+	want.Attempts = nil
+	// The range is half-open: a row exactly at until is excluded.
+	got, err := db.ListUsage(ctx, u.Time, u.Time.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]store.UsageRow{{Usage: want, AttemptCount: 1}}, got); diff != "" {
+		t.Errorf("ListUsage (-want +got):\n%s", diff)
+	}
+	if got, err := db.ListUsage(ctx, u.Time.Add(-time.Second), u.Time); err != nil || len(got) != 0 {
+		t.Errorf("ListUsage up to the row's time = %d rows, %v; want 0, nil", len(got), err)
+	}
+	// The attempt named an account that does not exist: its stats are
+	// skipped and the row is still written.
+	stats, err := db.AccountStats(ctx)
+	if err != nil || len(stats) != 0 {
+		t.Errorf("AccountStats = %v, %v; want empty", stats, err)
+	}
+}
+
+func TestUsageWriter_Flush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	clk := newClock()
+	db.Now = clk.Now
+	a := apiKeyAccount("a")
+	if err := db.InsertAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, db, noAutoFlush)
+
+	for i := range 5 {
+		w.Record(llmgw.Usage{Time: clk.Now(), RequestID: fmt.Sprint(i)})
+	}
+	st := llmgw.AccountState{Status: llmgw.StatusActive, CooldownUntil: clk.Now().Add(time.Minute), LastError: "429 rate_limit_error", At: clk.Advance(time.Second)}
+	w.RecordState(a.ID, st)
+	// An older state recorded later must not replace the newer one.
+	w.RecordState(a.ID, llmgw.AccountState{Status: llmgw.StatusError, At: clk.Now().Add(-time.Millisecond)})
+	if rows := listAll(t, db); len(rows) != 0 {
+		t.Fatalf("%d rows written before Flush, want 0", len(rows))
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows := listAll(t, db); len(rows) != 5 {
+		t.Errorf("%d rows written after Flush, want 5", len(rows))
+	}
+	got, err := db.GetAccount(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(st, got.State); diff != "" {
+		t.Errorf("State after Flush (-want +got):\n%s", diff)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Errorf("Flush with nothing pending = %v", err)
+	}
+}
+
+func TestUsageWriter_KeyLastUsed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	k := llmgw.ClientKey{Name: "alice", Prefix: "sk-llmgw-abcd", Hash: llmgw.HashKey("secret")}
+	if err := db.InsertKey(ctx, &k); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, db, noAutoFlush)
+
+	t1, t2 := time.UnixMilli(1_750_000_000_000), time.UnixMilli(1_750_000_005_000)
+	w.Record(llmgw.Usage{Time: t2, KeyID: k.ID, KeyName: "alice"})
+	w.Record(llmgw.Usage{Time: t1, KeyID: k.ID, KeyName: "alice"})
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A late row with an older time must not move last use backwards.
+	w.Record(llmgw.Usage{Time: t1, KeyID: k.ID, KeyName: "alice"})
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := db.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || !keys[0].LastUsed.Equal(t2) {
+		t.Errorf("keys = %+v, want alice last used at %v", keys, t2)
+	}
+}
+
+// waitFor spins until cond holds, failing after a deadline. It yields
+// instead of sleeping: it waits for a state, not for an amount of time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+func TestUsageWriter_RecordBlocksWhenFull(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: 1, BatchSize: 1})
+
+	// Another process (a CLI import, say) holds the write lock, so the
+	// writer cannot commit and the queue of one fills up.
+	raw := rawDB(t, db.Path())
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 20
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for i := range n {
+			w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprint(i)})
+		}
+	}()
+	waitFor(t, "a Record to wait for room", func() bool { return w.Waits() > 0 })
+	select {
+	case <-recorded:
+		t.Fatal("all Record calls returned while the writer could not write")
+	default:
+	}
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	<-recorded
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows := listAll(t, db); len(rows) != n {
+		t.Errorf("%d rows written, want %d: a blocked Record lost a row", len(rows), n)
+	}
+}
+
+func TestUsageWriter_CloseExpired(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t)
+	w := store.NewUsageWriter(db, noAutoFlush)
+	for i := range 3 {
+		w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1))})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := w.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "3 usage rows not written") {
+		t.Errorf("Close with a cancelled context = %v, want it to report 3 rows not written", err)
+	}
+	if err := w.Flush(context.Background()); err == nil {
+		t.Error("Flush after a failed Close = nil, want Close's error")
+	}
+}
+
+func TestUsageWriter_RecordAfterClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	a := apiKeyAccount("a")
+	if err := db.InsertAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+	w.Record(llmgw.Usage{Time: time.UnixMilli(1)})
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+	// Late calls must not panic, and are written synchronously.
+	w.Record(llmgw.Usage{Time: time.UnixMilli(2)})
+	st := llmgw.AccountState{Status: llmgw.StatusDisabled, Reason: "late", At: time.Now().Add(time.Hour)}
+	w.RecordState(a.ID, st)
+	if err := w.Flush(ctx); err != nil {
+		t.Errorf("Flush after Close = %v, want nil", err)
+	}
+	if rows := listAll(t, db); len(rows) != 2 {
+		t.Errorf("%d rows, want 2", len(rows))
+	}
+	got, err := db.GetAccount(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State.Reason != "late" {
+		t.Errorf("State = %+v, want the state recorded after Close", got.State)
+	}
+}
+
+func TestUsageWriter_FlushWaitsForRetry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	w := newWriter(t, db, noAutoFlush)
+
+	raw := rawDB(t, db.Path())
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	w.Record(llmgw.Usage{Time: time.UnixMilli(1)})
+
+	// While the lock is held, Flush cannot succeed and gives up with ctx.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := w.Flush(short); err == nil {
+		t.Fatal("Flush succeeded while the database was locked")
+	}
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	// The row was kept and is written by a later flush.
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows := listAll(t, db); len(rows) != 1 {
+		t.Errorf("%d rows, want 1", len(rows))
+	}
+}
+
+func BenchmarkUsageWriter_Record(b *testing.B) {
+	db := storetest.Open(b)
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+	u := llmgw.Usage{
+		Time: time.Now(), RequestID: "req_bench", KeyName: "bench", Model: "claude-sonnet-4-5",
+		Dialect: llmgw.DialectAnthropic, Status: 200,
+		Attempts: []llmgw.Attempt{{AccountID: 1, Status: 200, TTFB: 300 * time.Millisecond}},
+		Tokens:   llmgw.Tokens{Input: 1000, Output: 200},
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w.Record(u)
+		}
+	})
+	// Include the writes: Record is only cheap if the writer keeps up.
+	if err := w.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(w.Waits()), "waits")
+}
+
+func TestUsageWriter_CloseWhileLocked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 1})
+	w.Logger = quiet // the failed write is expected
+
+	raw := rawDB(t, db.Path())
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, `ROLLBACK`) //nolint:errcheck // cleanup only
+
+	w.Record(llmgw.Usage{Time: time.UnixMilli(1)}) // the writer starts a write and waits for the lock
+	w.Record(llmgw.Usage{Time: time.UnixMilli(2)})
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = w.Close(short)
+	if err == nil || !strings.Contains(err.Error(), "2 usage rows not written") {
+		t.Errorf("Close = %v, want it to report 2 rows not written", err)
+	}
+	// The busy timeout is 5s; Close must not wait it out.
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("Close took %v, want it bounded by its context", d)
+	}
+}
