@@ -1,0 +1,447 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	urfave "github.com/urfave/cli/v2"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/store"
+)
+
+// disabledReason is the status reason "account disable" records.
+const disabledReason = "disabled by operator"
+
+func accountCommand(env *appEnv) *urfave.Command {
+	return groupCommand("account", "manage the upstream Anthropic accounts",
+		`Accounts are the upstream credentials llmgw spreads requests over. Secrets are
+stored in the database and never printed back: list and show mask them.
+
+Example:
+  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  llmgw account import accounts.yaml
+  llmgw account list`,
+		accountAddCommand(env),
+		accountImportCommand(env),
+		accountListCommand(env),
+		accountShowCommand(env),
+		accountStatusCommand(env, "enable", "let an account serve again", "clears the status reason and any cooldown"),
+		accountStatusCommand(env, "disable", "stop an account from serving", `sets the status to disabled with the reason "`+disabledReason+`"`),
+		accountRemoveCommand(env),
+	)
+}
+
+func accountAddCommand(env *appEnv) *urfave.Command {
+	return &urfave.Command{
+		Name:      "add",
+		Usage:     "add an Anthropic API-key account",
+		UsageText: "llmgw account add --name NAME --api-key KEY [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...]",
+		Description: `Adds one API-key account. --api-key - reads the key from the first line of
+stdin, which keeps it out of the shell history and the process list. Use
+"llmgw account import" to add many accounts or to update existing ones.
+
+--base-url defaults to the config file's upstream.base_url, else the
+LLMGW_ANTHROPIC_BASE_URL environment variable, else https://api.anthropic.com.
+Lower --priority numbers are tried first; --weight shares traffic within a
+priority; --models limits the account to models matching the glob patterns.
+
+Example:
+  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  echo "$KEY" | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'`,
+		Flags: []urfave.Flag{
+			&urfave.StringFlag{Name: "name", Usage: "unique account `NAME` (no spaces)"},
+			&urfave.StringFlag{Name: "api-key", Usage: "Anthropic API `KEY`, or - to read it from stdin"},
+			&urfave.StringFlag{Name: "base-url", Usage: "upstream base `URL` (default: config, else $LLMGW_ANTHROPIC_BASE_URL, else https://api.anthropic.com)"},
+			&urfave.IntFlag{Name: "priority", Usage: "priority `N`; lower is tried first"},
+			&urfave.IntFlag{Name: "weight", Value: 1, Usage: "relative share `N` of traffic within a priority"},
+			&urfave.IntFlag{Name: "max-concurrency", Usage: "most simultaneous requests `N`; 0 is unlimited"},
+			&urfave.StringFlag{Name: "models", Usage: "comma-separated model glob `PATTERNS`; empty allows every model"},
+		},
+		Action: func(c *urfave.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			a := llmgw.Account{
+				Name:           c.String("name"),
+				Type:           llmgw.AccountAPIKey,
+				APIKey:         c.String("api-key"),
+				BaseURL:        c.String("base-url"),
+				Priority:       c.Int("priority"),
+				Weight:         c.Int("weight"),
+				MaxConcurrency: c.Int("max-concurrency"),
+				Models:         splitList(c.String("models")),
+				State:          llmgw.AccountState{Status: llmgw.StatusActive},
+			}
+			switch {
+			case a.Name == "":
+				return errors.New("--name is required: llmgw account add --name NAME --api-key KEY")
+			case a.APIKey == "":
+				return errors.New("--api-key is required: llmgw account add --name NAME --api-key KEY (or --api-key - to read it from stdin)")
+			case a.APIKey == "-":
+				key, err := readSecretLine(c.App.Reader)
+				if err != nil {
+					return fmt.Errorf("read api key from stdin: %w", err)
+				}
+				a.APIKey = key
+			}
+			if a.BaseURL == "" {
+				a.BaseURL = env.cfg.DefaultBaseURL()
+			}
+			if err := a.Validate(); err != nil {
+				return err
+			}
+			return env.withDB(c.Context, func(db *store.DB) error {
+				if err := db.InsertAccount(c.Context, &a); err != nil {
+					if errors.Is(err, llmgw.ErrConflict) {
+						return fmt.Errorf("account %q already exists: choose another name, or update it with \"llmgw account import\"", a.Name)
+					}
+					return fmt.Errorf("add account %s: %w", a.Name, err)
+				}
+				_, err := fmt.Fprintf(c.App.Writer, "added account %s (%s, %s)\n", a.Name, a.Type, a.BaseURL)
+				return err
+			})
+		},
+	}
+}
+
+// readSecretLine reads the first line of r, without its line ending.
+func readSecretLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if strings.TrimSpace(line) == "" {
+		return "", errors.New("stdin is empty")
+	}
+	return line, nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func accountListCommand(env *appEnv) *urfave.Command {
+	return &urfave.Command{
+		Name:      "list",
+		Usage:     "list accounts with their status and statistics",
+		UsageText: "llmgw account list [--json]",
+		Description: `Lists every account: status and its reason, priority, weight, cooldown, and the
+request statistics the server records. Times are local. Secrets are masked.
+
+Example:
+  llmgw account list
+  llmgw account list --json | jq '.[] | select(.status != "active") | .name'`,
+		Flags: []urfave.Flag{
+			&urfave.BoolFlag{Name: "json", Usage: "print a JSON array instead of a table"},
+		},
+		Action: func(c *urfave.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			return env.withDB(c.Context, func(db *store.DB) error {
+				accts, err := db.ListAccounts(c.Context)
+				if err != nil {
+					return fmt.Errorf("list accounts: %w", err)
+				}
+				stats, err := db.AccountStats(c.Context)
+				if err != nil {
+					return fmt.Errorf("account statistics: %w", err)
+				}
+				if c.Bool("json") {
+					out := make([]accountJSON, len(accts))
+					for i := range accts {
+						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID])
+					}
+					return writeJSON(c.App.Writer, out)
+				}
+				if len(accts) == 0 {
+					fmt.Fprintln(c.App.ErrWriter, `no accounts yet: add one with "llmgw account add" or "llmgw account import"`)
+				}
+				return writeAccountTable(c.App.Writer, accts, stats, env.now())
+			})
+		},
+	}
+}
+
+func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw.AccountStats, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTYPE\tSTATUS\tPRIORITY\tWEIGHT\tCOOLDOWN UNTIL\tREQUESTS\tERRORS\tAVG LATENCY\tLAST USED")
+	for i := range accts {
+		a := &accts[i]
+		st := stats[a.ID]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
+			a.Name, a.Type, statusText(a.State), a.Priority, a.Weight,
+			cooldownText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
+	}
+	return tw.Flush()
+}
+
+// statusText is the status with its reason, e.g. "error: invalid x-api-key".
+func statusText(s llmgw.AccountState) string {
+	st := string(s.Status)
+	if st == "" {
+		st = string(llmgw.StatusActive)
+	}
+	if s.Reason != "" {
+		st += ": " + oneLine(s.Reason)
+	}
+	return st
+}
+
+// cooldownText is when the cooldown ends, or "-" if the account is not
+// cooling down at now.
+func cooldownText(s llmgw.AccountState, now time.Time) string {
+	if !s.CooldownUntil.After(now) {
+		return "-"
+	}
+	return formatTime(s.CooldownUntil)
+}
+
+func latencyText(st llmgw.AccountStats) string {
+	if st.AvgLatencyMs <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(st.AvgLatencyMs, 'f', 0, 64) + "ms"
+}
+
+// oneLine keeps a table row on one line whatever an upstream error said.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// accountJSON is an account in "account list --json": snake_case fields,
+// secrets masked with llmgw.Mask, times in RFC 3339 or null.
+type accountJSON struct {
+	ID             int64    `json:"id"`
+	Name           string   `json:"name"`
+	Type           string   `json:"type"`
+	Status         string   `json:"status"`
+	Reason         string   `json:"reason"`
+	BaseURL        string   `json:"base_url"`
+	Priority       int      `json:"priority"`
+	Weight         int      `json:"weight"`
+	MaxConcurrency int      `json:"max_concurrency"`
+	Models         []string `json:"models"`
+	APIKey         string   `json:"api_key,omitempty"`
+	AccessToken    string   `json:"access_token,omitempty"`
+	RefreshToken   string   `json:"refresh_token,omitempty"`
+	ExpiresAt      *string  `json:"expires_at"`
+	CooldownUntil  *string  `json:"cooldown_until"`
+	LastError      string   `json:"last_error"`
+	LastErrorAt    *string  `json:"last_error_at"`
+	Requests       int64    `json:"requests"`
+	Errors         int64    `json:"errors"`
+	AvgLatencyMs   float64  `json:"avg_latency_ms"`
+	LastUsed       *string  `json:"last_used"`
+	CreatedAt      *string  `json:"created_at"`
+	UpdatedAt      *string  `json:"updated_at"`
+}
+
+func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats) accountJSON {
+	models := a.Models
+	if models == nil {
+		models = []string{}
+	}
+	status := a.State.Status
+	if status == "" {
+		status = llmgw.StatusActive
+	}
+	return accountJSON{
+		ID:             a.ID,
+		Name:           a.Name,
+		Type:           string(a.Type),
+		Status:         string(status),
+		Reason:         a.State.Reason,
+		BaseURL:        a.BaseURL,
+		Priority:       a.Priority,
+		Weight:         a.Weight,
+		MaxConcurrency: a.MaxConcurrency,
+		Models:         models,
+		APIKey:         llmgw.Mask(a.APIKey),
+		AccessToken:    llmgw.Mask(a.AccessToken),
+		RefreshToken:   llmgw.Mask(a.RefreshToken),
+		ExpiresAt:      jsonTime(a.ExpiresAt),
+		CooldownUntil:  jsonTime(a.State.CooldownUntil),
+		LastError:      lastError(a, st),
+		LastErrorAt:    jsonTime(st.LastErrorAt),
+		Requests:       st.Requests,
+		Errors:         st.Errors,
+		AvgLatencyMs:   st.AvgLatencyMs,
+		LastUsed:       jsonTime(st.LastUsed),
+		CreatedAt:      jsonTime(a.CreatedAt),
+		UpdatedAt:      jsonTime(a.UpdatedAt),
+	}
+}
+
+// lastError prefers the state the server wrote back over the statistics.
+func lastError(a *llmgw.Account, st llmgw.AccountStats) string {
+	if a.State.LastError != "" {
+		return a.State.LastError
+	}
+	return st.LastError
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func accountShowCommand(env *appEnv) *urfave.Command {
+	return &urfave.Command{
+		Name:      "show",
+		Usage:     "show one account in full, secrets masked",
+		UsageText: "llmgw account show NAME",
+		Description: `Example:
+  llmgw account show main`,
+		Action: func(c *urfave.Context) error {
+			name, err := oneArg(c, "account name")
+			if err != nil {
+				return err
+			}
+			return env.withDB(c.Context, func(db *store.DB) error {
+				a, err := db.GetAccount(c.Context, name)
+				if err != nil {
+					return accountError(name, err)
+				}
+				stats, err := db.AccountStats(c.Context)
+				if err != nil {
+					return fmt.Errorf("account statistics: %w", err)
+				}
+				return writeAccount(c.App.Writer, a, stats[a.ID], env.now())
+			})
+		},
+	}
+}
+
+func writeAccount(w io.Writer, a *llmgw.Account, st llmgw.AccountStats, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("name", a.Name)
+	row("type", string(a.Type))
+	row("status", statusText(a.State))
+	row("base url", a.BaseURL)
+	row("priority", strconv.Itoa(a.Priority))
+	row("weight", strconv.Itoa(a.Weight))
+	if a.MaxConcurrency == 0 {
+		row("max concurrency", "unlimited")
+	} else {
+		row("max concurrency", strconv.Itoa(a.MaxConcurrency))
+	}
+	if len(a.Models) == 0 {
+		row("models", "all")
+	} else {
+		row("models", strings.Join(a.Models, ", "))
+	}
+	if a.APIKey != "" {
+		row("api key", llmgw.Mask(a.APIKey))
+	}
+	if a.AccessToken != "" {
+		row("access token", llmgw.Mask(a.AccessToken))
+	}
+	if a.RefreshToken != "" {
+		row("refresh token", llmgw.Mask(a.RefreshToken))
+	}
+	if a.Type == llmgw.AccountOAuth {
+		row("token expires", formatTime(a.ExpiresAt))
+	}
+	row("cooldown until", cooldownText(a.State, now))
+	row("last error", orDash(oneLine(lastError(a, st))))
+	row("last error at", formatTime(st.LastErrorAt))
+	row("requests", strconv.FormatInt(st.Requests, 10))
+	row("errors", strconv.FormatInt(st.Errors, 10))
+	row("avg latency", latencyText(st))
+	row("last used", formatTime(st.LastUsed))
+	row("created", formatTime(a.CreatedAt))
+	row("updated", formatTime(a.UpdatedAt))
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// accountError turns a store error about the named account into one that
+// says what to do.
+func accountError(name string, err error) error {
+	if errors.Is(err, llmgw.ErrNotFound) {
+		return fmt.Errorf("account %q %w: see \"llmgw account list\"", name, llmgw.ErrNotFound)
+	}
+	return fmt.Errorf("account %s: %w", name, err)
+}
+
+// accountStatusCommand is "account enable" or "account disable".
+func accountStatusCommand(env *appEnv, verb, usage, effect string) *urfave.Command {
+	status, reason := llmgw.StatusActive, ""
+	if verb == "disable" {
+		status, reason = llmgw.StatusDisabled, disabledReason
+	}
+	return &urfave.Command{
+		Name:      verb,
+		Usage:     usage,
+		UsageText: "llmgw account " + verb + " NAME",
+		Description: "Sets the account's status; " + effect + `. A running server follows
+within a second.
+
+Example:
+  llmgw account ` + verb + " main",
+		Action: func(c *urfave.Context) error {
+			name, err := oneArg(c, "account name")
+			if err != nil {
+				return err
+			}
+			return env.withDB(c.Context, func(db *store.DB) error {
+				if err := db.SetAccountStatus(c.Context, name, status, reason); err != nil {
+					return accountError(name, err)
+				}
+				_, err := fmt.Fprintf(c.App.Writer, "%sd account %s\n", verb, name)
+				return err
+			})
+		},
+	}
+}
+
+func accountRemoveCommand(env *appEnv) *urfave.Command {
+	return &urfave.Command{
+		Name:      "remove",
+		Usage:     "delete an account",
+		UsageText: "llmgw account remove NAME",
+		Description: `Deletes the account and its secrets. Its past usage rows stay in the request log.
+To stop an account temporarily, use "llmgw account disable".
+
+Example:
+  llmgw account remove old-key`,
+		Action: func(c *urfave.Context) error {
+			name, err := oneArg(c, "account name")
+			if err != nil {
+				return err
+			}
+			return env.withDB(c.Context, func(db *store.DB) error {
+				if err := db.DeleteAccount(c.Context, name); err != nil {
+					return accountError(name, err)
+				}
+				_, err := fmt.Fprintf(c.App.Writer, "removed account %s\n", name)
+				return err
+			})
+		},
+	}
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// testAPIKey is an obviously fake upstream key. Tests assert it never shows
+// up in any output.
+const testAPIKey = "sk-ant-test-FAKE-0123456789abcdefghijklmnop"
+
+// listJSON returns "account list --json" decoded.
+func listJSON(t *testing.T, db string) []accountJSON {
+	t.Helper()
+	stdout, _ := mustRun(t, "--db", db, "account", "list", "--json")
+	var out []accountJSON
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("account list --json: %v\n%s", err, stdout)
+	}
+	return out
+}
+
+func TestAccount_Lifecycle(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	var outputs []string
+	do := func(args ...string) string {
+		t.Helper()
+		stdout, stderr := mustRun(t, append([]string{"--db", db}, args...)...)
+		outputs = append(outputs, stdout, stderr)
+		return stdout
+	}
+
+	got := do("account", "add", "--name", "main", "--api-key", testAPIKey)
+	if want := "added account main (api_key, https://api.anthropic.com)\n"; got != want {
+		t.Errorf("add printed %q, want %q", got, want)
+	}
+	do("account", "add", "--name", "backup", "--api-key", testAPIKey+"2", "--base-url", "http://127.0.0.1:9999",
+		"--priority", "2", "--weight", "3", "--max-concurrency", "4", "--models", "claude-sonnet-*, claude-haiku-*")
+
+	_, _, err := run(t, "--db", db, "account", "add", "--name", "main", "--api-key", testAPIKey)
+	wantErr(t, err, `account "main" already exists`)
+
+	accts := listJSON(t, db)
+	if len(accts) != 2 {
+		t.Fatalf("list has %d accounts, want 2", len(accts))
+	}
+	b := accts[1]
+	gotB := []any{b.Name, b.Type, b.Status, b.BaseURL, b.Priority, b.Weight, b.MaxConcurrency, b.Models, b.APIKey}
+	wantB := []any{"backup", "api_key", "active", "http://127.0.0.1:9999", 2, 3, 4,
+		[]string{"claude-sonnet-*", "claude-haiku-*"}, "sk-ant…(44 chars)"}
+	if diff := cmp.Diff(wantB, gotB); diff != "" {
+		t.Errorf("backup account (-want +got):\n%s", diff)
+	}
+
+	table := do("account", "list")
+	for _, want := range []string{"NAME", "COOLDOWN UNTIL", "AVG LATENCY", "main", "backup"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("list table lacks %q:\n%s", want, table)
+		}
+	}
+
+	do("account", "disable", "main")
+	if a := listJSON(t, db)[0]; a.Status != "disabled" || a.Reason != "disabled by operator" {
+		t.Errorf("after disable: status %q reason %q, want disabled, \"disabled by operator\"", a.Status, a.Reason)
+	}
+	if table := do("account", "list"); !strings.Contains(table, "disabled: disabled by operator") {
+		t.Errorf("list table lacks the status reason:\n%s", table)
+	}
+	show := do("account", "show", "main")
+	for _, want := range []string{"name:", "main", "status:", "disabled: disabled by operator", "api key:", "sk-ant…(43 chars)", "requests:"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("show lacks %q:\n%s", want, show)
+		}
+	}
+
+	do("account", "enable", "main")
+	if a := listJSON(t, db)[0]; a.Status != "active" || a.Reason != "" {
+		t.Errorf("after enable: status %q reason %q, want active and no reason", a.Status, a.Reason)
+	}
+
+	do("account", "remove", "backup")
+	if accts := listJSON(t, db); len(accts) != 1 || accts[0].Name != "main" {
+		t.Errorf("after remove: %+v, want only main", accts)
+	}
+
+	for _, args := range [][]string{{"show", "backup"}, {"enable", "backup"}, {"disable", "backup"}, {"remove", "backup"}} {
+		_, _, err := run(t, append([]string{"--db", db, "account"}, args...)...)
+		wantErr(t, err, `account "backup" not found: see "llmgw account list"`)
+	}
+
+	for _, out := range outputs {
+		if strings.Contains(out, testAPIKey) {
+			t.Errorf("output shows the API key:\n%s", out)
+		}
+	}
+}
+
+func TestAccount_AddRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no name", []string{"--api-key", testAPIKey}, "--name is required"},
+		{"no key", []string{"--name", "a"}, "--api-key is required"},
+		{"space in name", []string{"--name", "a b", "--api-key", testAPIKey}, "must not contain spaces"},
+		{"bad url", []string{"--name", "a", "--api-key", testAPIKey, "--base-url", "ftp://x"}, "must be an http or https URL"},
+		{"zero weight", []string{"--name", "a", "--api-key", testAPIKey, "--weight", "0"}, "weight must be at least 1"},
+		{"bad pattern", []string{"--name", "a", "--api-key", testAPIKey, "--models", "claude-["}, "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, err := run(t, append([]string{"--db", db, "account", "add"}, tt.args...)...)
+			wantErr(t, err, tt.want)
+			if strings.Contains(err.Error()+stderr, testAPIKey) {
+				t.Errorf("error shows the API key: %v", err)
+			}
+		})
+	}
+	if accts := listJSON(t, db); len(accts) != 0 {
+		t.Errorf("accounts = %+v, want none", accts)
+	}
+}
+
+func TestAccount_AddKeyFromStdin(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	var out, errOut strings.Builder
+	app := New(&out, &errOut)
+	app.Reader = strings.NewReader(testAPIKey + "\n")
+	if err := app.Run([]string{"llmgw", "--db", db, "account", "add", "--name", "piped", "--api-key", "-"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := listJSON(t, db)[0].APIKey, "sk-ant…(43 chars)"; got != want {
+		t.Errorf("masked key = %q, want %q", got, want)
+	}
+}
+
+func TestAccount_BaseURLDefaults(t *testing.T) {
+	// Not parallel: sets an environment variable.
+	db := newDB(t)
+	t.Setenv(baseURLEnv, "http://env.example:8443")
+	mustRun(t, "--db", db, "account", "add", "--name", "env", "--api-key", testAPIKey)
+	cfg := writeFile(t, "llmgw.yaml", "upstream:\n  base_url: http://config.example\n")
+	mustRun(t, "--db", db, "--config", cfg, "account", "add", "--name", "conf", "--api-key", testAPIKey)
+	var got []string
+	for _, a := range listJSON(t, db) {
+		got = append(got, a.Name+" "+a.BaseURL)
+	}
+	want := []string{"env http://env.example:8443", "conf http://config.example"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("base URLs (-want +got):\n%s", diff)
+	}
+}

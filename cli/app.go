@@ -1,0 +1,325 @@
+// Package cli is the llmgw command line: it parses flags and the config file,
+// opens the store and wires the proxy together. It is the only package that
+// knows about every other one.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	urfave "github.com/urfave/cli/v2"
+
+	"github.com/llmgw/llmgw/store"
+)
+
+// defaultDBPath is where the database lives when neither --db nor LLMGW_DB
+// says otherwise.
+const defaultDBPath = "./llmgw.db"
+
+// appEnv is what every command shares: the writers, the global flags and the
+// loaded configuration. New creates one per App; its fields are filled by the
+// App's Before hook, after flag parsing and before any command runs.
+type appEnv struct {
+	stdout io.Writer // data: the command's output, for scripts
+	stderr io.Writer // logs, progress and notes
+
+	dbPath     string  // --db
+	configPath string  // --config; empty when no file is used
+	cfg        *Config // the config file (or defaults) with flags applied
+
+	now func() time.Time
+}
+
+// logger builds the process logger from the logging configuration (with the
+// --log-level and --log-format flags already applied). The returned func
+// closes the log file, if any.
+func (e *appEnv) logger() (*slog.Logger, func() error, error) {
+	return newLogger(e.cfg.Logging, e.stderr)
+}
+
+// openDB opens the database for a command that reads or writes it. It refuses
+// a file that does not exist (rather than creating an empty one) and a
+// database with pending migrations, and says which command fixes either.
+// The caller closes the DB.
+func (e *appEnv) openDB(ctx context.Context) (*store.DB, error) {
+	db, err := e.openExisting(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := db.Pending(ctx)
+	if err != nil {
+		_ = db.Close()  // the Pending error is the one worth reporting
+		return nil, err // the store's errors name the file
+	}
+	if n > 0 {
+		_ = db.Close()
+		return nil, fmt.Errorf("database %s has %d pending %s: run \"llmgw db migrate\"",
+			e.dbPath, n, plural(n, "migration", "migrations"))
+	}
+	return db, nil
+}
+
+// withDB opens the database with openDB, calls fn and closes it.
+func (e *appEnv) withDB(ctx context.Context, fn func(db *store.DB) error) (err error) {
+	db, err := e.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db, &err)
+	return fn(db)
+}
+
+// closeDB closes db and reports a close error into *err unless it already
+// holds one.
+func closeDB(db *store.DB, err *error) {
+	if cerr := db.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("close database: %w", cerr)
+	}
+}
+
+// openExisting opens the database without checking migrations, but only if
+// the file already exists.
+func (e *appEnv) openExisting(ctx context.Context) (*store.DB, error) {
+	if _, err := os.Stat(e.dbPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("database %s does not exist: run \"llmgw db migrate\" to create it, or pass --db PATH", e.dbPath)
+	}
+	return e.openAny(ctx)
+}
+
+// openAny opens (and creates if needed) the database without checking
+// migrations; only "db migrate" uses it directly.
+func (e *appEnv) openAny(ctx context.Context) (*store.DB, error) {
+	return store.Open(ctx, e.dbPath) // its errors name the file
+}
+
+// New returns the llmgw command line application. Commands write their
+// output to stdout and logs, progress and notes to stderr. The caller may set
+// the returned App's Version before running it. Each call returns an
+// independent App; an App is not safe for concurrent runs.
+func New(stdout, stderr io.Writer) *urfave.App {
+	app, _ := newApp(stdout, stderr)
+	return app
+}
+
+// newApp returns the App and the environment its commands share, which tests
+// inspect.
+func newApp(stdout, stderr io.Writer) (*urfave.App, *appEnv) {
+	env := &appEnv{stdout: stdout, stderr: stderr, now: time.Now}
+	app := &urfave.App{
+		Name:      "llmgw",
+		Usage:     "an Anthropic API gateway over a pool of accounts",
+		UsageText: "llmgw [global options] command [command options] [arguments...]",
+		Description: `llmgw spreads Anthropic API traffic over a pool of accounts, steps around
+broken or rate-limited ones, and records who used what. State lives in one
+SQLite file (--db). Global options go before the command.
+
+Example:
+  llmgw db migrate
+  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  llmgw key create --name alice
+  llmgw serve`,
+		Version:   "dev",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []urfave.Flag{
+			&urfave.StringFlag{Name: "db", Value: defaultDBPath, EnvVars: []string{"LLMGW_DB"}, Usage: "SQLite database `PATH`"},
+			&urfave.StringFlag{Name: "config", EnvVars: []string{"LLMGW_CONFIG"}, Usage: "optional YAML config file `PATH`"},
+			&urfave.StringFlag{Name: "log-level", Usage: "log `LEVEL`: debug, info, warn or error (default: config file, else info)"},
+			&urfave.StringFlag{Name: "log-format", Usage: "log `FORMAT`: text or json (default: config file, else text on a terminal, json otherwise)"},
+			&urfave.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version"},
+			helpFlag(),
+		},
+		// urfave's own --help and --version flags are package variables that
+		// every run writes to, so two Apps running at once (parallel tests)
+		// would race on them. This App brings its own: see helpFlag.
+		HideVersion: true,
+		Before:      func(c *urfave.Context) error { return env.load(c) },
+		Action: func(c *urfave.Context) error {
+			switch {
+			case c.Args().Present():
+				return fmt.Errorf("unknown command %q: see \"llmgw --help\"", c.Args().First())
+			case c.Bool("version"):
+				_, err := fmt.Fprintln(c.App.Writer, c.App.Version)
+				return err
+			}
+			return urfave.ShowAppHelp(c)
+		},
+		Commands: []*urfave.Command{
+			dbCommand(env),
+			accountCommand(env),
+			keyCommand(env),
+			usageCommand(env),
+			serveCommand(env),
+			versionCommand(),
+			helpCommand(),
+		},
+		// Never let urfave call os.Exit: main decides the exit status.
+		ExitErrHandler: func(*urfave.Context, error) {},
+		OnUsageError:   usageError,
+	}
+	ownHelp(app.Commands)
+	return app, env
+}
+
+// helpFlag returns a --help flag for one command. urfave's shared HelpFlag
+// would otherwise be added to every command; see New.
+func helpFlag() urfave.Flag {
+	return &urfave.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"}
+}
+
+// ownHelp gives every command its own --help flag and hides urfave's shared
+// help flag and help subcommand, which are package variables.
+func ownHelp(cmds []*urfave.Command) {
+	for _, c := range cmds {
+		c.HideHelp, c.HideHelpCommand = true, true
+		c.Flags = append(c.Flags, helpFlag())
+		ownHelp(c.Subcommands)
+	}
+}
+
+// helpCommand is "llmgw help [COMMAND...]". Having a command of this name
+// also keeps urfave from adding its shared one.
+func helpCommand() *urfave.Command {
+	return &urfave.Command{
+		Name:      "help",
+		Aliases:   []string{"h"},
+		Usage:     "show help for llmgw or a command",
+		UsageText: "llmgw help [COMMAND [SUBCOMMAND]]",
+		Description: `Example:
+  llmgw help account add`,
+		Action: func(c *urfave.Context) error {
+			if !c.Args().Present() {
+				return urfave.ShowAppHelp(c)
+			}
+			// Run the same App again as "llmgw COMMAND... --help".
+			args := append(append([]string{c.App.Name}, c.Args().Slice()...), "--help")
+			return c.App.RunContext(c.Context, args)
+		},
+	}
+}
+
+// load fills env from the global flags and the config file.
+func (e *appEnv) load(c *urfave.Context) error {
+	e.dbPath = c.String("db")
+	e.configPath = c.String("config")
+	cfg, err := LoadConfig(e.configPath)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("log-level") {
+		cfg.Logging.Level = c.String("log-level")
+	}
+	if c.IsSet("log-format") {
+		cfg.Logging.Format = c.String("log-format")
+	}
+	if err := cfg.Logging.validate(); err != nil {
+		return err
+	}
+	e.cfg = cfg
+	return nil
+}
+
+// usageError turns a flag parsing error into one that says where help is.
+func usageError(c *urfave.Context, err error, _ bool) error {
+	return fmt.Errorf("%w: see \"%s --help\"", err, c.Command.HelpName)
+}
+
+// groupCommand returns a command that only holds subcommands: run bare or
+// with an unknown subcommand it says what to do instead of printing help
+// and exiting 0.
+func groupCommand(name, usage, description string, subs ...*urfave.Command) *urfave.Command {
+	for _, s := range subs {
+		if s.OnUsageError == nil {
+			s.OnUsageError = usageError
+		}
+	}
+	return &urfave.Command{
+		Name:         name,
+		Usage:        usage,
+		UsageText:    "llmgw " + name + " COMMAND [command options] [arguments...]",
+		Description:  description,
+		Subcommands:  subs,
+		OnUsageError: usageError,
+		Action: func(c *urfave.Context) error {
+			if c.Args().Present() {
+				return fmt.Errorf("unknown command \"llmgw %s %s\": see \"llmgw %s --help\"", name, c.Args().First(), name)
+			}
+			return fmt.Errorf("\"llmgw %s\" needs a command: see \"llmgw %s --help\"", name, name)
+		},
+	}
+}
+
+// versionCommand prints the App's version.
+func versionCommand() *urfave.Command {
+	return &urfave.Command{
+		Name:        "version",
+		Usage:       "print the llmgw version",
+		UsageText:   "llmgw version",
+		Description: "Example:\n  llmgw version",
+		Action: func(c *urfave.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(c.App.Writer, c.App.Version)
+			return err
+		},
+	}
+}
+
+// noArgs rejects positional arguments for commands that take none.
+func noArgs(c *urfave.Context) error {
+	if c.Args().Present() {
+		return fmt.Errorf("unexpected argument %q: see \"%s --help\" (flags go before arguments)",
+			c.Args().First(), c.Command.HelpName)
+	}
+	return nil
+}
+
+// oneArg returns the single positional argument of a command, such as an
+// account name, or an error that shows the expected usage.
+func oneArg(c *urfave.Context, what string) (string, error) {
+	switch c.NArg() {
+	case 0:
+		return "", fmt.Errorf("missing %s: usage: %s", what, c.Command.UsageText)
+	case 1:
+		if strings.TrimSpace(c.Args().First()) == "" {
+			return "", fmt.Errorf("empty %s: usage: %s", what, c.Command.UsageText)
+		}
+		return c.Args().First(), nil
+	default:
+		return "", fmt.Errorf("unexpected argument %q after %s: see \"%s --help\" (flags go before arguments)",
+			c.Args().Get(1), what, c.Command.HelpName)
+	}
+}
+
+// plural picks the singular or plural form for n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// formatTime formats t in local time for tables, or "-" when zero.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// jsonTime is a time for JSON output: RFC 3339, or null when zero.
+func jsonTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.Format(time.RFC3339)
+	return &s
+}

@@ -1,0 +1,380 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/llmgw/llmgw"
+)
+
+// Config is the optional YAML configuration file. LoadConfig fills in the
+// defaults; flags given on the command line override what it holds. A Config
+// is built once per process and not modified after the command starts.
+type Config struct {
+	Server   ServerConfig   `yaml:"server"`
+	Auth     AuthConfig     `yaml:"auth"`
+	Logging  LoggingConfig  `yaml:"logging"`
+	Upstream UpstreamConfig `yaml:"upstream"`
+	// Prices maps a model glob pattern (path.Match, e.g. "claude-opus-4-5*")
+	// to its price in USD per million tokens. They take precedence over the
+	// built-in table; among several matching patterns the longest wins.
+	Prices map[string]Price `yaml:"prices"`
+}
+
+// ServerConfig says where and how long the gateway serves.
+type ServerConfig struct {
+	Host string `yaml:"host"` // default 127.0.0.1
+	Port int    `yaml:"port"` // default 8080; 0 picks a free port
+	// TimeoutSeconds bounds upstream waits, waits for an account slot and
+	// the shutdown drain. Default 600.
+	TimeoutSeconds int `yaml:"timeout_seconds"`
+}
+
+// AuthConfig holds the static client keys accepted in addition to the ones
+// made by "llmgw key create".
+type AuthConfig struct {
+	APIKeys []StaticKey `yaml:"api_keys"`
+}
+
+// StaticKey is a client key from the config file. In YAML it is either a
+// plain string (the key, named "static-N" after its 1-based position) or a
+// mapping {name, key}. "${ENV}" references in either are expanded; a key
+// must be at least 16 characters long.
+type StaticKey struct {
+	Name string
+	Key  string
+}
+
+// LoggingConfig configures the process logger.
+type LoggingConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn or error
+	Format string `yaml:"format"` // "text" or "json"; "" picks text on a terminal, json otherwise
+	File   string `yaml:"file"`   // "" logs to stderr; otherwise appended to this file (mode 0600)
+}
+
+// UpstreamConfig configures how requests reach Anthropic.
+type UpstreamConfig struct {
+	BaseURL      string `yaml:"base_url"`       // default base URL for new accounts; see DefaultBaseURL
+	MaxAttempts  int    `yaml:"max_attempts"`   // accounts tried per request, default 3
+	MaxBodyBytes int64  `yaml:"max_body_bytes"` // request body limit, default 32 MiB
+}
+
+// Price is what a model costs, in USD per million tokens. In YAML the fields
+// are input, output, cache_read, cache_write_5m and cache_write_1h; omitted
+// cache prices are derived from the input price as Anthropic does: reads cost
+// 0.1×, 5-minute writes 1.25× and 1-hour writes 2× the input price.
+type Price struct {
+	Input        float64
+	Output       float64
+	CacheRead    float64
+	CacheWrite5m float64
+	CacheWrite1h float64
+}
+
+// Defaults.
+const (
+	defaultHost           = "127.0.0.1"
+	defaultPort           = 8080
+	defaultTimeoutSeconds = 600
+	defaultLogLevel       = "info"
+	defaultMaxAttempts    = 3
+	defaultMaxBodyBytes   = 32 << 20
+	minStaticKeyLen       = 16
+)
+
+// baseURLEnv names the environment variable that overrides
+// llmgw.DefaultBaseURL when the config file sets no upstream.base_url.
+const baseURLEnv = "LLMGW_ANTHROPIC_BASE_URL"
+
+func defaultConfig() *Config {
+	return &Config{
+		Server:   ServerConfig{Host: defaultHost, Port: defaultPort, TimeoutSeconds: defaultTimeoutSeconds},
+		Logging:  LoggingConfig{Level: defaultLogLevel},
+		Upstream: UpstreamConfig{MaxAttempts: defaultMaxAttempts, MaxBodyBytes: defaultMaxBodyBytes},
+	}
+}
+
+// LoadConfig reads the YAML config file at path over the defaults. An empty
+// path returns the defaults. Unknown keys, bad values and unset "${ENV}"
+// variables in static keys are errors that name the file and line.
+func LoadConfig(path string) (*Config, error) {
+	cfg := defaultConfig()
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: %w", path, yamlError(err))
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// unknownField matches yaml.v3's message for a key that KnownFields rejects.
+var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
+// yamlError rewrites yaml.v3's multi-line type errors into one line that
+// names keys rather than Go types. Other errors pass through.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if sub := unknownField.FindStringSubmatch(m); sub != nil {
+			m = fmt.Sprintf("line %s: unknown key %q", sub[1], sub[2])
+		}
+		msgs[i] = m
+	}
+	// A new error on purpose: the TypeError's own text is the multi-line one
+	// being replaced, and no caller tests for it.
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// validate checks values and fills in derived ones (static key names).
+func (c *Config) validate() error {
+	if c.Server.Port < 0 || c.Server.Port > 65535 {
+		return fmt.Errorf("server.port %d is out of range 0-65535", c.Server.Port)
+	}
+	if c.Server.TimeoutSeconds <= 0 {
+		return fmt.Errorf("server.timeout_seconds must be positive, not %d", c.Server.TimeoutSeconds)
+	}
+	if c.Upstream.MaxAttempts < 1 {
+		return fmt.Errorf("upstream.max_attempts must be at least 1, not %d", c.Upstream.MaxAttempts)
+	}
+	if c.Upstream.MaxBodyBytes <= 0 {
+		return fmt.Errorf("upstream.max_body_bytes must be positive, not %d", c.Upstream.MaxBodyBytes)
+	}
+	if err := c.Logging.validate(); err != nil {
+		return err
+	}
+	names := make(map[string]bool)
+	keys := make(map[string]bool)
+	for i := range c.Auth.APIKeys {
+		k := &c.Auth.APIKeys[i]
+		if k.Name == "" {
+			k.Name = "static-" + strconv.Itoa(i+1)
+		}
+		if names[k.Name] {
+			return fmt.Errorf("auth.api_keys: name %q is used twice", k.Name)
+		}
+		if keys[k.Key] {
+			// Name the entry, never the key.
+			return fmt.Errorf("auth.api_keys: key %q repeats an earlier key", k.Name)
+		}
+		names[k.Name], keys[k.Key] = true, true
+	}
+	for pattern, p := range c.Prices {
+		if _, err := path.Match(pattern, ""); err != nil {
+			return fmt.Errorf("prices: pattern %q is malformed: %w", pattern, err)
+		}
+		if p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheWrite5m < 0 || p.CacheWrite1h < 0 {
+			return fmt.Errorf("prices: %q has a negative price", pattern)
+		}
+	}
+	return nil
+}
+
+// validate checks the level and format names.
+func (l LoggingConfig) validate() error {
+	if _, err := parseLevel(l.Level); err != nil {
+		return err
+	}
+	switch l.Format {
+	case "", "text", "json":
+		return nil
+	}
+	return fmt.Errorf("log format %q is not text or json", l.Format)
+}
+
+// Listen returns the address the server listens on, host:port.
+func (c *Config) Listen() string {
+	return net.JoinHostPort(c.Server.Host, strconv.Itoa(c.Server.Port))
+}
+
+// Timeout returns server.timeout_seconds as a duration.
+func (c *Config) Timeout() time.Duration {
+	return time.Duration(c.Server.TimeoutSeconds) * time.Second
+}
+
+// DefaultBaseURL returns the base URL new accounts get when none is given:
+// upstream.base_url from the config file, else the LLMGW_ANTHROPIC_BASE_URL
+// environment variable, else llmgw.DefaultBaseURL.
+func (c *Config) DefaultBaseURL() string {
+	if c.Upstream.BaseURL != "" {
+		return c.Upstream.BaseURL
+	}
+	if u := os.Getenv(baseURLEnv); u != "" {
+		return u
+	}
+	return llmgw.DefaultBaseURL
+}
+
+// UnmarshalYAML decodes a static key from a string or a {name, key} mapping.
+func (k *StaticKey) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		key, err := expandEnv(n.Value, os.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		k.Key = key
+	case yaml.MappingNode:
+		err := eachField(n, []string{"name", "key"}, func(name string, v *yaml.Node) error {
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: %s must be a string", v.Line, name)
+			}
+			s, err := expandEnv(v.Value, os.LookupEnv)
+			if err != nil {
+				return fmt.Errorf("line %d: %w", v.Line, err)
+			}
+			if name == "name" {
+				k.Name = s
+			} else {
+				k.Key = s
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("line %d: an api_keys entry must be a key or {name, key}", n.Line)
+	}
+	if len(k.Key) < minStaticKeyLen {
+		// Never echo the key, not even a short one.
+		return fmt.Errorf("line %d: api key must be at least %d characters long", n.Line, minStaticKeyLen)
+	}
+	if strings.ContainsAny(k.Name, " \t\r\n") {
+		return fmt.Errorf("line %d: api key name %q must not contain spaces", n.Line, k.Name)
+	}
+	return nil
+}
+
+// UnmarshalYAML decodes a price and derives omitted cache prices.
+func (p *Price) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a price must be a mapping {input, output, ...}", n.Line)
+	}
+	var read, w5, w1 *float64
+	seen := map[string]bool{}
+	err := eachField(n, []string{"input", "output", "cache_read", "cache_write_5m", "cache_write_1h"}, func(name string, v *yaml.Node) error {
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("line %d: %s must be a number", v.Line, name)
+		}
+		f, err := strconv.ParseFloat(v.Value, 64)
+		if err != nil {
+			return fmt.Errorf("line %d: %s must be a number, not %q", v.Line, name, v.Value)
+		}
+		seen[name] = true
+		switch name {
+		case "input":
+			p.Input = f
+		case "output":
+			p.Output = f
+		case "cache_read":
+			read = &f
+		case "cache_write_5m":
+			w5 = &f
+		case "cache_write_1h":
+			w1 = &f
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !seen["input"] || !seen["output"] {
+		return fmt.Errorf("line %d: a price needs input and output", n.Line)
+	}
+	*p = derivePrice(p.Input, p.Output)
+	if read != nil {
+		p.CacheRead = *read
+	}
+	if w5 != nil {
+		p.CacheWrite5m = *w5
+	}
+	if w1 != nil {
+		p.CacheWrite1h = *w1
+	}
+	return nil
+}
+
+// eachField calls fn for each key of mapping n, rejecting keys not in known
+// and repeated keys with their line. yaml.v3 drops KnownFields inside custom
+// unmarshalers, so they check keys with this.
+func eachField(n *yaml.Node, known []string, fn func(name string, v *yaml.Node) error) error {
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !slices.Contains(known, k.Value) {
+			return fmt.Errorf("line %d: unknown field %q (known: %s)", k.Line, k.Value, strings.Join(known, ", "))
+		}
+		if at, ok := seen[k.Value]; ok {
+			return fmt.Errorf("line %d: field %q repeats line %d", k.Line, k.Value, at)
+		}
+		seen[k.Value] = k.Line
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		if err := fn(k.Value, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// envRef matches a "${NAME}" reference. Only the braced form is expanded, so
+// a secret that happens to contain "$" survives.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces each "${NAME}" in s with the variable's value. An unset
+// variable is an error naming it; no value is ever shown.
+func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	var missing string
+	out := envRef.ReplaceAllStringFunc(s, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		v, ok := lookup(name)
+		if !ok && missing == "" {
+			missing = name
+		}
+		return v
+	})
+	if missing != "" {
+		return "", fmt.Errorf("environment variable %s is not set", missing)
+	}
+	return out, nil
+}
+
+// parseLevel parses a log level name; "" is info.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}

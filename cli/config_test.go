@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadConfig_Defaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Server:   ServerConfig{Host: "127.0.0.1", Port: 8080, TimeoutSeconds: 600},
+		Logging:  LoggingConfig{Level: "info"},
+		Upstream: UpstreamConfig{MaxAttempts: 3, MaxBodyBytes: 32 << 20},
+	}
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+	if got := cfg.Listen(); got != "127.0.0.1:8080" {
+		t.Errorf("Listen() = %q, want 127.0.0.1:8080", got)
+	}
+	if got := cfg.Timeout(); got != 10*time.Minute {
+		t.Errorf("Timeout() = %v, want 10m", got)
+	}
+}
+
+func TestLoadConfig_File(t *testing.T) {
+	// Not parallel: sets an environment variable.
+	t.Setenv("LLMGW_TEST_STATIC_KEY", "sk-static-FAKE-from-env-0123")
+	p := writeFile(t, "llmgw.yaml", `server:
+  host: 0.0.0.0
+  port: 9090
+auth:
+  api_keys:
+    - sk-static-FAKE-plain-0123456
+    - name: ci
+      key: ${LLMGW_TEST_STATIC_KEY}
+    - key: sk-static-FAKE-third-0123456
+logging:
+  level: debug
+  format: json
+upstream:
+  base_url: http://127.0.0.1:9999
+  max_attempts: 5
+prices:
+  "claude-opus-4-5*": {input: 4, output: 20}
+  my-model: {input: 1, output: 2, cache_read: 0.5}
+`)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Server: ServerConfig{Host: "0.0.0.0", Port: 9090, TimeoutSeconds: 600},
+		Auth: AuthConfig{APIKeys: []StaticKey{
+			{Name: "static-1", Key: "sk-static-FAKE-plain-0123456"},
+			{Name: "ci", Key: "sk-static-FAKE-from-env-0123"},
+			{Name: "static-3", Key: "sk-static-FAKE-third-0123456"},
+		}},
+		Logging:  LoggingConfig{Level: "debug", Format: "json"},
+		Upstream: UpstreamConfig{BaseURL: "http://127.0.0.1:9999", MaxAttempts: 5, MaxBodyBytes: 32 << 20},
+		Prices: map[string]Price{
+			"claude-opus-4-5*": {Input: 4, Output: 20, CacheRead: 0.4, CacheWrite5m: 5, CacheWrite1h: 8},
+			"my-model":         {Input: 1, Output: 2, CacheRead: 0.5, CacheWrite5m: 1.25, CacheWrite1h: 2},
+		},
+	}
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	if got := cfg.Listen(); got != "0.0.0.0:9090" {
+		t.Errorf("Listen() = %q", got)
+	}
+	if got := cfg.DefaultBaseURL(); got != "http://127.0.0.1:9999" {
+		t.Errorf("DefaultBaseURL() = %q", got)
+	}
+}
+
+func TestLoadConfig_Errors(t *testing.T) {
+	t.Parallel()
+	const unset = "LLMGW_TEST_SURELY_UNSET_VARIABLE"
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{"unknown top-level key", "server:\n  port: 1\nsevrer: {}\n", `line 3: unknown key "sevrer"`},
+		{"unknown nested key", "server:\n  port: 1\n  hots: x\n", `line 3: unknown key "hots"`},
+		{"unknown static key field", "auth:\n  api_keys:\n    - name: a\n      secret: sk-static-FAKE-0123456789\n", `line 4: unknown field "secret"`},
+		{"unknown price field", "prices:\n  x: {input: 1, output: 2, cache: 3}\n", `line 2: unknown field "cache"`},
+		{"bad type", "server:\n  port: eighty\n", "line 2:"},
+		{"short static key", "auth:\n  api_keys:\n    - short\n", "line 3: api key must be at least 16 characters"},
+		{"unset env in static key", "auth:\n  api_keys:\n    - ${" + unset + "}\n", "line 3: environment variable " + unset + " is not set"},
+		{"duplicate static key name", "auth:\n  api_keys:\n    - {name: a, key: sk-static-FAKE-0123456789}\n    - {name: a, key: sk-static-FAKE-9876543210}\n", `name "a" is used twice`},
+		{"price without output", "prices:\n  x: {input: 1}\n", "line 2: a price needs input and output"},
+		{"bad price pattern", "prices:\n  \"x[\": {input: 1, output: 1}\n", "malformed"},
+		{"bad port", "server:\n  port: 70000\n", "server.port 70000 is out of range"},
+		{"bad timeout", "server:\n  timeout_seconds: 0\n", "server.timeout_seconds must be positive"},
+		{"bad log level", "logging:\n  level: loud\n", `log level "loud"`},
+		{"bad log format", "logging:\n  format: xml\n", `log format "xml"`},
+		{"bad max attempts", "upstream:\n  max_attempts: 0\n", "upstream.max_attempts must be at least 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := writeFile(t, "llmgw.yaml", tt.body)
+			_, err := LoadConfig(p)
+			wantErr(t, err, p, tt.want)
+			if err != nil && strings.Contains(err.Error(), "FAKE") {
+				t.Errorf("error shows a key: %v", err)
+			}
+		})
+	}
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
+	wantErr(t, err, "read config", "missing.yaml")
+}
+
+func TestConfig_CommandLineErrors(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "llmgw.yaml", "server:\n  port: 1\n  hots: x\n")
+	_, _, err := run(t, "--config", p, "--db", filepath.Join(t.TempDir(), "x.db"), "account", "list")
+	wantErr(t, err, "config "+p+": line 3: unknown key \"hots\"")
+}
+
+func TestConfig_FlagsOverrideFile(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "llmgw.yaml", "logging:\n  level: error\n  format: text\n  file: /tmp/x.log\n")
+	tests := []struct {
+		args []string
+		want LoggingConfig
+	}{
+		{nil, LoggingConfig{Level: "info"}},
+		{[]string{"--config", p}, LoggingConfig{Level: "error", Format: "text", File: "/tmp/x.log"}},
+		{[]string{"--config", p, "--log-level", "debug", "--log-format", "json"}, LoggingConfig{Level: "debug", Format: "json", File: "/tmp/x.log"}},
+	}
+	for _, tt := range tests {
+		app, env := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+		if err := app.RunContext(context.Background(), append(append([]string{"llmgw"}, tt.args...), "version")); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, env.cfg.Logging); diff != "" {
+			t.Errorf("%v: logging config (-want +got):\n%s", tt.args, diff)
+		}
+	}
+	_, _, err := run(t, "--log-format", "xml", "version")
+	wantErr(t, err, `log format "xml" is not text or json`)
+}
+
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log, closeFn, err := newLogger(LoggingConfig{Level: "warn"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hidden")
+	log.Warn("shown", "account", "a1")
+	if err := closeFn(); err != nil {
+		t.Fatal(err)
+	}
+	// Not a terminal, so JSON.
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("log output %q is not one JSON record: %v", buf.String(), err)
+	}
+	if rec["msg"] != "shown" || rec["account"] != "a1" {
+		t.Errorf("record = %v", rec)
+	}
+
+	file := filepath.Join(t.TempDir(), "llmgw.log")
+	log, closeFn, err = newLogger(LoggingConfig{Format: "text", File: file}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("to the file")
+	if err := closeFn(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "msg=\"to the file\"") {
+		t.Errorf("log file = %q, want a text record", b)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("log file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+
+	urfave "github.com/urfave/cli/v2"
+
+	"github.com/pressly/goose/v3"
+)
+
+func dbCommand(env *appEnv) *urfave.Command {
+	return groupCommand("db", "manage the database schema",
+		`The database is one SQLite file (--db, env LLMGW_DB). Its schema changes only
+through migrations embedded in the binary.
+
+Example:
+  llmgw --db /var/lib/llmgw/llmgw.db db migrate
+  llmgw db status`,
+		&urfave.Command{
+			Name:      "migrate",
+			Usage:     "create the database or apply its pending migrations",
+			UsageText: "llmgw db migrate",
+			Description: `Creates the database file if it does not exist (readable by its owner only) and
+applies every pending migration, printing each one. Safe to run repeatedly.
+
+Example:
+  llmgw db migrate`,
+			Action: func(c *urfave.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				return env.dbMigrate(c)
+			},
+		},
+		&urfave.Command{
+			Name:      "status",
+			Usage:     "list migrations and whether each is applied",
+			UsageText: "llmgw db status",
+			Description: `Example:
+  llmgw db status`,
+			Action: func(c *urfave.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				return env.dbStatus(c)
+			},
+		},
+	)
+}
+
+func (e *appEnv) dbMigrate(c *urfave.Context) (err error) {
+	db, err := e.openAny(c.Context)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db, &err)
+	results, merr := db.Migrate(c.Context)
+	// Report what was applied even when a later migration failed.
+	for _, r := range results {
+		if r == nil || r.Source == nil || r.Error != nil {
+			continue
+		}
+		if _, err := fmt.Fprintf(c.App.Writer, "applied %d %s\n", r.Source.Version, filepath.Base(r.Source.Path)); err != nil {
+			return err
+		}
+	}
+	if merr != nil {
+		return merr // the store's errors name the file
+	}
+	if len(results) == 0 {
+		_, err = fmt.Fprintln(c.App.Writer, "database is up to date")
+	}
+	return err
+}
+
+func (e *appEnv) dbStatus(c *urfave.Context) (err error) {
+	db, err := e.openExisting(c.Context)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db, &err)
+	status, err := db.MigrationStatus(c.Context)
+	if err != nil {
+		return err // the store's errors name the file
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tFILE\tAPPLIED AT")
+	for _, s := range status {
+		applied := "pending"
+		if s.State == goose.StateApplied {
+			applied = formatTime(s.AppliedAt)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Source.Version, filepath.Base(s.Source.Path), applied)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,359 @@
+package cli
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	_ "time/tzdata" // --tz works on machines without a zoneinfo database
+
+	urfave "github.com/urfave/cli/v2"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/store"
+)
+
+func usageCommand(env *appEnv) *urfave.Command {
+	return groupCommand("usage", "report who used what",
+		`Example:
+  llmgw usage report --since 7d --by key`,
+		&urfave.Command{
+			Name:      "report",
+			Usage:     "sum requests, tokens, cost and latency per account, key, model or day",
+			UsageText: "llmgw usage report [--since 24h|2026-11-01|RFC3339] [--until ...] [--by account|key|model|day] [--format table|json|csv] [--tz UTC|Local|Area/City]",
+			Description: `Sums the request log between --since and --until. --since and --until take a
+duration back from now (24h, 7d), a date (2026-11-01, midnight in --tz) or an
+RFC 3339 time; a date given to --until includes that whole day. Requests count
+only calls that reached an account; errors are those that failed or ended
+early. Cost is an estimate from a built-in price table per model family,
+extended or overridden by "prices:" in the config file. Latency is the total
+request duration; p50 and p95 in milliseconds.
+
+Example:
+  llmgw usage report --since 7d --by key
+  llmgw usage report --since 2026-11-01 --until 2026-11-30 --by day --tz Europe/Berlin
+  llmgw usage report --format json | jq .total.cost_usd`,
+			Flags: []urfave.Flag{
+				&urfave.StringFlag{Name: "since", Value: "24h", Usage: "start: duration back from now, date or RFC 3339 `TIME`"},
+				&urfave.StringFlag{Name: "until", Usage: "end (default now): duration back from now, date (inclusive) or RFC 3339 `TIME`"},
+				&urfave.StringFlag{Name: "by", Value: "account", Usage: "group by `FIELD`: account, key, model or day"},
+				&urfave.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json or csv"},
+				&urfave.StringFlag{Name: "tz", Value: "UTC", Usage: "time `ZONE` for dates and day grouping: UTC, Local or an IANA name such as Europe/Berlin"},
+			},
+			Action: func(c *urfave.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				return env.usageReport(c)
+			},
+		},
+	)
+}
+
+// usage report groupings.
+const (
+	byAccount = "account"
+	byKey     = "key"
+	byModel   = "model"
+	byDay     = "day"
+)
+
+func (e *appEnv) usageReport(c *urfave.Context) error {
+	by, format := c.String("by"), c.String("format")
+	switch by {
+	case byAccount, byKey, byModel, byDay:
+	default:
+		return fmt.Errorf("--by %q: use account, key, model or day", by)
+	}
+	switch format {
+	case "table", "json", "csv":
+	default:
+		return fmt.Errorf("--format %q: use table, json or csv", format)
+	}
+	loc, err := time.LoadLocation(c.String("tz"))
+	if err != nil {
+		return fmt.Errorf("--tz %q: use UTC, Local or an IANA zone name such as Europe/Berlin: %w", c.String("tz"), err)
+	}
+	now := e.now().In(loc)
+	since, err := parseReportTime(c.String("since"), now, loc, false)
+	if err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	until := now
+	if s := c.String("until"); s != "" {
+		if until, err = parseReportTime(s, now, loc, true); err != nil {
+			return fmt.Errorf("--until: %w", err)
+		}
+	}
+	if !since.Before(until) {
+		return fmt.Errorf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	return e.withDB(c.Context, func(db *store.DB) error {
+		rows, err := db.ListUsage(c.Context, since, until)
+		if err != nil {
+			return fmt.Errorf("list usage: %w", err)
+		}
+		rep := buildReport(rows, by, loc, newPriceTable(e.cfg.Prices))
+		rep.Since, rep.Until = since, until
+		for _, m := range rep.UnpricedModels {
+			fmt.Fprintf(c.App.ErrWriter, "note: no price known for model %q, so its cost counts as 0: add one to the config file, e.g.\n  prices:\n    %q: {input: 3, output: 15}\n", m, m)
+		}
+		switch format {
+		case "json":
+			return rep.writeJSON(c.App.Writer)
+		case "csv":
+			return rep.writeCSV(c.App.Writer)
+		}
+		return rep.writeTable(c.App.Writer)
+	})
+}
+
+// parseReportTime parses a --since or --until value relative to now: a
+// duration back from now (24h, 7d), a date (midnight in loc; with endOfDay,
+// the midnight after it) or an RFC 3339 time.
+func parseReportTime(s string, now time.Time, loc *time.Location, endOfDay bool) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if d, err := parseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, s, loc); err == nil {
+		if endOfDay {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.In(loc), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a duration (24h, 7d), a date (2026-11-01) or an RFC 3339 time", s)
+}
+
+// report is the result of "usage report".
+type report struct {
+	Since, Until   time.Time
+	By             string
+	Rows           []reportRow
+	Total          reportRow
+	UnpricedModels []string // models that had tokens but no price, sorted
+}
+
+// reportRow sums the usage of one group.
+type reportRow struct {
+	Group        string
+	Requests     int64
+	Errors       int64
+	Input        int64
+	Output       int64
+	CacheRead    int64
+	CacheWrite   int64
+	CacheWrite5m int64 // includes cache writes the upstream did not split
+	CacheWrite1h int64
+	scaledCost   float64 // USD × 1e6; see Price.scaledCost
+	durations    []int64 // request durations in ms
+}
+
+// CostUSD is the estimated cost of the group.
+func (r *reportRow) CostUSD() float64 { return r.scaledCost / 1e6 }
+
+// P50 is the median request duration in ms (nearest rank).
+func (r *reportRow) P50() int64 { return percentile(r.durations, 50) }
+
+// P95 is the 95th percentile request duration in ms (nearest rank).
+func (r *reportRow) P95() int64 { return percentile(r.durations, 95) }
+
+func (r *reportRow) add(u *store.UsageRow, failed bool, cost float64) {
+	r.Requests++
+	if failed {
+		r.Errors++
+	}
+	t := u.Tokens
+	w5m, w1h := cacheWriteSplit(t)
+	r.Input += t.Input
+	r.Output += t.Output
+	r.CacheRead += t.CacheRead
+	r.CacheWrite += t.CacheWrite
+	r.CacheWrite5m += w5m
+	r.CacheWrite1h += w1h
+	r.scaledCost += cost
+	r.durations = append(r.durations, u.Duration.Milliseconds())
+}
+
+// percentile returns the nearest-rank p-th percentile of vals, sorting
+// vals in place; 0 for none.
+func percentile(vals []int64, p int) int64 {
+	if len(vals) == 0 {
+		return 0
+	}
+	sort.Slice(vals, func(i, j int) bool { return vals[i] < vals[j] })
+	rank := (p*len(vals) + 99) / 100 // ceil(p/100 × n)
+	return vals[max(rank, 1)-1]
+}
+
+// buildReport groups rows by account, key, model or day (in loc). Rows that
+// never reached an account are not requests and are left out.
+func buildReport(rows []store.UsageRow, by string, loc *time.Location, prices *priceTable) *report {
+	rep := &report{By: by, Total: reportRow{Group: "TOTAL"}}
+	groups := map[string]*reportRow{}
+	unpriced := map[string]bool{}
+	for i := range rows {
+		u := &rows[i]
+		if u.AccountID == 0 && u.AttemptCount == 0 {
+			continue
+		}
+		failed := u.Status >= 400 || u.ErrorType != "" || u.EndedEarly
+		var cost float64
+		if p, ok := prices.lookup(u.Model); ok {
+			cost = p.scaledCost(u.Tokens)
+		} else if u.Tokens != (llmgw.Tokens{}) {
+			unpriced[modelName(u.Model)] = true
+		}
+		g := groupOf(u, by, loc)
+		r := groups[g]
+		if r == nil {
+			r = &reportRow{Group: g}
+			groups[g] = r
+		}
+		r.add(u, failed, cost)
+		rep.Total.add(u, failed, cost)
+	}
+	for _, r := range groups {
+		rep.Rows = append(rep.Rows, *r)
+	}
+	sort.Slice(rep.Rows, func(i, j int) bool { return rep.Rows[i].Group < rep.Rows[j].Group })
+	for m := range unpriced {
+		rep.UnpricedModels = append(rep.UnpricedModels, m)
+	}
+	sort.Strings(rep.UnpricedModels)
+	return rep
+}
+
+func modelName(m string) string {
+	if m == "" {
+		return "(none)"
+	}
+	return m
+}
+
+// groupOf names the group row u falls in.
+func groupOf(u *store.UsageRow, by string, loc *time.Location) string {
+	switch by {
+	case byKey:
+		if u.KeyName == "" {
+			return "(none)"
+		}
+		return u.KeyName
+	case byModel:
+		return modelName(u.Model)
+	case byDay:
+		return u.Time.In(loc).Format(time.DateOnly)
+	}
+	if u.AccountName != "" {
+		return u.AccountName
+	}
+	if n := len(u.Attempts); n > 0 && u.Attempts[n-1].AccountName != "" {
+		return u.Attempts[n-1].AccountName // no final answer: the last account tried
+	}
+	if u.AccountID != 0 {
+		return "#" + strconv.FormatInt(u.AccountID, 10)
+	}
+	return "(none)"
+}
+
+func (rep *report) writeTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", strings.ToUpper(rep.By))
+	for i := range rep.Rows {
+		writeTableRow(tw, &rep.Rows[i])
+	}
+	writeTableRow(tw, &rep.Total)
+	return tw.Flush()
+}
+
+func writeTableRow(w io.Writer, r *reportRow) {
+	fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
+		r.Input, r.Output, r.CacheRead, r.CacheWrite, r.CostUSD(), r.P50(), r.P95())
+}
+
+// reportRowJSON is a row of "usage report --format json". The token fields
+// carry Anthropic's usage names so scripts can rely on them.
+type reportRowJSON struct {
+	Group             string  `json:"group"`
+	Requests          int64   `json:"requests"`
+	Errors            int64   `json:"errors"`
+	InputTokens       int64   `json:"input_tokens"`
+	OutputTokens      int64   `json:"output_tokens"`
+	CacheReadTokens   int64   `json:"cache_read_input_tokens"`
+	CacheWriteTokens  int64   `json:"cache_creation_input_tokens"`
+	CacheWrite5mToken int64   `json:"cache_creation_5m_input_tokens"`
+	CacheWrite1hToken int64   `json:"cache_creation_1h_input_tokens"`
+	CostUSD           float64 `json:"cost_usd"`
+	P50Ms             int64   `json:"p50_ms"`
+	P95Ms             int64   `json:"p95_ms"`
+}
+
+func (r *reportRow) json() reportRowJSON {
+	return reportRowJSON{
+		Group:             r.Group,
+		Requests:          r.Requests,
+		Errors:            r.Errors,
+		InputTokens:       r.Input,
+		OutputTokens:      r.Output,
+		CacheReadTokens:   r.CacheRead,
+		CacheWriteTokens:  r.CacheWrite,
+		CacheWrite5mToken: r.CacheWrite5m,
+		CacheWrite1hToken: r.CacheWrite1h,
+		CostUSD:           r.CostUSD(),
+		P50Ms:             r.P50(),
+		P95Ms:             r.P95(),
+	}
+}
+
+// reportJSON is the one object "usage report --format json" prints.
+type reportJSON struct {
+	Since string          `json:"since"`
+	Until string          `json:"until"`
+	By    string          `json:"by"`
+	Rows  []reportRowJSON `json:"rows"`
+	Total reportRowJSON   `json:"total"`
+}
+
+func (rep *report) writeJSON(w io.Writer) error {
+	out := reportJSON{
+		Since: rep.Since.Format(time.RFC3339),
+		Until: rep.Until.Format(time.RFC3339),
+		By:    rep.By,
+		Rows:  make([]reportRowJSON, len(rep.Rows)),
+		Total: rep.Total.json(),
+	}
+	for i := range rep.Rows {
+		out.Rows[i] = rep.Rows[i].json()
+	}
+	return writeJSON(w, out)
+}
+
+func (rep *report) writeCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	header := []string{"group", "requests", "errors", "input_tokens", "output_tokens",
+		"cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation_5m_input_tokens",
+		"cache_creation_1h_input_tokens", "cost_usd", "p50_ms", "p95_ms"}
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	i64 := func(n int64) string { return strconv.FormatInt(n, 10) }
+	rows := append(append([]reportRow(nil), rep.Rows...), rep.Total)
+	for i := range rows {
+		r := &rows[i]
+		rec := []string{r.Group, i64(r.Requests), i64(r.Errors), i64(r.Input), i64(r.Output),
+			i64(r.CacheRead), i64(r.CacheWrite), i64(r.CacheWrite5m), i64(r.CacheWrite1h),
+			strconv.FormatFloat(r.CostUSD(), 'f', -1, 64), i64(r.P50()), i64(r.P95())}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
