@@ -368,6 +368,11 @@ func TestServe_FailoverShowsInAccountList(t *testing.T) {
 	if got := up.Requests()[before].Key; got != "sk-ant-cccccccccccccccc" || up.Count() != before+1 {
 		t.Errorf("after restart the request went to %q in %d tries, want c at once", got, up.Count()-before)
 	}
+	for _, secret := range []string{key, "sk-ant-aaaaaaaaaaaaaaaa", "sk-ant-bbbbbbbbbbbbbbbb", "sk-ant-cccccccccccccccc"} {
+		if strings.Contains(srv.stderr.String(), secret) {
+			t.Errorf("the server log contains a secret (%.10s…)", secret)
+		}
+	}
 	// The operator re-enables a: it serves again.
 	mustRun(t, "--db", db, "account", "enable", "a")
 	if got := listJSON(t, db)[0]; got.Status != "active" {

@@ -34,7 +34,7 @@ type errUnreachable struct {
 }
 
 func (e *errUnreachable) Error() string {
-	return fmt.Sprintf("could not reach the upstream of account %s: %v", e.account, e.err)
+	return fmt.Sprintf("could not reach the upstream of account %s: %s", e.account, rootCause(e.err))
 }
 
 func (e *errUnreachable) Unwrap() error { return e.err }

@@ -631,3 +631,86 @@ func TestServer_ExpiredKey(t *testing.T) {
 		t.Fatalf("err = %v, want 401 saying the key expired", err)
 	}
 }
+
+func TestServer_TransientStreakCoolsBriefly(t *testing.T) {
+	up := upstreamtest.NewServer(t, upstreamtest.Script("sk-ant-a",
+		upstreamtest.Fail(529), upstreamtest.Fail(529), upstreamtest.Fail(529)))
+	g := newGateway(t, Config{MaxAttempts: 1}, account(1, "a", "sk-ant-a", up.URL))
+	c := g.client()
+	for i := range 3 {
+		st := g.AccountState(&g.Snapshot().Accounts[0])
+		if !st.CooldownUntil.IsZero() {
+			t.Fatalf("cooling after %d overloads, want only after 3 in a row", i)
+		}
+		if _, err := c.Messages.New(ctx(t), userMsg("hi")); err == nil {
+			t.Fatal("want the 529 passed on")
+		}
+	}
+	st := g.AccountState(&g.Snapshot().Accounts[0])
+	if left := time.Until(st.CooldownUntil); left <= 0 || left > transientCool {
+		t.Errorf("cooldown left %v, want a brief one (<= %v)", left, transientCool)
+	}
+	if st.Status != llmgw.StatusActive {
+		t.Errorf("status = %s: overloads are not the account's fault", st.Status)
+	}
+}
+
+func TestServer_WaitsForConcurrencySlot(t *testing.T) {
+	release := make(chan struct{})
+	up := upstreamtest.NewServer(t, upstreamtest.OK(upstreamtest.Hold(release)))
+	a := account(1, "a", "sk-ant-a", up.URL)
+	a.MaxConcurrency = 1
+	g := newGateway(t, Config{}, a)
+	c := g.client()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.Messages.New(ctx(t), userMsg("hi"))
+			errs <- err
+		}()
+	}
+	if err := up.AwaitHeld(ctx(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if n := up.InFlight(); n != 1 {
+		t.Errorf("upstream has %d requests in flight, want 1: the cap is 1", n)
+	}
+	close(release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("request failed instead of waiting for a slot: %v", err)
+		}
+	}
+	if n := up.Count(); n != 2 {
+		t.Errorf("upstream got %d requests, want 2", n)
+	}
+}
+
+func TestServer_OperatorStateWins(t *testing.T) {
+	up := upstreamtest.NewServer(t, upstreamtest.Script("sk-ant-a", upstreamtest.Fail(401)))
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+	c := g.client()
+	if _, err := c.Messages.New(ctx(t), userMsg("hi")); err == nil {
+		t.Fatal("want the 401 passed on")
+	}
+	if st := g.AccountState(&g.Snapshot().Accounts[0]); st.Status != llmgw.StatusError {
+		t.Fatalf("state = %+v, want error", st)
+	}
+	// A reload with the server's own write-back keeps the error ...
+	saved, _ := g.rec.state(1)
+	snap := *g.Snapshot()
+	snap.Accounts = []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)}
+	snap.Accounts[0].State = saved
+	g.SetSnapshot(&snap)
+	if st := g.AccountState(&snap.Accounts[0]); st.Status != llmgw.StatusError {
+		t.Errorf("after reloading its own write-back: %+v", st)
+	}
+	// ... and a later "account enable" clears it.
+	enabled := snap
+	enabled.Accounts = []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)}
+	enabled.Accounts[0].State = llmgw.AccountState{Status: llmgw.StatusActive, At: time.Now().Add(time.Second)}
+	g.SetSnapshot(&enabled)
+	if _, err := c.Messages.New(ctx(t), userMsg("hi")); err != nil {
+		t.Errorf("after enable: %v", err)
+	}
+}
