@@ -37,6 +37,16 @@ type requestHead struct {
 	Stream bool   `json:"stream"`
 }
 
+// readMessagesRequest reads and checks a Messages-shaped request body.
+func (s *Server) readMessagesRequest(w http.ResponseWriter, r *http.Request) ([]byte, requestHead, error) {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return nil, requestHead{}, err
+	}
+	head, err := parseHead(body, true)
+	return body, head, err
+}
+
 // parseHead checks that body is a JSON object and reads its head.
 func parseHead(body []byte, needModel bool) (requestHead, error) {
 	var head requestHead
@@ -63,11 +73,7 @@ func parseHead(body []byte, needModel bool) (requestHead, error) {
 
 // messages serves POST /v1/messages: Anthropic in, Anthropic out.
 func (s *Server) messages(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
-	head, err := parseHead(body, true)
+	body, head, err := s.readMessagesRequest(w, r)
 	if err != nil {
 		return err
 	}
@@ -217,11 +223,7 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 // countTokens serves POST /v1/messages/count_tokens by forwarding it to an
 // account. It is not an inference request and leaves no usage row.
 func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
-	head, err := parseHead(body, true)
+	body, head, err := s.readMessagesRequest(w, r)
 	if err != nil {
 		return err
 	}

@@ -222,3 +222,19 @@ func TestPool_WaitsForSlot(t *testing.T) {
 	}
 	p.release(held.h)
 }
+
+func TestPool_AllCoolingAndTriedGivesRetryAfter(t *testing.T) {
+	p := testPool(10)
+	as := accts(1, 1)
+	now := time.Now()
+	as[0].State.CooldownUntil = now.Add(40 * time.Second)
+	as[1].State.CooldownUntil = now.Add(20 * time.Second)
+	_, err := p.pick(context.Background(), as, "m", nil, map[int64]bool{1: true, 2: true})
+	var na *errNoAccount
+	if !errors.As(err, &na) {
+		t.Fatalf("err = %v, want errNoAccount", err)
+	}
+	if na.retryAfter < 15*time.Second || na.retryAfter > 20*time.Second {
+		t.Errorf("retryAfter = %v, want about 20s (the earliest cooldown end)", na.retryAfter)
+	}
+}
