@@ -50,9 +50,56 @@ type Account struct {
 	RefreshToken string
 	ExpiresAt    time.Time // access token expiry, OAuth only
 
+	// OAuth facts from the token endpoint (OAuth only).
+	Scopes           []string
+	Email            string
+	AccountUUID      string
+	OrganizationUUID string
+	// TokenGeneration moves every time a new token pair is stored (login,
+	// import, refresh); the refresh compare-and-swap is keyed on it.
+	TokenGeneration int64
+	LastRefresh     time.Time
+	RefreshError    string // last transient refresh failure, empty when fine
+
+	// OwnerKeys, when not empty, are the names of the only client keys this
+	// account serves (binding a subscription to its owner).
+	OwnerKeys []string
+
 	// State is what the server learned while serving, persisted so that the
 	// CLI can show it and a restart keeps it.
 	State AccountState
+	// Windows are the subscription usage windows last reported for an OAuth
+	// account.
+	Windows Windows
+}
+
+// Window is one subscription usage window, as Anthropic reports it in the
+// anthropic-ratelimit-unified-* headers of OAuth responses.
+type Window struct {
+	Status      string    // allowed, allowed_warning or rejected; empty if never seen
+	Utilization float64   // fraction used, 0..1
+	ResetsAt    time.Time // zero if unknown
+}
+
+// Windows are an account's subscription windows.
+type Windows struct {
+	Status   string // the overall unified status
+	FiveHour Window
+	SevenDay Window
+	At       time.Time // when they were read; zero if never
+}
+
+// ServesKey reports whether the account may serve the named client key.
+func (a *Account) ServesKey(keyName string) bool {
+	if len(a.OwnerKeys) == 0 {
+		return true
+	}
+	for _, k := range a.OwnerKeys {
+		if k == keyName {
+			return true
+		}
+	}
+	return false
 }
 
 // AccountState is the part of an account that changes while serving. The
