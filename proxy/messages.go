@@ -142,7 +142,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 			}
 			return
 		}
-		var msg anthropic.Message
+		var msg anthropic.MessageHead
 		if json.Unmarshal(body, &msg) == nil {
 			msg.Usage.ApplyTo(&u.Tokens)
 		}

@@ -101,8 +101,8 @@ func ErrorType(status int) string {
 	}
 }
 
-// Message is the part of a non-streaming response the gateway reads.
-type Message struct {
+// MessageHead is the part of a non-streaming response the gateway reads.
+type MessageHead struct {
 	ID    string `json:"id"`
 	Model string `json:"model"`
 	Usage *Usage `json:"usage"`
@@ -111,7 +111,7 @@ type Message struct {
 // StreamEvent is the part of a stream event's data the gateway reads.
 type StreamEvent struct {
 	Type    string       `json:"type"`
-	Message *Message     `json:"message"` // message_start
+	Message *MessageHead `json:"message"` // message_start
 	Usage   *Usage       `json:"usage"`   // message_delta
 	Error   *ErrorDetail `json:"error"`   // error
 }

@@ -1,0 +1,189 @@
+package anthropic
+
+import (
+	"encoding/json"
+)
+
+// Request is an Anthropic Messages request as the dialect converters build
+// it. The native Anthropic path never decodes into it: it passes the client's
+// bytes through.
+type Request struct {
+	Model         string         `json:"model"`
+	MaxTokens     int            `json:"max_tokens"`
+	System        []ContentBlock `json:"system,omitempty"` // text blocks only
+	Messages      []Message      `json:"messages"`
+	Tools         []Tool         `json:"tools,omitempty"`
+	ToolChoice    *ToolChoice    `json:"tool_choice,omitempty"`
+	Temperature   *float64       `json:"temperature,omitempty"`
+	TopP          *float64       `json:"top_p,omitempty"`
+	TopK          *int           `json:"top_k,omitempty"`
+	StopSequences []string       `json:"stop_sequences,omitempty"`
+	Stream        bool           `json:"stream,omitempty"`
+	Thinking      *Thinking      `json:"thinking,omitempty"`
+	Metadata      *Metadata      `json:"metadata,omitempty"`
+	OutputConfig  *OutputConfig  `json:"output_config,omitempty"`
+	ServiceTier   string         `json:"service_tier,omitempty"`
+}
+
+// Message is one turn.
+type Message struct {
+	Role    string         `json:"role"` // user or assistant
+	Content []ContentBlock `json:"content"`
+}
+
+// ContentBlock is any content block: text, image, document, tool_use,
+// tool_result, thinking, redacted_thinking. Only the fields of its Type are
+// set.
+type ContentBlock struct {
+	Type string `json:"type"`
+
+	// text
+	Text      string          `json:"text,omitempty"`
+	Citations json.RawMessage `json:"citations,omitempty"`
+
+	// image, document
+	Source *Source `json:"source,omitempty"`
+
+	// tool_use
+	ID    string          `json:"id,omitempty"`
+	Name  string          `json:"name,omitempty"`
+	Input json.RawMessage `json:"input,omitempty"` // always set for tool_use ({} when empty)
+
+	// tool_result: Content is a string or an array of blocks, kept raw.
+	ToolUseID string          `json:"tool_use_id,omitempty"`
+	Content   json.RawMessage `json:"content,omitempty"`
+	IsError   bool            `json:"is_error,omitempty"`
+
+	// thinking, redacted_thinking: returned to the upstream exactly as received.
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
+
+	CacheControl *CacheControl `json:"cache_control,omitempty"`
+}
+
+// Source is an image or document source.
+type Source struct {
+	Type      string `json:"type"` // base64, url, text
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+// Tool is a custom (client-run) tool.
+type Tool struct {
+	Name         string          `json:"name"`
+	Description  string          `json:"description,omitempty"`
+	InputSchema  json.RawMessage `json:"input_schema"`
+	CacheControl *CacheControl   `json:"cache_control,omitempty"`
+}
+
+// ToolChoice says whether and which tool the model must call.
+type ToolChoice struct {
+	Type                   string `json:"type"` // auto, any, none, tool
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
+}
+
+// Thinking configures extended thinking.
+type Thinking struct {
+	Type         string `json:"type"` // enabled, disabled, adaptive
+	BudgetTokens int    `json:"budget_tokens,omitempty"`
+}
+
+// Metadata carries the opaque end-user id.
+type Metadata struct {
+	UserID string `json:"user_id,omitempty"`
+}
+
+// OutputConfig asks for structured output or an effort level.
+type OutputConfig struct {
+	Effort string        `json:"effort,omitempty"`
+	Format *OutputFormat `json:"format,omitempty"`
+}
+
+// OutputFormat is a JSON-schema output format.
+type OutputFormat struct {
+	Type   string          `json:"type"` // json_schema
+	Schema json.RawMessage `json:"schema"`
+}
+
+// CacheControl marks a cache breakpoint.
+type CacheControl struct {
+	Type string `json:"type"`          // ephemeral
+	TTL  string `json:"ttl,omitempty"` // 5m or 1h
+}
+
+// MaxBreakpoints is Anthropic's limit of cache_control marks per request.
+const MaxBreakpoints = 4
+
+// Breakpoints counts the cache_control marks in r.
+func (r *Request) Breakpoints() int {
+	n := 0
+	for _, t := range r.Tools {
+		if t.CacheControl != nil {
+			n++
+		}
+	}
+	for _, b := range r.System {
+		if b.CacheControl != nil {
+			n++
+		}
+	}
+	for _, m := range r.Messages {
+		for _, b := range m.Content {
+			if b.CacheControl != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// AddCacheBreakpoints marks the stable prefix of a request for prompt
+// caching, for clients (OpenAI, Gemini) that cannot send cache_control
+// themselves: the last tool, the last system block, and the last block of
+// the two most recent user turns (the newest writes the cache, the one
+// before reads what the previous request wrote). It never exceeds
+// MaxBreakpoints, counting marks already present, and never marks an empty
+// text or a thinking block, which Anthropic refuses to cache.
+func (r *Request) AddCacheBreakpoints() {
+	budget := MaxBreakpoints - r.Breakpoints()
+	mark := func(cc **CacheControl) {
+		if budget > 0 && *cc == nil {
+			*cc = &CacheControl{Type: "ephemeral"}
+			budget--
+		}
+	}
+	if n := len(r.Tools); n > 0 {
+		mark(&r.Tools[n-1].CacheControl)
+	}
+	if n := len(r.System); n > 0 {
+		mark(&r.System[n-1].CacheControl)
+	}
+	users := 0
+	for i := len(r.Messages) - 1; i >= 0 && users < 2; i-- {
+		m := &r.Messages[i]
+		if m.Role != "user" {
+			continue
+		}
+		users++
+		for j := len(m.Content) - 1; j >= 0; j-- {
+			b := &m.Content[j]
+			if cacheable(b) {
+				mark(&b.CacheControl)
+				break
+			}
+		}
+	}
+}
+
+func cacheable(b *ContentBlock) bool {
+	switch b.Type {
+	case "thinking", "redacted_thinking":
+		return false
+	case "text":
+		return b.Text != ""
+	}
+	return true
+}
