@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
@@ -85,6 +86,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		u.Status, u.ErrorType = status, typ
 	}
 	w.Header().Set("content-type", "application/json")
+	if e.dialect != "" && e.dialect != llmgw.DialectAnthropic {
+		code, body := renderError(e.dialect, status, typ, msg)
+		w.WriteHeader(code)
+		_, _ = w.Write(body)
+		return
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(anthropic.MarshalError(typ, msg, e.id))
 }

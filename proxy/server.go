@@ -53,6 +53,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Aliases map model names that converted clients insist on (gpt-4o) to
+	// Anthropic model ids. Unknown names pass through unchanged.
+	Aliases map[string]string
 }
 
 // Server is the gateway's HTTP handler. It is safe for concurrent use.
@@ -199,6 +202,11 @@ func (s *Server) routes() http.Handler {
 		r.Post("/v1/messages/count_tokens", s.wrap(s.countTokens))
 		r.Get("/v1/models", s.wrap(s.models))
 		r.Get("/v1/models/{id}", s.wrap(s.models))
+		r.Post("/v1/chat/completions", s.wrap(s.chatCompletions))
+		r.Post("/v1/responses", s.wrap(s.responses))
+		r.Get("/v1beta/models", s.wrap(s.geminiModels))
+		r.Get("/v1beta/models/{rest}", s.wrap(s.geminiModels))
+		r.Post("/v1beta/models/{rest}", s.wrap(s.geminiGenerate))
 		r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 			return clientErr(http.StatusNotFound, "not_found_error", "no route for "+r.Method+" "+r.URL.Path)
 		}))
@@ -254,6 +262,7 @@ const entryKey ctxKey = iota
 // accessLog when the request ends.
 type entry struct {
 	id      string
+	dialect string // the client's API dialect, from the path
 	key     *llmgw.ClientKey
 	usage   *llmgw.Usage // set by inference handlers
 	account string
@@ -282,7 +291,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		s.active.Add(1)
 		defer s.active.Done()
 		start := s.cfg.Now()
-		e := &entry{id: newRequestID()}
+		e := &entry{id: newRequestID(), dialect: dialectFor(r.URL.Path)}
 		w.Header().Set("x-request-id", e.id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), entryKey, e)))
