@@ -15,6 +15,7 @@ type nopRecorder struct{}
 
 func (nopRecorder) Record(llmgw.Usage)                    {}
 func (nopRecorder) RecordState(int64, llmgw.AccountState) {}
+func (nopRecorder) RecordWindows(int64, llmgw.Windows)    {}
 
 // benchPost sends body to url+/v1/messages b.N times and reads every answer
 // to the end. Run with the fake upstream as url, it is the baseline the

@@ -89,7 +89,7 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 	}
 	res, err := s.do(r.Context(), &call{
 		method: http.MethodPost, path: "/v1/messages", header: header, body: body,
-		model: req.Model, stream: true, usage: u,
+		model: req.Model, stream: true, usage: u, key: keyName(r),
 	})
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ type call struct {
 	model  string
 	stream bool
 	usage  *llmgw.Usage // where attempts are recorded; nil for side calls
+	key    string       // the client key's name, for accounts bound to owners
 }
 
 // result is the upstream answer that goes to the client. The caller must
@@ -41,6 +42,7 @@ type result struct {
 	raw     io.ReadCloser
 	account *llmgw.Account
 	ttfb    time.Duration
+	sent    http.Header // the headers the upstream request carried
 	close   func()
 }
 
@@ -58,7 +60,7 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 	var lastErr error
 	for n := 0; n < s.cfg.MaxAttempts; n++ {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		ch, err := s.pool.pick(pctx, v.snap.Accounts, c.model, s.servable, tried)
+		ch, err := s.pool.pick(pctx, v.snap.Accounts, c.model, func(a *llmgw.Account) string { return s.servable(a, c.key) }, tried)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -92,12 +94,16 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 		case Refresh:
 			if r, ok := s.cfg.Kinds[ch.a.Type].(Refresher); ok && !refreshed[ch.a.ID] {
 				refreshed[ch.a.ID] = true
-				if rerr := r.Refresh(ctx, ch.a); rerr == nil {
+				rerr := r.Refresh(ctx, ch.a, res.sent)
+				if rerr == nil {
 					n-- // the retry on the same account is part of the same attempt
 					res.close()
 					continue
 				}
+				s.log.LogAttrs(ctx, slog.LevelWarn, "token refresh failed", slog.String("account", ch.a.Name), slog.String("err", rerr.Error()))
 			}
+			// No refresh helped: the credential itself is bad.
+			s.applyVerdict(ch.a, ch.h, Verdict{Broken: verdict.Broken}, verdict.Broken)
 		}
 		tried[ch.a.ID] = true
 		if last != nil {
@@ -114,15 +120,19 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 }
 
 // Refresher is implemented by kinds whose credentials can be renewed, such
-// as OAuth access tokens.
+// as OAuth access tokens. sent holds the headers of the rejected request.
 type Refresher interface {
-	Refresh(ctx context.Context, a *llmgw.Account) error
+	Refresh(ctx context.Context, a *llmgw.Account, sent http.Header) error
 }
 
-// servable says why an account's kind cannot serve, or "" if it can.
-func (s *Server) servable(a *llmgw.Account) string {
+// servable says why an account cannot serve the client key named key, or ""
+// if it can.
+func (s *Server) servable(a *llmgw.Account, key string) string {
 	if _, ok := s.cfg.Kinds[a.Type]; !ok {
 		return "accounts of type " + string(a.Type) + " are not supported by this server"
+	}
+	if !a.ServesKey(key) {
+		return "reserved for other client keys"
 	}
 	return ""
 }
@@ -183,7 +193,13 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		}
 		return nil, Verdict{}, err
 	}
-	res := &result{status: resp.StatusCode, header: resp.Header, account: a, ttfb: ttfb}
+	res := &result{status: resp.StatusCode, header: resp.Header, account: a, ttfb: ttfb, sent: req.Header}
+	if ws := ParseWindows(resp.Header, s.cfg.Now()); !ws.At.IsZero() {
+		h.mu.Lock()
+		h.windows = ws
+		h.mu.Unlock()
+		s.rec.RecordWindows(a.ID, ws)
+	}
 	res.close = func() {
 		resp.Body.Close()
 		release()
@@ -243,6 +259,9 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		return res, verdict, nil
 	}
 	s.pool.observe(h, 0, true, verdict.Transient)
+	if verdict.Action == Refresh {
+		return res, verdict, nil // do decides, once it knows whether a refresh helps
+	}
 	s.applyVerdict(a, h, verdict, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
 	return res, verdict, nil
 }

@@ -28,14 +28,15 @@ const testKey = "sk-llmgw-0123456789abcdef0123456789abcdef0123456789abcdef"
 
 // recorder is a UsageRecorder that keeps everything in memory.
 type recorder struct {
-	mu     sync.Mutex
-	rows   []llmgw.Usage
-	states map[int64]llmgw.AccountState
-	added  chan struct{}
+	mu      sync.Mutex
+	rows    []llmgw.Usage
+	states  map[int64]llmgw.AccountState
+	windows map[int64]llmgw.Windows
+	added   chan struct{}
 }
 
 func newRecorder() *recorder {
-	return &recorder{states: map[int64]llmgw.AccountState{}, added: make(chan struct{}, 1<<16)}
+	return &recorder{states: map[int64]llmgw.AccountState{}, windows: map[int64]llmgw.Windows{}, added: make(chan struct{}, 1<<16)}
 }
 
 func (r *recorder) Record(u llmgw.Usage) {
@@ -43,6 +44,12 @@ func (r *recorder) Record(u llmgw.Usage) {
 	r.rows = append(r.rows, u)
 	r.mu.Unlock()
 	r.added <- struct{}{}
+}
+
+func (r *recorder) RecordWindows(id int64, ws llmgw.Windows) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.windows[id] = ws
 }
 
 func (r *recorder) RecordState(id int64, st llmgw.AccountState) {
@@ -158,3 +165,7 @@ func listen(tb testing.TB) net.Listener {
 	}
 	return ln
 }
+
+func optHeader(k, v string) option.RequestOption { return option.WithHeader(k, v) }
+
+func optKey(k string) option.RequestOption { return option.WithAPIKey(k) }

@@ -82,7 +82,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) error {
 
 	res, err := s.do(r.Context(), &call{
 		method: http.MethodPost, path: "/v1/messages", query: upstreamQuery(r),
-		header: upstreamHeader(r.Header), body: body, model: head.Model, stream: head.Stream, usage: u,
+		header: upstreamHeader(r.Header), body: body, model: head.Model, stream: head.Stream, usage: u, key: keyName(r),
 	})
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) error {
 	entryFrom(r.Context()).model = head.Model
 	res, err := s.do(r.Context(), &call{
 		method: http.MethodPost, path: "/v1/messages/count_tokens", query: upstreamQuery(r),
-		header: upstreamHeader(r.Header), body: body, model: head.Model,
+		header: upstreamHeader(r.Header), body: body, model: head.Model, key: keyName(r),
 	})
 	if err != nil {
 		return err
@@ -260,7 +260,7 @@ func passBuffered(w http.ResponseWriter, res *result) error {
 func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	path := r.URL.Path
 	res, err := s.do(r.Context(), &call{
-		method: http.MethodGet, path: path, query: upstreamQuery(r), header: upstreamHeader(r.Header),
+		method: http.MethodGet, path: path, query: upstreamQuery(r), header: upstreamHeader(r.Header), key: keyName(r),
 	})
 	if err == nil {
 		defer res.close()

@@ -25,6 +25,7 @@ type health struct {
 	errsAt     time.Time
 	transients int                // consecutive 5xx/529 answers
 	state      llmgw.AccountState // zero At: nothing learned
+	windows    llmgw.Windows      // subscription windows last seen
 }
 
 // Tuning of the account choice.
@@ -218,10 +219,25 @@ func (p *pool) tryPick(accts []llmgw.Account, model string, allowed func(*llmgw.
 	// The lowest priority number wins.
 	best := slices.MinFunc(ready, func(x, y candidate) int { return x.a.Priority - y.a.Priority }).a.Priority
 	group := ready[:0:0]
+	var warned []candidate
 	for _, c := range ready {
-		if c.a.Priority == best {
-			group = append(group, c)
+		if c.a.Priority != best {
+			continue
 		}
+		c.h.mu.Lock()
+		ws := c.h.windows
+		c.h.mu.Unlock()
+		if ws.At.IsZero() {
+			ws = c.a.Windows
+		}
+		if nearLimit(ws) {
+			warned = append(warned, c) // near its limit: after every other account of its priority
+			continue
+		}
+		group = append(group, c)
+	}
+	if len(group) == 0 {
+		group = warned
 	}
 	for _, c := range p.order(group, now) {
 		if p.acquire(c.a, c.h) {

@@ -26,11 +26,13 @@ import (
 )
 
 // UsageRecorder receives what the proxy learns: one record per inference
-// request, after the client has its answer, and account state changes. Both
-// calls must not block for long and must never lose data.
+// request, after the client has its answer, account state changes, and the
+// subscription windows of OAuth accounts. No call may block for long, and
+// records and states must never be lost.
 type UsageRecorder interface {
 	Record(llmgw.Usage)
 	RecordState(accountID int64, st llmgw.AccountState)
+	RecordWindows(accountID int64, ws llmgw.Windows)
 }
 
 // Config tunes a Server. Zero values take the defaults noted.
@@ -367,6 +369,14 @@ func (w *statusWriter) Flush() {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// keyName is the name of the client key that authenticated r.
+func keyName(r *http.Request) string {
+	if k := entryFrom(r.Context()).key; k != nil {
+		return k.Name
+	}
+	return ""
+}
 
 // clientKey returns the key a client presented, wherever it put it.
 func clientKey(r *http.Request) string {
