@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -256,22 +257,80 @@ func passBuffered(w http.ResponseWriter, res *result) error {
 }
 
 // models serves GET /v1/models and /v1/models/{id} from an account, or from
-// the built-in list when no account can answer.
+// the built-in list when no account can answer. The answer is one document
+// both SDK families read: Anthropic's fields (type, display_name,
+// created_at, has_more, first_id, last_id) next to OpenAI's (object,
+// created, owned_by).
 func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
-	path := r.URL.Path
+	id := chi.URLParam(r, "id")
 	res, err := s.do(r.Context(), &call{
-		method: http.MethodGet, path: path, query: upstreamQuery(r), header: upstreamHeader(r.Header), key: keyName(r),
+		method: http.MethodGet, path: r.URL.Path, query: upstreamQuery(r), header: upstreamHeader(r.Header), key: keyName(r),
 	})
 	if err == nil {
 		defer res.close()
 		if res.status < 300 {
 			entryFrom(r.Context()).account = res.account.Name
-			return passBuffered(w, res)
+			body, rerr := readResult(res)
+			if rerr == nil {
+				if out, ok := dualShapeModels(body, id != ""); ok {
+					w.Header().Set("content-type", "application/json")
+					_, _ = w.Write(out)
+					return nil
+				}
+			}
 		}
 	} else if r.Context().Err() != nil {
 		return err
 	}
-	return writeBuiltinModels(w, chi.URLParam(r, "id"))
+	return writeBuiltinModels(w, id)
+}
+
+// readResult returns a non-stream upstream answer's body.
+func readResult(res *result) ([]byte, error) {
+	if res.raw == nil {
+		return res.body, nil
+	}
+	return io.ReadAll(res.raw)
+}
+
+// dualShapeModels adds OpenAI's fields to an Anthropic model list (or single
+// model). ok is false if body is not one.
+func dualShapeModels(body []byte, single bool) ([]byte, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc map[string]any
+	if dec.Decode(&doc) != nil {
+		return nil, false
+	}
+	if single {
+		addOpenAIModelFields(doc)
+		out, err := json.Marshal(doc)
+		return out, err == nil
+	}
+	items, ok := doc["data"].([]any)
+	if !ok {
+		return nil, false
+	}
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok {
+			addOpenAIModelFields(m)
+		}
+	}
+	doc["object"] = "list"
+	out, err := json.Marshal(doc)
+	return out, err == nil
+}
+
+func addOpenAIModelFields(m map[string]any) {
+	m["object"] = "model"
+	m["owned_by"] = "anthropic"
+	created := int64(0)
+	if s, ok := m["created_at"].(string); ok {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			created = t.Unix()
+		}
+	}
+	m["created"] = created
 }
 
 // builtinModels answers /v1/models when no account can. Listed newest first,
@@ -286,19 +345,25 @@ var builtinModels = []struct{ id, name, created string }{
 	{"claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"},
 }
 
+// modelInfo is one model in both SDK families' shapes.
 type modelInfo struct {
 	Type        string `json:"type"`
 	ID          string `json:"id"`
 	DisplayName string `json:"display_name"`
 	CreatedAt   string `json:"created_at"`
+	Object      string `json:"object"`
+	Created     int64  `json:"created"`
+	OwnedBy     string `json:"owned_by"`
 }
 
 func writeBuiltinModels(w http.ResponseWriter, id string) error {
-	w.Header().Set("content-type", "application/json")
 	var list []modelInfo
 	for _, m := range builtinModels {
-		info := modelInfo{Type: "model", ID: m.id, DisplayName: m.name, CreatedAt: m.created}
+		created, _ := time.Parse(time.RFC3339, m.created)
+		info := modelInfo{Type: "model", ID: m.id, DisplayName: m.name, CreatedAt: m.created,
+			Object: "model", Created: created.Unix(), OwnedBy: "anthropic"}
 		if id == m.id {
+			w.Header().Set("content-type", "application/json")
 			return json.NewEncoder(w).Encode(info)
 		}
 		list = append(list, info)
@@ -306,7 +371,8 @@ func writeBuiltinModels(w http.ResponseWriter, id string) error {
 	if id != "" {
 		return clientErr(http.StatusNotFound, "not_found_error", "model: "+id)
 	}
+	w.Header().Set("content-type", "application/json")
 	return json.NewEncoder(w).Encode(map[string]any{
-		"data": list, "has_more": false, "first_id": list[0].ID, "last_id": list[len(list)-1].ID,
+		"object": "list", "data": list, "has_more": false, "first_id": list[0].ID, "last_id": list[len(list)-1].ID,
 	})
 }
