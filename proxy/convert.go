@@ -147,8 +147,10 @@ func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *resu
 		}
 	}()
 	cw := &countingWriter{w: w}
+	ka := newKeepAlive(res.events, s.cfg.KeepAlive)
+	defer ka.stop()
 	for {
-		ev, err := res.events.Next()
+		ev, err := ka.next()
 		if err != nil {
 			if r.Context().Err() != nil {
 				u.ErrorType = "client_closed_request"

@@ -183,8 +183,10 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 		u.EndedEarly = !tally.Stopped
 	}()
 	first := true
+	ka := newKeepAlive(res.events, s.cfg.KeepAlive)
+	defer ka.stop()
 	for {
-		ev, err := res.events.Next()
+		ev, err := ka.next()
 		if err != nil {
 			if r.Context().Err() != nil {
 				u.ErrorType = "client_closed_request"

@@ -55,6 +55,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// KeepAlive is the silence after which a stream gets a ping event, so
+	// clients and proxies in between do not time out. Default 15 s.
+	KeepAlive time.Duration
 	// Aliases map model names that converted clients insist on (gpt-4o) to
 	// Anthropic model ids. Unknown names pass through unchanged.
 	Aliases map[string]string
@@ -98,6 +101,9 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 15 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

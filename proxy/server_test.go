@@ -15,6 +15,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/sse"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 )
 
@@ -712,5 +713,41 @@ func TestServer_OperatorStateWins(t *testing.T) {
 	g.SetSnapshot(&enabled)
 	if _, err := c.Messages.New(ctx(t), userMsg("hi")); err != nil {
 		t.Errorf("after enable: %v", err)
+	}
+}
+
+func TestServer_KeepAlivePingsDuringSilence(t *testing.T) {
+	up := upstreamtest.NewServer(t, upstreamtest.OK(upstreamtest.EventDelay(150*time.Millisecond)))
+	g := newGateway(t, Config{KeepAlive: 20 * time.Millisecond}, account(1, "a", "sk-ant-a", up.URL))
+	req, _ := http.NewRequest("POST", g.URL+"/v1/messages", strings.NewReader(
+		`{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"slow please"}]}`))
+	req.Header.Set("x-api-key", testKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	events := sse.NewReader(res.Body)
+	pings, stopped := 0, false
+	for {
+		ev, err := events.Next()
+		if err != nil {
+			break
+		}
+		switch ev.Name {
+		case "ping":
+			pings++
+		case "message_stop":
+			stopped = true
+		}
+	}
+	if pings < 4 {
+		t.Errorf("client saw %d pings over a slow stream, want llmgw's own keep-alives besides the upstream's one", pings)
+	}
+	if !stopped {
+		t.Error("stream did not reach message_stop")
+	}
+	if row := g.rec.wait(t, 1)[0]; row.EndedEarly || row.Tokens.Output == 0 {
+		t.Errorf("row = %+v", row)
 	}
 }
