@@ -25,12 +25,18 @@ func accountCommand(env *appEnv) *urfave.Command {
 		`Accounts are the upstream credentials llmgw spreads requests over. Secrets are
 stored in the database and never printed back: list and show mask them.
 
+Claude subscription accounts (Claude Code OAuth) come in with "account login"
+or "account import --claude-credentials"; the server keeps their tokens fresh.
+
 Example:
   llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  llmgw account login --name alice-max --owner-key alice
   llmgw account import accounts.yaml
   llmgw account list`,
 		accountAddCommand(env),
+		accountLoginCommand(env),
 		accountImportCommand(env),
+		accountRefreshCommand(env),
 		accountListCommand(env),
 		accountShowCommand(env),
 		accountStatusCommand(env, "enable", "let an account serve again", "clears the status reason and any cooldown"),
@@ -43,7 +49,7 @@ func accountAddCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "add",
 		Usage:     "add an Anthropic API-key account",
-		UsageText: "llmgw account add --name NAME --api-key KEY [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...]",
+		UsageText: "llmgw account add --name NAME --api-key KEY [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...] [--owner-key KEYNAME]...",
 		Description: `Adds one API-key account. --api-key - reads the key from the first line of
 stdin, which keeps it out of the shell history and the process list. Use
 "llmgw account import" to add many accounts or to update existing ones.
@@ -51,7 +57,8 @@ stdin, which keeps it out of the shell history and the process list. Use
 --base-url defaults to the config file's upstream.base_url, else the
 LLMGW_ANTHROPIC_BASE_URL environment variable, else https://api.anthropic.com.
 Lower --priority numbers are tried first; --weight shares traffic within a
-priority; --models limits the account to models matching the glob patterns.
+priority; --models limits the account to models matching the glob patterns;
+--owner-key (repeatable) makes the account serve only the named client keys.
 
 Example:
   llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
@@ -64,6 +71,7 @@ Example:
 			&urfave.IntFlag{Name: "weight", Value: 1, Usage: "relative share `N` of traffic within a priority"},
 			&urfave.IntFlag{Name: "max-concurrency", Usage: "most simultaneous requests `N`; 0 is unlimited"},
 			&urfave.StringFlag{Name: "models", Usage: "comma-separated model glob `PATTERNS`; empty allows every model"},
+			ownerKeyFlag(),
 		},
 		Action: func(c *urfave.Context) error {
 			if err := noArgs(c); err != nil {
@@ -78,6 +86,7 @@ Example:
 				Weight:         c.Int("weight"),
 				MaxConcurrency: c.Int("max-concurrency"),
 				Models:         splitList(c.String("models")),
+				OwnerKeys:      ownerKeys(c),
 				State:          llmgw.AccountState{Status: llmgw.StatusActive},
 			}
 			switch {
@@ -142,7 +151,11 @@ func accountListCommand(env *appEnv) *urfave.Command {
 		Usage:     "list accounts with their status and statistics",
 		UsageText: "llmgw account list [--json]",
 		Description: `Lists every account: status and its reason, priority, weight, cooldown, and the
-request statistics the server records. Times are local. Secrets are masked.
+request statistics the server records. A second table shows, for oauth
+accounts, the subscriber, when the access token expires, the last refresh,
+and the 5-hour and 7-day subscription windows (utilization, status, reset)
+as the server last saw them; and, for every account bound to client keys,
+those keys. Times are local. Secrets are masked.
 
 Example:
   llmgw account list
@@ -166,7 +179,7 @@ Example:
 				if c.Bool("json") {
 					out := make([]accountJSON, len(accts))
 					for i := range accts {
-						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID])
+						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID], env.now())
 					}
 					return writeJSON(c.App.Writer, out)
 				}
@@ -189,7 +202,60 @@ func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw
 			a.Name, a.Type, statusText(a.State), a.Priority, a.Weight,
 			cooldownText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeOAuthTable(w, accts, now)
+}
+
+// writeOAuthTable lists what only OAuth and bound accounts have; nothing if
+// there are none, so an API-key-only listing stays as it was.
+func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
+	var rows []*llmgw.Account
+	for i := range accts {
+		if a := &accts[i]; a.Type == llmgw.AccountOAuth || len(a.OwnerKeys) > 0 {
+			rows = append(rows, a)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tOWNER KEYS")
+	for _, a := range rows {
+		email, expires, refreshed, h5, d7 := "-", "-", "-", "-", "-"
+		if a.Type == llmgw.AccountOAuth {
+			email, expires, refreshed = orDash(a.Email), expiresIn(a.ExpiresAt, now), formatTime(a.LastRefresh)
+			h5, d7 = windowText(a.Windows.FiveHour, now), windowText(a.Windows.SevenDay, now)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys))
+	}
 	return tw.Flush()
+}
+
+// windowText is a subscription window for a table: "42% allowed, resets in
+// 2h13m", or "-" if never seen.
+func windowText(w llmgw.Window, now time.Time) string {
+	if w.Status == "" && w.Utilization == 0 && w.ResetsAt.IsZero() {
+		return "-"
+	}
+	s := strconv.FormatFloat(w.Utilization*100, 'f', 0, 64) + "%"
+	if w.Status != "" {
+		s += " " + w.Status
+	}
+	if w.ResetsAt.After(now) {
+		s += ", resets in " + expiresIn(w.ResetsAt, now)
+	}
+	return s
+}
+
+// ownersText lists owner keys, or says that every key is served.
+func ownersText(keys []string) string {
+	if len(keys) == 0 {
+		return "any"
+	}
+	return strings.Join(keys, ",")
 }
 
 // statusText is the status with its reason, e.g. "error: invalid x-api-key".
@@ -242,27 +308,58 @@ type accountJSON struct {
 	AccessToken    string   `json:"access_token,omitempty"`
 	RefreshToken   string   `json:"refresh_token,omitempty"`
 	ExpiresAt      *string  `json:"expires_at"`
-	CooldownUntil  *string  `json:"cooldown_until"`
-	LastError      string   `json:"last_error"`
-	LastErrorAt    *string  `json:"last_error_at"`
-	Requests       int64    `json:"requests"`
-	Errors         int64    `json:"errors"`
-	AvgLatencyMs   float64  `json:"avg_latency_ms"`
-	LastUsed       *string  `json:"last_used"`
-	CreatedAt      *string  `json:"created_at"`
-	UpdatedAt      *string  `json:"updated_at"`
+	OwnerKeys      []string `json:"owner_keys"`
+	// OAuth accounts only.
+	ExpiresIn        string       `json:"expires_in,omitempty"` // "7h12m", "expired" or "unknown"
+	LastRefresh      *string      `json:"last_refresh,omitempty"`
+	RefreshError     string       `json:"refresh_error,omitempty"`
+	Scopes           []string     `json:"scopes,omitempty"`
+	Email            string       `json:"email,omitempty"`
+	AccountUUID      string       `json:"account_uuid,omitempty"`
+	OrganizationUUID string       `json:"organization_uuid,omitempty"`
+	TokenGeneration  int64        `json:"token_generation,omitempty"`
+	Windows          *windowsJSON `json:"windows,omitempty"`
+
+	CooldownUntil *string `json:"cooldown_until"`
+	LastError     string  `json:"last_error"`
+	LastErrorAt   *string `json:"last_error_at"`
+	Requests      int64   `json:"requests"`
+	Errors        int64   `json:"errors"`
+	AvgLatencyMs  float64 `json:"avg_latency_ms"`
+	LastUsed      *string `json:"last_used"`
+	CreatedAt     *string `json:"created_at"`
+	UpdatedAt     *string `json:"updated_at"`
 }
 
-func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats) accountJSON {
+// windowsJSON are an OAuth account's subscription windows in JSON.
+type windowsJSON struct {
+	Status     string     `json:"status"`
+	FiveHour   windowJSON `json:"five_hour"`
+	SevenDay   windowJSON `json:"seven_day"`
+	ObservedAt *string    `json:"observed_at"`
+}
+
+// windowJSON is one subscription window; utilization is a fraction 0..1.
+type windowJSON struct {
+	Status      string  `json:"status"`
+	Utilization float64 `json:"utilization"`
+	ResetsAt    *string `json:"resets_at"`
+}
+
+func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats, now time.Time) accountJSON {
 	models := a.Models
 	if models == nil {
 		models = []string{}
+	}
+	owners := a.OwnerKeys
+	if owners == nil {
+		owners = []string{}
 	}
 	status := a.State.Status
 	if status == "" {
 		status = llmgw.StatusActive
 	}
-	return accountJSON{
+	out := accountJSON{
 		ID:             a.ID,
 		Name:           a.Name,
 		Type:           string(a.Type),
@@ -277,6 +374,7 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats) accountJSON {
 		AccessToken:    llmgw.Mask(a.AccessToken),
 		RefreshToken:   llmgw.Mask(a.RefreshToken),
 		ExpiresAt:      jsonTime(a.ExpiresAt),
+		OwnerKeys:      owners,
 		CooldownUntil:  jsonTime(a.State.CooldownUntil),
 		LastError:      lastError(a, st),
 		LastErrorAt:    jsonTime(st.LastErrorAt),
@@ -287,6 +385,24 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats) accountJSON {
 		CreatedAt:      jsonTime(a.CreatedAt),
 		UpdatedAt:      jsonTime(a.UpdatedAt),
 	}
+	if a.Type == llmgw.AccountOAuth {
+		out.ExpiresIn = expiresIn(a.ExpiresAt, now)
+		out.LastRefresh = jsonTime(a.LastRefresh)
+		out.RefreshError = a.RefreshError
+		out.Scopes = a.Scopes
+		out.Email, out.AccountUUID, out.OrganizationUUID = a.Email, a.AccountUUID, a.OrganizationUUID
+		out.TokenGeneration = a.TokenGeneration
+		if !a.Windows.At.IsZero() {
+			w := a.Windows
+			out.Windows = &windowsJSON{
+				Status:     w.Status,
+				FiveHour:   windowJSON{w.FiveHour.Status, w.FiveHour.Utilization, jsonTime(w.FiveHour.ResetsAt)},
+				SevenDay:   windowJSON{w.SevenDay.Status, w.SevenDay.Utilization, jsonTime(w.SevenDay.ResetsAt)},
+				ObservedAt: jsonTime(w.At),
+			}
+		}
+	}
+	return out
 }
 
 // lastError prefers the state the server wrote back over the statistics.
@@ -360,7 +476,19 @@ func writeAccount(w io.Writer, a *llmgw.Account, st llmgw.AccountStats, now time
 	}
 	if a.Type == llmgw.AccountOAuth {
 		row("token expires", formatTime(a.ExpiresAt))
+		row("expires in", expiresIn(a.ExpiresAt, now))
+		row("last refresh", formatTime(a.LastRefresh))
+		row("refresh error", orDash(oneLine(a.RefreshError)))
+		row("email", orDash(a.Email))
+		row("account uuid", orDash(a.AccountUUID))
+		row("organization uuid", orDash(a.OrganizationUUID))
+		row("scopes", orDash(strings.Join(a.Scopes, " ")))
+		row("windows status", orDash(a.Windows.Status))
+		row("5h window", windowText(a.Windows.FiveHour, now))
+		row("7d window", windowText(a.Windows.SevenDay, now))
+		row("windows seen", formatTime(a.Windows.At))
 	}
+	row("owner keys", ownersText(a.OwnerKeys))
 	row("cooldown until", cooldownText(a.State, now))
 	row("last error", orDash(oneLine(lastError(a, st))))
 	row("last error at", formatTime(st.LastErrorAt))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/oauth"
 )
 
 // Config is the optional YAML configuration file. LoadConfig fills in the
@@ -28,6 +30,7 @@ type Config struct {
 	Auth     AuthConfig     `yaml:"auth"`
 	Logging  LoggingConfig  `yaml:"logging"`
 	Upstream UpstreamConfig `yaml:"upstream"`
+	OAuth    OAuthConfig    `yaml:"oauth"`
 	// Prices maps a model glob pattern (path.Match, e.g. "claude-opus-4-5*")
 	// to its price in USD per million tokens. They take precedence over the
 	// built-in table; among several matching patterns the longest wins.
@@ -72,6 +75,21 @@ type UpstreamConfig struct {
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // request body limit, default 32 MiB
 }
 
+// OAuthConfig overrides the Claude Code OAuth endpoints and the refresh
+// lead. Empty values keep the defaults: the real Claude Code values, or for
+// the two URLs the LLMGW_OAUTH_AUTHORIZE_URL and LLMGW_OAUTH_TOKEN_URL
+// environment variables first. Only tests and private deployments need it.
+type OAuthConfig struct {
+	AuthorizeURL string   `yaml:"authorize_url"`
+	TokenURL     string   `yaml:"token_url"`
+	ClientID     string   `yaml:"client_id"`
+	RedirectURI  string   `yaml:"redirect_uri"` // the manual-paste redirect; login --listen replaces it
+	Scopes       []string `yaml:"scopes"`
+	// RefreshLeadSeconds is how long before expiry the server refreshes a
+	// token; 0 means the smaller of 30 minutes and half its lifetime.
+	RefreshLeadSeconds int `yaml:"refresh_lead_seconds"`
+}
+
 // Price is what a model costs, in USD per million tokens. In YAML the fields
 // are input, output, cache_read, cache_write_5m and cache_write_1h; omitted
 // cache prices are derived from the input price as Anthropic does: reads cost
@@ -98,6 +116,13 @@ const (
 // baseURLEnv names the environment variable that overrides
 // llmgw.DefaultBaseURL when the config file sets no upstream.base_url.
 const baseURLEnv = "LLMGW_ANTHROPIC_BASE_URL"
+
+// The environment variables that override the OAuth endpoints when the
+// config file's oauth section does not set them.
+const (
+	oauthAuthorizeURLEnv = "LLMGW_OAUTH_AUTHORIZE_URL"
+	oauthTokenURLEnv     = "LLMGW_OAUTH_TOKEN_URL"
+)
 
 func defaultConfig() *Config {
 	return &Config{
@@ -169,6 +194,9 @@ func (c *Config) validate() error {
 	if err := c.Logging.validate(); err != nil {
 		return err
 	}
+	if err := c.OAuth.validate(); err != nil {
+		return err
+	}
 	names := make(map[string]bool)
 	keys := make(map[string]bool)
 	for i := range c.Auth.APIKeys {
@@ -206,6 +234,66 @@ func (l LoggingConfig) validate() error {
 		return nil
 	}
 	return fmt.Errorf("log format %q is not text or json", l.Format)
+}
+
+// validate checks the URLs, scopes and lead of the oauth section.
+func (o OAuthConfig) validate() error {
+	for _, u := range []struct{ key, val string }{
+		{"oauth.authorize_url", o.AuthorizeURL}, {"oauth.token_url", o.TokenURL}, {"oauth.redirect_uri", o.RedirectURI},
+	} {
+		if u.val != "" && !httpURL(u.val) {
+			return fmt.Errorf("%s %q must be an http or https URL", u.key, u.val)
+		}
+	}
+	for _, sc := range o.Scopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\r\n") {
+			return fmt.Errorf("oauth.scopes: %q must be one scope, without spaces", sc)
+		}
+	}
+	if o.RefreshLeadSeconds < 0 {
+		return fmt.Errorf("oauth.refresh_lead_seconds must be 0 (automatic) or more, not %d", o.RefreshLeadSeconds)
+	}
+	return nil
+}
+
+// httpURL reports whether s is an absolute http or https URL.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// OAuthConfig returns the OAuth settings: each value from the config file's
+// oauth section if set, else, for the authorize and token URLs, the
+// LLMGW_OAUTH_AUTHORIZE_URL and LLMGW_OAUTH_TOKEN_URL environment variables,
+// else the real Claude Code values (oauth.DefaultConfig). Command-line flags
+// (login --listen) apply on top. HTTPClient, Now and Logger are left for the
+// caller to set.
+func (c *Config) OAuthConfig() oauth.Config {
+	oc := oauth.DefaultConfig()
+	if u := os.Getenv(oauthAuthorizeURLEnv); u != "" {
+		oc.AuthorizeURL = u
+	}
+	if u := os.Getenv(oauthTokenURLEnv); u != "" {
+		oc.TokenURL = u
+	}
+	o := c.OAuth
+	if o.AuthorizeURL != "" {
+		oc.AuthorizeURL = o.AuthorizeURL
+	}
+	if o.TokenURL != "" {
+		oc.TokenURL = o.TokenURL
+	}
+	if o.ClientID != "" {
+		oc.ClientID = o.ClientID
+	}
+	if o.RedirectURI != "" {
+		oc.RedirectURI = o.RedirectURI
+	}
+	if len(o.Scopes) > 0 {
+		oc.Scopes = slices.Clone(o.Scopes)
+	}
+	oc.RefreshLead = time.Duration(o.RefreshLeadSeconds) * time.Second
+	return oc
 }
 
 // Listen returns the address the server listens on, host:port.

@@ -82,7 +82,7 @@ func TestCommands_RefuseBeforeMigrate(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
 			_, _, err := run(t, append([]string{"--db", unmigrated}, args...)...)
-			wantErr(t, err, "database "+unmigrated+" has 1 pending migration", `run "llmgw db migrate"`)
+			wantErr(t, err, "database "+unmigrated+" has 2 pending migrations", `run "llmgw db migrate"`)
 
 			_, _, err = run(t, append([]string{"--db", missing}, args...)...)
 			wantErr(t, err, "database "+missing+" does not exist", `run "llmgw db migrate"`)

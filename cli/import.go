@@ -19,18 +19,32 @@ import (
 func accountImportCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "import",
-		Usage:     "create or update accounts from a YAML file",
-		UsageText: "llmgw account import FILE.yaml",
+		Usage:     "create or update accounts from a YAML file or Claude Code's credentials",
+		UsageText: "llmgw account import FILE.yaml\n   llmgw account import --claude-credentials PATH --name NAME [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...] [--owner-key KEYNAME]...",
 		Description: `Creates or updates (by name) every account in the file, in one transaction: a
 file with any error changes nothing, and importing the same file twice is
 harmless. Fields: name, type (api_key, the default, or oauth), api_key,
 access_token, refresh_token, expires_at (RFC 3339, or unix seconds or
 milliseconds), base_url, priority, weight (default 1), max_concurrency
-(0 = unlimited), models (a list or a comma-separated string of glob patterns).
-"${VAR}" in any value is replaced by that environment variable.
+(0 = unlimited), models (a list or a comma-separated string of glob patterns),
+owner_keys (client key names, a list or a comma-separated string: the
+account then serves only those keys). "${VAR}" in any value is replaced by
+that environment variable.
+
+OAuth tokens in the file replace the stored ones only if they differ and do
+not expire earlier: once the server has refreshed an account, the file's
+refresh token is spent, and re-importing the file keeps the newer tokens.
+
+--claude-credentials PATH reads Claude Code's credentials file
+(~/.claude/.credentials.json, its claudeAiOauth object) into the oauth account
+--name. Claude Code and llmgw then share one rotating refresh token, so log
+Claude Code in again afterwards (or use "llmgw account login" instead).
+
+` + oauthHelp + `
 
 Example:
   llmgw account import accounts.yaml
+  llmgw account import --claude-credentials ~/.claude/.credentials.json --name alice-max --owner-key alice
 
   # accounts.yaml
   accounts:
@@ -39,8 +53,27 @@ Example:
     - name: backup
       api_key: ${ANTHROPIC_BACKUP_KEY}
       priority: 1
-      models: [claude-sonnet-*, claude-haiku-*]`,
+      models: [claude-sonnet-*, claude-haiku-*]
+    - name: alice-max
+      type: oauth
+      refresh_token: ${ALICE_REFRESH_TOKEN}
+      owner_keys: [alice]`,
+		Flags: append([]urfave.Flag{
+			&urfave.StringFlag{Name: "claude-credentials", Usage: "import Claude Code's credentials file at `PATH` instead of a YAML file"},
+			&urfave.StringFlag{Name: "name", Usage: "account `NAME` for --claude-credentials"},
+		}, accountFlags()...),
 		Action: func(c *urfave.Context) error {
+			if p := c.String("claude-credentials"); p != "" {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				return importClaudeCredentials(c, env, p)
+			}
+			for _, f := range []string{"name", "base-url", "priority", "weight", "max-concurrency", "models", "owner-key"} {
+				if c.IsSet(f) {
+					return fmt.Errorf("--%s only goes with --claude-credentials; a YAML file holds its own settings", f)
+				}
+			}
 			file, err := oneArg(c, "file")
 			if err != nil {
 				return err
@@ -70,7 +103,7 @@ Example:
 func accountFields() []string {
 	return []string{
 		"name", "type", "api_key", "access_token", "refresh_token", "expires_at",
-		"base_url", "priority", "weight", "max_concurrency", "models",
+		"base_url", "priority", "weight", "max_concurrency", "models", "owner_keys",
 	}
 }
 
@@ -222,12 +255,17 @@ func entryFields(n *yaml.Node) ([]field, error) {
 // Errors carry v's line and never show secret values.
 func setAccountField(a *llmgw.Account, key *yaml.Node, v *yaml.Node, lookup func(string) (string, bool)) error {
 	name := key.Value
-	if name == "models" {
-		models, err := modelsField(v, lookup)
+	switch name {
+	case "models", "owner_keys":
+		list, err := listField(name, v, lookup)
 		if err != nil {
 			return err
 		}
-		a.Models = models
+		if name == "models" {
+			a.Models = list
+		} else {
+			a.OwnerKeys = list
+		}
 		return nil
 	}
 	if v.Kind != yaml.ScalarNode {
@@ -276,8 +314,9 @@ func setAccountField(a *llmgw.Account, key *yaml.Node, v *yaml.Node, lookup func
 	return nil
 }
 
-// modelsField decodes models: a list of patterns or a comma-separated string.
-func modelsField(v *yaml.Node, lookup func(string) (string, bool)) ([]string, error) {
+// listField decodes models or owner_keys: a list of values or a
+// comma-separated string.
+func listField(name string, v *yaml.Node, lookup func(string) (string, bool)) ([]string, error) {
 	switch v.Kind {
 	case yaml.ScalarNode:
 		if v.Tag == "!!null" {
@@ -293,7 +332,7 @@ func modelsField(v *yaml.Node, lookup func(string) (string, bool)) ([]string, er
 		for _, m := range v.Content {
 			m = resolveAlias(m)
 			if m.Kind != yaml.ScalarNode {
-				return nil, at(m, "models must be a list of patterns or a comma-separated string")
+				return nil, at(m, "%s must be a list or a comma-separated string", name)
 			}
 			s, err := expandEnv(m.Value, lookup)
 			if err != nil {
@@ -303,7 +342,7 @@ func modelsField(v *yaml.Node, lookup func(string) (string, bool)) ([]string, er
 		}
 		return out, nil
 	}
-	return nil, at(v, "models must be a list of patterns or a comma-separated string")
+	return nil, at(v, "%s must be a list or a comma-separated string", name)
 }
 
 // parseExpiresAt accepts RFC 3339, unix seconds, or unix milliseconds (any

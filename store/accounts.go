@@ -5,43 +5,99 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/llmgw/llmgw"
 )
 
-// accountColumns are read by scanAccount, in this order. The LEFT JOIN gives
-// NULLs for accounts without tokens, hence the COALESCEs.
+// accountColumns are read by scanAccount, in this order. The LEFT JOINs give
+// NULLs for accounts without tokens or windows, hence the COALESCEs. Owner
+// keys are read separately (attachOwners).
 const accountColumns = `
 	a.id, a.name, a.type, a.status, a.status_reason, a.api_key, a.base_url,
 	a.priority, a.weight, a.max_concurrency, a.models, a.cooldown_until,
 	a.last_error, a.state_at, a.created_at, a.updated_at,
-	COALESCE(t.access_token, ''), COALESCE(t.refresh_token, ''), COALESCE(t.expires_at, 0)
-	FROM accounts a LEFT JOIN oauth_tokens t ON t.account_id = a.id`
+	COALESCE(t.access_token, ''), COALESCE(t.refresh_token, ''), COALESCE(t.expires_at, 0),
+	COALESCE(t.scopes, ''), COALESCE(t.email, ''), COALESCE(t.account_uuid, ''),
+	COALESCE(t.organization_uuid, ''), COALESCE(t.generation, 0), COALESCE(t.last_refresh_at, 0),
+	COALESCE(t.refresh_error, ''),
+	COALESCE(w.status, ''), COALESCE(w.h5_status, ''), COALESCE(w.h5_utilization, 0), COALESCE(w.h5_reset, 0),
+	COALESCE(w.d7_status, ''), COALESCE(w.d7_utilization, 0), COALESCE(w.d7_reset, 0), COALESCE(w.observed_at, 0)
+	FROM accounts a
+	LEFT JOIN oauth_tokens t ON t.account_id = a.id
+	LEFT JOIN account_windows w ON w.account_id = a.id`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanAccount(s scanner) (llmgw.Account, error) {
 	var (
 		a                                  llmgw.Account
-		models                             string
+		models, scopes                     string
 		cooldown, stateAt, created, update int64
-		expires                            int64
+		expires, lastRefresh               int64
+		h5Reset, d7Reset, observed         int64
 	)
+	w := &a.Windows
 	err := s.Scan(&a.ID, &a.Name, &a.Type, &a.State.Status, &a.State.Reason, &a.APIKey, &a.BaseURL,
 		&a.Priority, &a.Weight, &a.MaxConcurrency, &models, &cooldown,
 		&a.State.LastError, &stateAt, &created, &update,
-		&a.AccessToken, &a.RefreshToken, &expires)
+		&a.AccessToken, &a.RefreshToken, &expires,
+		&scopes, &a.Email, &a.AccountUUID,
+		&a.OrganizationUUID, &a.TokenGeneration, &lastRefresh,
+		&a.RefreshError,
+		&w.Status, &w.FiveHour.Status, &w.FiveHour.Utilization, &h5Reset,
+		&w.SevenDay.Status, &w.SevenDay.Utilization, &d7Reset, &observed)
 	if err != nil {
 		return a, err
 	}
 	a.Models = splitModels(models)
+	a.Scopes = strings.Fields(scopes)
+	if len(a.Scopes) == 0 {
+		a.Scopes = nil
+	}
 	a.State.CooldownUntil = fromMs(cooldown)
 	a.State.At = fromMs(stateAt)
 	a.CreatedAt = fromMs(created)
 	a.UpdatedAt = fromMs(update)
 	a.ExpiresAt = fromMs(expires)
+	a.LastRefresh = fromMs(lastRefresh)
+	w.FiveHour.ResetsAt, w.SevenDay.ResetsAt, w.At = fromMs(h5Reset), fromMs(d7Reset), fromMs(observed)
 	return a, nil
+}
+
+// attachOwners fills in the owner keys of accts from account_owners.
+func attachOwners(ctx context.Context, q queryer, accts []llmgw.Account) error {
+	if len(accts) == 0 {
+		return nil
+	}
+	query, args := `SELECT account_id, key_name FROM account_owners ORDER BY account_id, key_name`, []any(nil)
+	if len(accts) == 1 {
+		query, args = `SELECT account_id, key_name FROM account_owners WHERE account_id = ? ORDER BY key_name`, []any{accts[0].ID}
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("read owner keys: %w", err)
+	}
+	defer rows.Close()
+	owners := map[int64][]string{}
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+		)
+		if err := rows.Scan(&id, &name); err != nil {
+			return fmt.Errorf("read owner keys: %w", err)
+		}
+		owners[id] = append(owners[id], name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read owner keys: %w", err)
+	}
+	for i := range accts {
+		accts[i].OwnerKeys = owners[accts[i].ID]
+	}
+	return nil
 }
 
 // splitModels and joinModels convert the allowlist to and from its stored
@@ -63,6 +119,11 @@ func validate(a *llmgw.Account) error {
 	for _, p := range a.Models {
 		if p == "" || strings.Contains(p, ",") {
 			return fmt.Errorf("%w: account %s: model pattern %q must be non-empty and contain no comma", llmgw.ErrInvalid, a.Name, p)
+		}
+	}
+	for _, k := range a.OwnerKeys {
+		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, " \t\r\n,") {
+			return fmt.Errorf("%w: account %s: owner key name %q must be non-empty, without spaces or commas", llmgw.ErrInvalid, a.Name, k)
 		}
 	}
 	if st := a.State.Status; st != "" && !validStatus(st) {
@@ -123,27 +184,75 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) e
 		return fmt.Errorf("insert account %s: %w", a.Name, err)
 	}
 	a.CreatedAt, a.UpdatedAt = fromMs(ms(now)), fromMs(ms(now)) // as they will read back
+	if err := putOwners(ctx, tx, a); err != nil {
+		return err
+	}
 	if a.Type == llmgw.AccountOAuth {
 		return db.putTokens(ctx, tx, a)
 	}
 	return nil
 }
 
-// putTokens stores an account's OAuth tokens as the operator gave them. A
-// replacement bumps generation, so that a refresh that started from the old
-// tokens loses its compare-and-swap instead of overwriting the new ones.
+// putOwners replaces the account's owner keys with a.OwnerKeys, sorted and
+// without repeats (as they read back).
+func putOwners(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM account_owners WHERE account_id = ?`, a.ID); err != nil {
+		return fmt.Errorf("store owner keys of account %s: %w", a.Name, err)
+	}
+	if len(a.OwnerKeys) == 0 {
+		a.OwnerKeys = nil
+		return nil
+	}
+	keys := slices.Clone(a.OwnerKeys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO account_owners (account_id, key_name) VALUES (?, ?)`, a.ID, k); err != nil {
+			return fmt.Errorf("store owner keys of account %s: %w", a.Name, err)
+		}
+	}
+	a.OwnerKeys = keys
+	return nil
+}
+
+// putTokens stores an account's OAuth tokens and the facts that came with
+// them (scopes, e-mail, account and organization ids, last refresh) as the
+// operator gave them, and sets a.TokenGeneration to the stored generation.
+// A replacement moves the generation on, so that a refresh that started
+// from the old tokens loses its compare-and-swap instead of overwriting the
+// new ones.
+//
+// Replacing is skipped when it would change nothing (the same access and
+// refresh token: re-importing a file) or when the given tokens are older
+// than the stored ones (their expiry is earlier): the server has refreshed
+// since the file was written, and the file's refresh token is spent. An
+// expiry of zero counts as unknown and replaces.
 func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error {
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO oauth_tokens (account_id, access_token, refresh_token, expires_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)
+	err := tx.QueryRowContext(ctx, `
+		INSERT INTO oauth_tokens (account_id, access_token, refresh_token, expires_at, scopes, email,
+			account_uuid, organization_uuid, generation, last_refresh_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
 		ON CONFLICT (account_id) DO UPDATE SET
 			access_token = excluded.access_token,
 			refresh_token = excluded.refresh_token,
 			expires_at = excluded.expires_at,
+			scopes = excluded.scopes,
+			email = excluded.email,
+			account_uuid = excluded.account_uuid,
+			organization_uuid = excluded.organization_uuid,
+			last_refresh_at = excluded.last_refresh_at,
 			updated_at = excluded.updated_at,
 			generation = generation + 1,
-			refresh_error = ''`,
-		a.ID, a.AccessToken, a.RefreshToken, ms(a.ExpiresAt), ms(db.now()))
+			refresh_error = ''
+		WHERE (access_token != excluded.access_token OR refresh_token != excluded.refresh_token)
+			AND (excluded.expires_at = 0 OR excluded.expires_at >= expires_at)
+		RETURNING generation`,
+		a.ID, a.AccessToken, a.RefreshToken, ms(a.ExpiresAt), strings.Join(a.Scopes, " "), a.Email,
+		a.AccountUUID, a.OrganizationUUID, ms(a.LastRefresh), ms(db.now()),
+	).Scan(&a.TokenGeneration)
+	if errors.Is(err, sql.ErrNoRows) { // kept the stored tokens
+		err = tx.QueryRowContext(ctx, `SELECT generation FROM oauth_tokens WHERE account_id = ?`, a.ID).Scan(&a.TokenGeneration)
+	}
 	if err != nil {
 		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
 	}
@@ -155,8 +264,9 @@ func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error
 // changes. Every account is validated before anything is written; the error
 // then wraps llmgw.ErrInvalid and lists every problem.
 //
-// An update replaces the configuration and the secrets (for OAuth, the
-// tokens) and keeps the account's ID, state and statistics. Storing the same
+// An update replaces the configuration, the owner keys and the secrets, and
+// keeps the account's ID, state and statistics. OAuth tokens are replaced
+// as putTokens says: not by identical or older ones. Storing the same
 // accounts twice is harmless and counts them as updated. accts is not
 // modified.
 func (db *DB) UpsertAccounts(ctx context.Context, accts []llmgw.Account) (created, updated int, err error) {
@@ -221,6 +331,9 @@ func (db *DB) updateAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) (
 	case err != nil:
 		return false, fmt.Errorf("update account %s: %w", a.Name, err)
 	}
+	if err := putOwners(ctx, tx, a); err != nil {
+		return false, err
+	}
 	if a.Type == llmgw.AccountOAuth {
 		return true, db.putTokens(ctx, tx, a)
 	}
@@ -241,7 +354,27 @@ func (db *DB) GetAccount(ctx context.Context, name string) (*llmgw.Account, erro
 	case err != nil:
 		return nil, fmt.Errorf("get account %s: %w", name, err)
 	}
-	return &a, nil
+	one := []llmgw.Account{a}
+	if err := attachOwners(ctx, db.rdb, one); err != nil {
+		return nil, fmt.Errorf("get account %s: %w", name, err)
+	}
+	return &one[0], nil
+}
+
+// getAccountByID reads one account, with tokens, windows and owner keys.
+func getAccountByID(ctx context.Context, q queryer, id int64) (*llmgw.Account, error) {
+	a, err := scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` WHERE a.id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("account %d: %w", id, llmgw.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("get account %d: %w", id, err)
+	}
+	one := []llmgw.Account{a}
+	if err := attachOwners(ctx, q, one); err != nil {
+		return nil, fmt.Errorf("get account %d: %w", id, err)
+	}
+	return &one[0], nil
 }
 
 // ListAccounts returns every account, with tokens and state, ordered by ID.
@@ -264,6 +397,9 @@ func listAccounts(ctx context.Context, q queryer) ([]llmgw.Account, error) {
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	if err := attachOwners(ctx, q, out); err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
 	return out, nil

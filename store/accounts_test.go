@@ -230,7 +230,7 @@ func TestDB_UpsertAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	ignore := []cmp.Option{
-		cmpopts.IgnoreFields(llmgw.Account{}, "ID", "CreatedAt", "UpdatedAt", "State"),
+		cmpopts.IgnoreFields(llmgw.Account{}, "ID", "CreatedAt", "UpdatedAt", "State", "TokenGeneration"),
 		cmpopts.EquateEmpty(),
 	}
 	if diff := cmp.Diff(in, first, ignore...); diff != "" {

@@ -62,8 +62,9 @@ func (db *DB) ListUsage(ctx context.Context, since, until time.Time) ([]UsageRow
 
 // writeUsage commits one batch in one write transaction: the log rows, their
 // attempts folded into account_stats, the keys' last use, and the account
-// states the server decided. The states must already be valid.
-func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, states map[int64]llmgw.AccountState) error {
+// states and windows the server observed (upd may be nil). The states must
+// already be valid.
+func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, upd *accountUpdates) error {
 	tx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("write usage: %w", err)
@@ -78,8 +79,13 @@ func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, states map[in
 	if err := touchKeys(ctx, tx, batch); err != nil {
 		return err
 	}
-	if err := saveStates(ctx, tx, states); err != nil {
-		return err
+	if upd != nil {
+		if err := saveStates(ctx, tx, upd.states); err != nil {
+			return err
+		}
+		if err := saveWindows(ctx, tx, upd.windows); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("write usage: %w", err)
@@ -206,6 +212,42 @@ func touchKeys(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 	for id, at := range last {
 		if _, err := stmt.ExecContext(ctx, at, id, at); err != nil {
 			return fmt.Errorf("write use of client key %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// saveWindows writes subscription windows by account ID, keeping stored ones
+// that are newer, and skipping accounts that no longer exist.
+func saveWindows(ctx context.Context, tx *sql.Tx, windows map[int64]llmgw.Windows) error {
+	if len(windows) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `
+		INSERT INTO account_windows (account_id, status, h5_status, h5_utilization, h5_reset,
+			d7_status, d7_utilization, d7_reset, observed_at)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)
+		ON CONFLICT (account_id) DO UPDATE SET
+			status = excluded.status,
+			h5_status = excluded.h5_status,
+			h5_utilization = excluded.h5_utilization,
+			h5_reset = excluded.h5_reset,
+			d7_status = excluded.d7_status,
+			d7_utilization = excluded.d7_utilization,
+			d7_reset = excluded.d7_reset,
+			observed_at = excluded.observed_at
+		WHERE excluded.observed_at >= account_windows.observed_at`)
+	if err != nil {
+		return fmt.Errorf("save account windows: %w", err)
+	}
+	defer stmt.Close()
+	for id, ws := range windows {
+		h, d := &ws.FiveHour, &ws.SevenDay
+		_, err := stmt.ExecContext(ctx, id, ws.Status, h.Status, h.Utilization, ms(h.ResetsAt),
+			d.Status, d.Utilization, ms(d.ResetsAt), ms(ws.At), id)
+		if err != nil {
+			return fmt.Errorf("save windows of account %d: %w", id, err)
 		}
 	}
 	return nil

@@ -67,7 +67,7 @@ type UsageWriter struct {
 	cancelRun context.CancelFunc
 
 	stateMu sync.Mutex
-	states  map[int64]llmgw.AccountState
+	pending accountUpdates // states and windows for the next batch
 
 	waits atomic.Int64
 }
@@ -98,7 +98,6 @@ func NewUsageWriter(db *DB, opt UsageWriterOptions) *UsageWriter {
 		stop:      make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
-		states:    make(map[int64]llmgw.AccountState),
 	}
 }
 
@@ -153,15 +152,58 @@ func (w *UsageWriter) RecordState(id int64, st llmgw.AccountState) {
 		return
 	}
 	w.stateMu.Lock()
-	if cur, ok := w.states[id]; !ok || !st.At.Before(cur.At) {
-		w.states[id] = st
-	}
+	w.pending.addState(id, st)
 	w.stateMu.Unlock()
-	// As in Record: after the writer's last look, we write it ourselves.
+	w.afterClose()
+}
+
+// RecordWindows saves the subscription windows an OAuth account's response
+// reported. Like states they are coalesced per account, the latest (by At)
+// winning, and written with the next batch. Windows of an account removed
+// meanwhile are dropped.
+func (w *UsageWriter) RecordWindows(id int64, ws llmgw.Windows) {
+	w.start()
+	w.stateMu.Lock()
+	w.pending.addWindows(id, ws)
+	w.stateMu.Unlock()
+	w.afterClose()
+}
+
+// afterClose writes pending states and windows synchronously if the writer
+// has taken its last look (as Record does for rows).
+func (w *UsageWriter) afterClose() {
 	select {
 	case <-w.closing:
 		w.writeLate(nil)
 	default:
+	}
+}
+
+// accountUpdates are account states and windows waiting for a batch.
+type accountUpdates struct {
+	states  map[int64]llmgw.AccountState
+	windows map[int64]llmgw.Windows
+}
+
+func (u *accountUpdates) empty() bool { return len(u.states) == 0 && len(u.windows) == 0 }
+
+// addState keeps st unless a newer state of the account is pending.
+func (u *accountUpdates) addState(id int64, st llmgw.AccountState) {
+	if u.states == nil {
+		u.states = make(map[int64]llmgw.AccountState)
+	}
+	if cur, ok := u.states[id]; !ok || !st.At.Before(cur.At) {
+		u.states[id] = st
+	}
+}
+
+// addWindows keeps ws unless newer windows of the account are pending.
+func (u *accountUpdates) addWindows(id int64, ws llmgw.Windows) {
+	if u.windows == nil {
+		u.windows = make(map[int64]llmgw.Windows)
+	}
+	if cur, ok := u.windows[id]; !ok || !ws.At.Before(cur.At) {
+		u.windows[id] = ws
 	}
 }
 
@@ -336,46 +378,56 @@ func (w *UsageWriter) shutdown(batch []llmgw.Usage, waiters []chan error) {
 }
 
 // write commits batch, BatchSize rows per transaction, with the pending
-// account states in the first one. It returns the rows it could not write.
+// account states and windows in the first one. It returns the rows it could
+// not write.
 func (w *UsageWriter) write(ctx context.Context, batch []llmgw.Usage) ([]llmgw.Usage, error) {
-	states := w.takeStates()
-	if len(batch) == 0 && len(states) == 0 {
+	upd := w.takeUpdates()
+	if len(batch) == 0 && upd == nil {
 		return batch, nil
 	}
-	for i := 0; i < len(batch) || states != nil; {
+	for i := 0; i < len(batch) || upd != nil; {
 		n := min(len(batch)-i, w.opt.BatchSize)
-		if err := w.db.writeUsage(ctx, batch[i:i+n], states); err != nil {
-			w.putStates(states)
+		if err := w.db.writeUsage(ctx, batch[i:i+n], upd); err != nil {
+			w.putUpdates(upd)
 			rest := append(batch[:0], batch[i:]...)
 			return rest, err
 		}
-		states = nil
+		upd = nil
 		i += n
 	}
 	clear(batch) // drop references to the strings the rows hold
 	return batch[:0], nil
 }
 
-// takeStates removes and returns the pending states, nil if there are none.
-func (w *UsageWriter) takeStates() map[int64]llmgw.AccountState {
+// takeUpdates removes and returns the pending states and windows, nil if
+// there are none.
+func (w *UsageWriter) takeUpdates() *accountUpdates {
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
-	if len(w.states) == 0 {
+	if w.pending.empty() {
 		return nil
 	}
-	s := w.states
-	w.states = make(map[int64]llmgw.AccountState)
-	return s
+	u := w.pending
+	w.pending = accountUpdates{}
+	return &u
 }
 
-// putStates returns states that could not be written, unless a newer one for
-// the same account arrived meanwhile.
-func (w *UsageWriter) putStates(states map[int64]llmgw.AccountState) {
+// putUpdates returns states and windows that could not be written, unless
+// newer ones for the same account arrived meanwhile.
+func (w *UsageWriter) putUpdates(u *accountUpdates) {
+	if u == nil {
+		return
+	}
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
-	for id, st := range states {
-		if cur, ok := w.states[id]; !ok || cur.At.Before(st.At) {
-			w.states[id] = st
+	for id, st := range u.states {
+		if cur, ok := w.pending.states[id]; !ok || cur.At.Before(st.At) {
+			w.pending.addState(id, st)
+		}
+	}
+	for id, ws := range u.windows {
+		if cur, ok := w.pending.windows[id]; !ok || cur.At.Before(ws.At) {
+			w.pending.addWindows(id, ws)
 		}
 	}
 }
