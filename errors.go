@@ -16,6 +16,9 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrNoAccount means no account can serve a request.
 	ErrNoAccount = errors.New("no account can serve this request")
+	// ErrLoginRequired means an account's credentials are dead (a rejected
+	// refresh token) and only a new login brings it back.
+	ErrLoginRequired = errors.New("account needs a new login")
 )
 
 // UpstreamError is an error response from Anthropic, carried to the client

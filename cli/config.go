@@ -31,6 +31,7 @@ type Config struct {
 	Logging  LoggingConfig  `yaml:"logging"`
 	Upstream UpstreamConfig `yaml:"upstream"`
 	OAuth    OAuthConfig    `yaml:"oauth"`
+	Models   ModelsConfig   `yaml:"models"`
 	// Prices maps a model glob pattern (path.Match, e.g. "claude-opus-4-5*")
 	// to its price in USD per million tokens. They take precedence over the
 	// built-in table; among several matching patterns the longest wins.
@@ -73,6 +74,14 @@ type UpstreamConfig struct {
 	BaseURL      string `yaml:"base_url"`       // default base URL for new accounts; see DefaultBaseURL
 	MaxAttempts  int    `yaml:"max_attempts"`   // accounts tried per request, default 3
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // request body limit, default 32 MiB
+}
+
+// ModelsConfig holds model-name settings for converted clients.
+type ModelsConfig struct {
+	// Aliases map names that OpenAI or Gemini clients insist on (gpt-4o) to
+	// Anthropic model ids (claude-sonnet-4-5). Names not listed pass through
+	// unchanged.
+	Aliases map[string]string `yaml:"aliases"`
 }
 
 // OAuthConfig overrides the Claude Code OAuth endpoints and the refresh
@@ -193,6 +202,11 @@ func (c *Config) validate() error {
 	}
 	if err := c.Logging.validate(); err != nil {
 		return err
+	}
+	for from, to := range c.Models.Aliases {
+		if strings.TrimSpace(from) == "" || strings.TrimSpace(to) == "" {
+			return fmt.Errorf("models.aliases: %q: %q: neither name may be empty", from, to)
+		}
 	}
 	if err := c.OAuth.validate(); err != nil {
 		return err

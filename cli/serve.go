@@ -15,11 +15,15 @@ import (
 	urfave "github.com/urfave/cli/v2"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/oauth"
 	"github.com/llmgw/llmgw/proxy"
 	"github.com/llmgw/llmgw/store"
 )
 
-var _ proxy.UsageRecorder = (*store.UsageWriter)(nil)
+var (
+	_ proxy.UsageRecorder = (*store.UsageWriter)(nil)
+	_ proxy.TokenSource   = (*oauth.Manager)(nil)
+)
 
 // reloadInterval is how often serve looks for changes the CLI made. The check
 // is one indexed read, so a short interval costs nothing and keeps the
@@ -75,12 +79,21 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 
 	usage := store.NewUsageWriter(db, store.UsageWriterOptions{})
 	usage.Logger = log.With("component", "usage")
+	ocfg := env.cfg.OAuthConfig()
+	ocfg.Logger = log.With("component", "oauth")
+	tokens := oauth.NewManager(ocfg, db)
+	tokens.Sync(snap)
 	srv := proxy.NewServer(proxy.Config{
 		MaxAttempts:  env.cfg.Upstream.MaxAttempts,
 		MaxBodyBytes: env.cfg.Upstream.MaxBodyBytes,
 		Timeout:      env.cfg.Timeout(),
 		StaticKeys:   staticKeys(env.cfg.Auth.APIKeys),
 		Logger:       log,
+		Aliases:      env.cfg.Models.Aliases,
+		Kinds: map[llmgw.AccountType]proxy.Kind{
+			llmgw.AccountAPIKey: proxy.APIKeyKind{},
+			llmgw.AccountOAuth:  proxy.OAuthKind{Tokens: tokens},
+		},
 	}, usage)
 	srv.SetSnapshot(snap)
 
@@ -104,7 +117,15 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 	reloadDone := make(chan struct{})
 	go func() {
 		defer close(reloadDone)
-		watchChanges(reloadCtx, db, srv, snap.Version, log)
+		watchChanges(reloadCtx, db, snap.Version, log, func(snap *llmgw.Snapshot) {
+			tokens.Sync(snap) // first, so requests on the new snapshot find its tokens
+			srv.SetSnapshot(snap)
+		})
+	}()
+	refreshDone := make(chan struct{})
+	go func() {
+		defer close(refreshDone)
+		tokens.Run(reloadCtx)
 	}()
 
 	select {
@@ -115,8 +136,8 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 	}
 
 	// Shutdown order: stop accepting and let streams finish; then stop the
-	// reload loop; then write every usage row; the database closes last
-	// (deferred above).
+	// reload and token refresh loops; then write every usage row; the
+	// database closes last (deferred above).
 	drainCtx, cancel := context.WithTimeout(context.Background(), env.cfg.Timeout())
 	defer cancel()
 	if err := hs.Shutdown(drainCtx); err != nil {
@@ -131,6 +152,7 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 	}
 	stopReload()
 	<-reloadDone
+	<-refreshDone
 	if err := usage.Close(finalCtx); err != nil {
 		return fmt.Errorf("write usage rows: %w", err)
 	}
@@ -141,7 +163,7 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 // watchChanges reloads the snapshot whenever the database's change counter
 // moves (the CLI changed accounts, keys or tokens) or on SIGHUP. A failed
 // reload is logged once and the old snapshot stays.
-func watchChanges(ctx context.Context, db *store.DB, srv *proxy.Server, version int64, log *slog.Logger) {
+func watchChanges(ctx context.Context, db *store.DB, version int64, log *slog.Logger, apply func(*llmgw.Snapshot)) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -169,7 +191,7 @@ func watchChanges(ctx context.Context, db *store.DB, srv *proxy.Server, version 
 			if err != nil {
 				return err
 			}
-			srv.SetSnapshot(snap)
+			apply(snap)
 			version = snap.Version
 			log.Info("reloaded accounts and keys", "accounts", len(snap.Accounts), "keys", len(snap.Keys), "version", version)
 			return nil

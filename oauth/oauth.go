@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmgw/llmgw"
+
 	"golang.org/x/oauth2"
 )
 
@@ -132,7 +134,7 @@ type Grant struct {
 var ErrInvalidGrant = errors.New("refresh token rejected (invalid_grant)")
 
 // ErrLoginRequired matches a LoginRequiredError.
-var ErrLoginRequired = errors.New("account needs a new login")
+var ErrLoginRequired = llmgw.ErrLoginRequired
 
 // ErrStateMismatch means a pasted code or a callback belongs to another
 // login attempt.

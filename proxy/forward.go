@@ -174,6 +174,9 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		release()
 		rec(0, "credential_error", 0)
 		s.pool.observe(h, 0, true, false)
+		if errors.Is(err, llmgw.ErrLoginRequired) {
+			s.applyVerdict(a, h, Verdict{Broken: err.Error()}, err.Error())
+		}
 		return nil, Verdict{}, fmt.Errorf("prepare request: %w", err)
 	}
 	if body != nil {
