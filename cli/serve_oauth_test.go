@@ -192,3 +192,35 @@ func TestServe_OAuthCLIRefreshDuringLoad(t *testing.T) {
 		t.Error("the server never used the token the CLI stored")
 	}
 }
+
+// TestServe_OAuthTokenInvalidatedEarly: the token's expiry says it is valid,
+// but the upstream answers 401. Every request that sees the 401 asks for a
+// refresh; one reaches the token endpoint and all are retried.
+func TestServe_OAuthTokenInvalidatedEarly(t *testing.T) {
+	s := newOAuthSetup(t)
+	access, refresh, _ := s.tokens.Mint()
+	s.importAccount(t, "alice-max", access, refresh, time.Now().Add(time.Hour))
+	s.tokens.ExpireAccessTokens()
+	key := createKey(t, s.db, "alice")
+	srv := startServe(t, s.db, "--config", s.config)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := sdk(srv.URL, key).Messages.New(context.Background(), hello()); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("request failed: %v", err)
+	}
+	if got := s.tokens.RefreshCalls(); got != 1 {
+		t.Errorf("token endpoint got %d refreshes, want exactly 1", got)
+	}
+}
