@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 )
 
@@ -60,6 +61,28 @@ type ContentBlock struct {
 	Data      string `json:"data,omitempty"`
 
 	CacheControl *CacheControl `json:"cache_control,omitempty"`
+}
+
+// MarshalJSON writes a thinking block's thinking and signature even when
+// empty: the API requires both fields on a thinking block (a block whose
+// display was omitted has empty thinking text).
+func (b ContentBlock) MarshalJSON() ([]byte, error) {
+	type plain ContentBlock
+	var v any = plain(b)
+	if b.Type == "thinking" {
+		v = struct {
+			plain
+			Thinking  string `json:"thinking"`
+			Signature string `json:"signature"`
+		}{plain(b), b.Thinking, b.Signature}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // prompts go upstream as written
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // Source is an image or document source.

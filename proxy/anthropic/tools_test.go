@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -97,5 +98,24 @@ func TestFitThinking(t *testing.T) {
 	}
 	if DefaultMaxTokens("claude-unknown-7") != 8192 || DefaultMaxTokens("claude-opus-4-5-20251101") != 32000 {
 		t.Error("DefaultMaxTokens")
+	}
+}
+
+func TestContentBlock_ThinkingFieldsAlwaysWritten(t *testing.T) {
+	b, err := json.Marshal(ContentBlock{Type: "thinking", Signature: "sig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"type":"thinking","thinking":"","signature":"sig"}` {
+		t.Errorf("thinking block = %s", b)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ContentBlock{Type: "thinking", Thinking: "<b>", Signature: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != `{"type":"thinking","thinking":"<b>","signature":"s"}`+"\n" {
+		t.Errorf("thinking block through a non-escaping encoder = %s", got)
 	}
 }
