@@ -1,0 +1,1372 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/llmgw/llmgw/proxy/anthropic"
+)
+
+// DecodeOptions tune DecodeChat.
+type DecodeOptions struct {
+	// Aliases map model names clients insist on (gpt-4o) to Anthropic model
+	// ids. A name without an alias passes through unchanged.
+	Aliases map[string]string
+}
+
+// ChatInfo is what the response side needs to know about a decoded request.
+// The encoder and ChatResult only read it.
+type ChatInfo struct {
+	// Model is the model as the client named it, echoed in responses.
+	Model string
+	// Stream is true when the client asked for a stream.
+	Stream bool
+	// IncludeUsage is stream_options.include_usage: end the stream with a
+	// usage chunk, and carry "usage": null on every other chunk.
+	IncludeUsage bool
+	// ToolNames maps the tool names sent upstream back to the client's.
+	ToolNames *anthropic.ToolNames
+	// Ignored lists the request fields that were dropped because they are
+	// informational or tune something Anthropic does not have (seed,
+	// logprobs, store, hosted tools, ...). The caller may log them; real
+	// clients send them on every request, so they are never refused.
+	Ignored []string
+	// Created is the Unix time put in responses; zero means now.
+	Created int64
+}
+
+// chatRequest is the part of a Chat Completions request the gateway reads.
+// Fields with more than one JSON shape stay raw and are decoded by hand.
+type chatRequest struct {
+	Model               *string           `json:"model"`
+	Messages            []json.RawMessage `json:"messages"`
+	MaxTokens           *int              `json:"max_tokens"`
+	MaxCompletionTokens *int              `json:"max_completion_tokens"`
+	Temperature         *float64          `json:"temperature"`
+	TopP                *float64          `json:"top_p"`
+	TopK                *int              `json:"top_k"` // not OpenAI's, sent by some clients
+	N                   *int              `json:"n"`
+	Stop                json.RawMessage   `json:"stop"`
+	Stream              *bool             `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	Tools             []json.RawMessage `json:"tools"`
+	ToolChoice        json.RawMessage   `json:"tool_choice"`
+	ParallelToolCalls *bool             `json:"parallel_tool_calls"`
+	ReasoningEffort   *string           `json:"reasoning_effort"`
+	Thinking          *struct {         // Anthropic's own, sent by some clients through extra_body
+		Type         string `json:"type"`
+		BudgetTokens int    `json:"budget_tokens"`
+	} `json:"thinking"`
+	ResponseFormat   json.RawMessage `json:"response_format"`
+	User             *string         `json:"user"`
+	SafetyIdentifier *string         `json:"safety_identifier"`
+	Functions        json.RawMessage `json:"functions"`
+	FunctionCall     json.RawMessage `json:"function_call"`
+
+	// Fields that are informational, or tune things Anthropic does not
+	// have: dropped and reported in ChatInfo.Ignored.
+	Audio                json.RawMessage `json:"audio"`
+	FrequencyPenalty     json.RawMessage `json:"frequency_penalty"`
+	LogitBias            json.RawMessage `json:"logit_bias"`
+	Logprobs             json.RawMessage `json:"logprobs"`
+	Metadata             json.RawMessage `json:"metadata"`
+	Modalities           json.RawMessage `json:"modalities"`
+	Prediction           json.RawMessage `json:"prediction"`
+	PresencePenalty      json.RawMessage `json:"presence_penalty"`
+	PromptCacheKey       json.RawMessage `json:"prompt_cache_key"`
+	PromptCacheOptions   json.RawMessage `json:"prompt_cache_options"`
+	PromptCacheRetention json.RawMessage `json:"prompt_cache_retention"`
+	Seed                 json.RawMessage `json:"seed"`
+	ServiceTier          json.RawMessage `json:"service_tier"`
+	Store                json.RawMessage `json:"store"`
+	TopLogprobs          json.RawMessage `json:"top_logprobs"`
+	Verbosity            json.RawMessage `json:"verbosity"`
+	WebSearchOptions     json.RawMessage `json:"web_search_options"`
+}
+
+// ignored lists the ignorable fields present in the request, by JSON name.
+func (cr *chatRequest) ignored() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"audio", cr.Audio}, {"frequency_penalty", cr.FrequencyPenalty}, {"logit_bias", cr.LogitBias},
+		{"logprobs", cr.Logprobs}, {"metadata", cr.Metadata}, {"modalities", cr.Modalities},
+		{"prediction", cr.Prediction}, {"presence_penalty", cr.PresencePenalty},
+		{"prompt_cache_key", cr.PromptCacheKey}, {"prompt_cache_options", cr.PromptCacheOptions},
+		{"prompt_cache_retention", cr.PromptCacheRetention}, {"seed", cr.Seed}, {"service_tier", cr.ServiceTier},
+		{"store", cr.Store}, {"top_logprobs", cr.TopLogprobs}, {"verbosity", cr.Verbosity},
+		{"web_search_options", cr.WebSearchOptions},
+	} {
+		if len(f.raw) > 0 {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// chatMessage is one message of any role.
+type chatMessage struct {
+	Role             string          `json:"role"`
+	Content          json.RawMessage `json:"content"`
+	ToolCalls        []chatToolCall  `json:"tool_calls"`
+	ToolCallID       string          `json:"tool_call_id"`
+	Name             string          `json:"name"`
+	FunctionCall     *chatFunction   `json:"function_call"`
+	Refusal          string          `json:"refusal"`
+	ReasoningContent string          `json:"reasoning_content"`
+	ThinkingBlocks   []thinkingBlock `json:"thinking_blocks"`
+	CacheControl     *cacheControl   `json:"cache_control"`
+}
+
+type chatToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function chatFunction `json:"function"`
+}
+
+type chatFunction struct {
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"` // a JSON string; some clients send the object
+}
+
+// thinkingBlock is LiteLLM's convention for carrying Anthropic thinking
+// through OpenAI messages, in both directions.
+type thinkingBlock struct {
+	Type      string `json:"type"` // thinking or redacted_thinking
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
+}
+
+type cacheControl struct {
+	Type string `json:"type"`
+	TTL  string `json:"ttl,omitempty"`
+}
+
+func (c *cacheControl) anthropic() *anthropic.CacheControl {
+	if c == nil || c.Type == "" {
+		return nil
+	}
+	return &anthropic.CacheControl{Type: c.Type, TTL: c.TTL}
+}
+
+// chatPart is one content part.
+type chatPart struct {
+	Type       string          `json:"type"`
+	Text       *string         `json:"text"`
+	Refusal    *string         `json:"refusal"`
+	ImageURL   json.RawMessage `json:"image_url"` // {url, detail} or a bare URL string
+	File       *chatFile       `json:"file"`
+	InputAudio json.RawMessage `json:"input_audio"`
+	// CacheControl is not OpenAI's but some clients send it; it is kept.
+	CacheControl *cacheControl `json:"cache_control"`
+	// PromptCacheBreakpoint is OpenAI's explicit cache breakpoint; it
+	// becomes a cache_control mark.
+	PromptCacheBreakpoint *struct {
+		TTL string `json:"ttl"` // 30m or 12h: a minimum lifetime
+	} `json:"prompt_cache_breakpoint"`
+}
+
+// cache returns the part's cache mark: Anthropic's own if the client sent
+// one, else OpenAI's breakpoint (its lifetime is served by the default
+// one, which every cache hit refreshes; see limitBreakpoints on TTLs).
+func (p *chatPart) cache() *cacheControl {
+	switch {
+	case p.CacheControl != nil:
+		return p.CacheControl
+	case p.PromptCacheBreakpoint != nil:
+		return &cacheControl{Type: "ephemeral"}
+	}
+	return nil
+}
+
+type chatFile struct {
+	FileData string `json:"file_data"`
+	FileID   string `json:"file_id"`
+	Filename string `json:"filename"`
+}
+
+type chatTool struct {
+	Type     string `json:"type"`
+	Function *struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
+	CacheControl *cacheControl `json:"cache_control"`
+}
+
+// placeholderUser is the user turn added when a conversation has none
+// (only system messages, or everything else was empty): Anthropic needs one.
+const placeholderUser = "Continue."
+
+// maxThinkingBudget bounds a thinking budget a client sets directly.
+const maxThinkingBudget = 1 << 20
+
+// jsonObjectHint is the system text that asks for JSON when a client sets
+// response_format json_object: Anthropic's structured outputs need a real
+// schema, so a permissive one cannot be sent.
+const jsonObjectHint = "Respond only with a single valid JSON object, with no text before or after it."
+
+// DecodeChat converts a Chat Completions request body to an Anthropic
+// request. It never panics; every error it returns is a *RequestError.
+// The request it returns has no cache breakpoints beyond those the client
+// set (at most anthropic.MaxBreakpoints of them); the caller adds its own.
+func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, error) {
+	d := &decoder{names: new(anthropic.ToolNames)}
+	req, err := d.decode(body, opt)
+	if err != nil {
+		var re *RequestError
+		if !errors.As(err, &re) {
+			re = &RequestError{Message: err.Error()}
+		}
+		return nil, ChatInfo{}, re
+	}
+	return req, d.info, nil
+}
+
+// decoder holds the state of one DecodeChat call.
+type decoder struct {
+	info  ChatInfo
+	names *anthropic.ToolNames
+	model string // the Anthropic model id
+	genID int    // ids generated for tool calls that had none
+}
+
+func reqErr(param, format string, args ...any) error {
+	return &RequestError{Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// typeError turns a JSON decoding error into a RequestError naming the field
+// under prefix.
+func typeError(prefix string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		param := prefix
+		if te.Field != "" {
+			if param != "" {
+				param += "."
+			}
+			param += te.Field
+		}
+		if param == "" {
+			return reqErr("", "expected a JSON %s, got %s", te.Type, te.Value)
+		}
+		return reqErr(param, "expected %s, got %s", jsonKind(te.Type.String()), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return reqErr("", "request body is not valid JSON: %s", se.Error())
+	}
+	return reqErr(prefix, "%s", err.Error())
+}
+
+// jsonKind names a Go type the way a JSON user thinks of it.
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.HasPrefix(goType, "openai."):
+		return "an object"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"), strings.HasPrefix(goType, "uint"):
+		return "a number"
+	case goType == "bool":
+		return "a boolean"
+	case goType == "string":
+		return "a string"
+	}
+	return goType
+}
+
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
+
+func (d *decoder) decode(body []byte, opt DecodeOptions) (*anthropic.Request, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, reqErr("", "request body is empty: send a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return nil, reqErr("", "request body must be a JSON object")
+	}
+	var cr chatRequest
+	if err := json.Unmarshal(trimmed, &cr); err != nil {
+		return nil, typeError("", err)
+	}
+	d.info.Ignored = cr.ignored()
+
+	if cr.Model == nil || strings.TrimSpace(*cr.Model) == "" {
+		return nil, reqErr("model", "field required")
+	}
+	d.info.Model = *cr.Model
+	d.model = d.info.Model
+	if a, ok := opt.Aliases[d.model]; ok && a != "" {
+		d.model = a
+	}
+	if cr.N != nil && *cr.N != 1 {
+		return nil, reqErr("n", "must be 1: Anthropic returns exactly one choice (got %d)", *cr.N)
+	}
+	if !isNull(cr.Functions) {
+		return nil, reqErr("functions", "the legacy functions parameter is not supported; send tools instead")
+	}
+	if !isNull(cr.FunctionCall) {
+		return nil, reqErr("function_call", "the legacy function_call parameter is not supported; send tool_choice instead")
+	}
+	d.info.Stream = cr.Stream != nil && *cr.Stream
+	d.info.IncludeUsage = d.info.Stream && cr.StreamOptions != nil && cr.StreamOptions.IncludeUsage
+	d.info.ToolNames = d.names
+
+	req := &anthropic.Request{Model: d.model}
+
+	// Tools first: their names must be registered before history and
+	// tool_choice refer to them.
+	if err := d.tools(req, cr.Tools); err != nil {
+		return nil, err
+	}
+	if len(cr.Messages) == 0 {
+		return nil, reqErr("messages", "at least one message is required")
+	}
+	if err := d.messages(req, cr.Messages); err != nil {
+		return nil, err
+	}
+	if err := d.toolChoice(req, cr.ToolChoice, cr.ParallelToolCalls); err != nil {
+		return nil, err
+	}
+
+	// max_completion_tokens is the current name; max_tokens the deprecated one.
+	maxTok := anthropic.DefaultMaxTokens(d.model)
+	switch {
+	case cr.MaxCompletionTokens != nil:
+		if *cr.MaxCompletionTokens < 1 {
+			return nil, reqErr("max_completion_tokens", "must be at least 1")
+		}
+		maxTok = *cr.MaxCompletionTokens
+	case cr.MaxTokens != nil:
+		if *cr.MaxTokens < 1 {
+			return nil, reqErr("max_tokens", "must be at least 1")
+		}
+		maxTok = *cr.MaxTokens
+	}
+	req.MaxTokens = anthropic.ClampMaxTokens(d.model, maxTok)
+
+	if err := d.thinking(req, &cr); err != nil {
+		return nil, err
+	}
+	if err := d.sampling(req, &cr); err != nil {
+		return nil, err
+	}
+	stops, err := stopSequences(cr.Stop)
+	if err != nil {
+		return nil, err
+	}
+	req.StopSequences = stops
+
+	switch {
+	case cr.SafetyIdentifier != nil && *cr.SafetyIdentifier != "":
+		req.Metadata = &anthropic.Metadata{UserID: *cr.SafetyIdentifier}
+	case cr.User != nil && *cr.User != "":
+		req.Metadata = &anthropic.Metadata{UserID: *cr.User}
+	}
+	if err := d.responseFormat(req, cr.ResponseFormat); err != nil {
+		return nil, err
+	}
+	limitBreakpoints(req)
+	return req, nil
+}
+
+// tools converts function tools. Other tool types (hosted tools, custom
+// grammar tools) cannot run here and are dropped.
+func (d *decoder) tools(req *anthropic.Request, raw []json.RawMessage) error {
+	for i, r := range raw {
+		param := "tools[" + strconv.Itoa(i) + "]"
+		var t chatTool
+		if err := json.Unmarshal(r, &t); err != nil {
+			return typeError(param, err)
+		}
+		if t.Type != "" && t.Type != "function" {
+			d.info.Ignored = append(d.info.Ignored, param+" (type "+t.Type+")")
+			continue
+		}
+		if t.Function == nil {
+			return reqErr(param+".function", "field required")
+		}
+		if t.Function.Name == "" {
+			return reqErr(param+".function.name", "field required")
+		}
+		req.Tools = append(req.Tools, anthropic.Tool{
+			Name:         d.names.Upstream(t.Function.Name),
+			Description:  t.Function.Description,
+			InputSchema:  anthropic.NormalizeSchema(t.Function.Parameters),
+			CacheControl: t.CacheControl.anthropic(),
+		})
+	}
+	return nil
+}
+
+// toolChoice maps tool_choice and parallel_tool_calls. A choice without
+// tools to choose from is dropped (Anthropic refuses it).
+func (d *decoder) toolChoice(req *anthropic.Request, raw json.RawMessage, parallel *bool) error {
+	var tc *anthropic.ToolChoice
+	if !isNull(raw) {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			switch s {
+			case "auto":
+				tc = &anthropic.ToolChoice{Type: "auto"}
+			case "none":
+				tc = &anthropic.ToolChoice{Type: "none"}
+			case "required":
+				tc = &anthropic.ToolChoice{Type: "any"}
+			default:
+				return reqErr("tool_choice", "must be auto, none, required or an object, got %q", s)
+			}
+		} else {
+			var obj struct {
+				Type     string `json:"type"`
+				Function *struct {
+					Name string `json:"name"`
+				} `json:"function"`
+				AllowedTools *struct {
+					Mode  string `json:"mode"`
+					Tools []struct {
+						Type     string `json:"type"`
+						Function *struct {
+							Name string `json:"name"`
+						} `json:"function"`
+						Name string `json:"name"`
+					} `json:"tools"`
+				} `json:"allowed_tools"`
+			}
+			if err := json.Unmarshal(raw, &obj); err != nil {
+				return typeError("tool_choice", err)
+			}
+			switch obj.Type {
+			case "function":
+				if obj.Function == nil || obj.Function.Name == "" {
+					return reqErr("tool_choice.function.name", "field required")
+				}
+				name := d.names.Upstream(obj.Function.Name)
+				if len(req.Tools) > 0 && !hasTool(req.Tools, name) {
+					return reqErr("tool_choice.function.name", "names %q, which is not among the tools", obj.Function.Name)
+				}
+				tc = &anthropic.ToolChoice{Type: "tool", Name: name}
+			case "allowed_tools":
+				if obj.AllowedTools == nil {
+					return reqErr("tool_choice.allowed_tools", "field required")
+				}
+				keep := map[string]bool{}
+				for _, t := range obj.AllowedTools.Tools {
+					n := t.Name
+					if t.Function != nil {
+						n = t.Function.Name
+					}
+					if n != "" {
+						keep[d.names.Upstream(n)] = true
+					}
+				}
+				var tools []anthropic.Tool
+				for _, t := range req.Tools {
+					if keep[t.Name] {
+						tools = append(tools, t)
+					}
+				}
+				req.Tools = tools
+				switch obj.AllowedTools.Mode {
+				case "", "auto":
+					tc = &anthropic.ToolChoice{Type: "auto"}
+				case "required":
+					tc = &anthropic.ToolChoice{Type: "any"}
+				default:
+					return reqErr("tool_choice.allowed_tools.mode", "must be auto or required, got %q", obj.AllowedTools.Mode)
+				}
+			case "custom":
+				return reqErr("tool_choice", "custom tools are not supported")
+			default:
+				return reqErr("tool_choice.type", "must be function or allowed_tools, got %q", obj.Type)
+			}
+		}
+	}
+	if parallel != nil && !*parallel && len(req.Tools) > 0 {
+		if tc == nil {
+			tc = &anthropic.ToolChoice{Type: "auto"}
+		}
+		if tc.Type != "none" {
+			tc.DisableParallelToolUse = true
+		}
+	}
+	if len(req.Tools) == 0 {
+		tc = nil
+	}
+	req.ToolChoice = tc
+	return nil
+}
+
+func hasTool(tools []anthropic.Tool, name string) bool {
+	for _, t := range tools {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// thinking maps reasoning_effort (or Anthropic's own thinking object) to
+// extended thinking within Anthropic's rules: budget >= 1024 and below
+// max_tokens, max_tokens within the model's cap.
+func (d *decoder) thinking(req *anthropic.Request, cr *chatRequest) error {
+	budget := 0
+	switch {
+	case cr.ReasoningEffort != nil:
+		b, ok := anthropic.ThinkingBudget(*cr.ReasoningEffort)
+		if !ok {
+			return reqErr("reasoning_effort", "must be one of none, minimal, low, medium, high, xhigh, max; got %q", *cr.ReasoningEffort)
+		}
+		budget = b
+	case cr.Thinking != nil:
+		switch cr.Thinking.Type {
+		case "enabled":
+			// Bounded so that FitThinking's arithmetic cannot overflow;
+			// no model thinks for a million tokens in one answer.
+			budget = min(max(cr.Thinking.BudgetTokens, anthropic.MinThinkingBudget), maxThinkingBudget)
+		case "adaptive":
+			if !toolLoopWithoutThinking(req.Messages) {
+				req.Thinking = &anthropic.Thinking{Type: "adaptive"}
+			}
+			return nil
+		case "disabled", "":
+		default:
+			return reqErr("thinking.type", "must be enabled, adaptive or disabled, got %q", cr.Thinking.Type)
+		}
+	}
+	if budget <= 0 {
+		return nil
+	}
+	// E22: a client that drops thinking blocks between tool-loop turns
+	// cannot have thinking on for the next turn (Anthropic wants the last
+	// assistant turn of an active tool loop to start with signed thinking).
+	if toolLoopWithoutThinking(req.Messages) {
+		return nil
+	}
+	budget, maxTok := anthropic.FitThinking(d.model, budget, req.MaxTokens)
+	if budget <= 0 {
+		return nil
+	}
+	req.MaxTokens = maxTok
+	req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget}
+	return nil
+}
+
+// toolLoopWithoutThinking reports whether the conversation ends in tool
+// results answering an assistant turn that does not start with thinking.
+func toolLoopWithoutThinking(msgs []anthropic.Message) bool {
+	n := len(msgs)
+	if n < 2 || msgs[n-1].Role != "user" || msgs[n-2].Role != "assistant" {
+		return false
+	}
+	results := false
+	for _, b := range msgs[n-1].Content {
+		if b.Type == "tool_result" {
+			results = true
+		}
+	}
+	a := msgs[n-2].Content
+	if !results || len(a) == 0 {
+		return false
+	}
+	return a[0].Type != "thinking" && a[0].Type != "redacted_thinking"
+}
+
+// sampling applies temperature, top_p and top_k within Anthropic's rules:
+// temperature clamped to [0, 1]; temperature and top_p together keep only
+// temperature (newer models refuse both); with thinking on, temperature
+// other than 1, top_k and top_p below 0.95 are dropped and forced tool use
+// becomes auto.
+func (d *decoder) sampling(req *anthropic.Request, cr *chatRequest) error {
+	temp, topP, topK := cr.Temperature, cr.TopP, cr.TopK
+	if temp != nil {
+		t := min(max(*temp, 0), 1)
+		temp = &t
+	}
+	if topP != nil && (*topP < 0 || *topP > 1) {
+		return reqErr("top_p", "must be between 0 and 1")
+	}
+	if topK != nil && *topK < 1 {
+		topK = nil
+	}
+	if temp != nil && topP != nil {
+		topP = nil
+	}
+	if req.Thinking != nil && req.Thinking.Type != "disabled" {
+		if temp != nil && *temp != 1 {
+			temp = nil
+		}
+		topK = nil
+		if topP != nil && *topP < 0.95 {
+			topP = nil
+		}
+		if tc := req.ToolChoice; tc != nil && (tc.Type == "any" || tc.Type == "tool") {
+			tc.Type, tc.Name = "auto", ""
+		}
+	}
+	req.Temperature, req.TopP, req.TopK = temp, topP, topK
+	return nil
+}
+
+// stopSequences reads stop (a string or an array of strings) and drops the
+// empty and whitespace-only entries Anthropic refuses.
+func stopSequences(raw json.RawMessage) ([]string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var list []string
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		list = []string{one}
+	} else if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, reqErr("stop", "must be a string or an array of strings")
+	}
+	var out []string
+	for _, s := range list {
+		if strings.TrimSpace(s) != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// responseFormat maps response_format: json_schema to Anthropic structured
+// output, json_object to a system instruction.
+func (d *decoder) responseFormat(req *anthropic.Request, raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var rf struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Name   string          `json:"name"`
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
+	}
+	if err := json.Unmarshal(raw, &rf); err != nil {
+		return typeError("response_format", err)
+	}
+	switch rf.Type {
+	case "", "text":
+	case "json_object":
+		req.System = append(req.System, anthropic.ContentBlock{Type: "text", Text: jsonObjectHint})
+	case "json_schema":
+		if rf.JSONSchema == nil || isNull(rf.JSONSchema.Schema) {
+			return reqErr("response_format.json_schema.schema", "field required")
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(rf.JSONSchema.Schema, &obj) != nil {
+			return reqErr("response_format.json_schema.schema", "must be a JSON Schema object")
+		}
+		req.OutputConfig = &anthropic.OutputConfig{Format: &anthropic.OutputFormat{Type: "json_schema", Schema: rf.JSONSchema.Schema}}
+	default:
+		return reqErr("response_format.type", "must be text, json_object or json_schema, got %q", rf.Type)
+	}
+	return nil
+}
+
+// limitBreakpoints drops the earliest client cache_control marks beyond
+// Anthropic's limit of four, and their TTLs: Anthropic refuses a 1h mark
+// after a 5m one, and the proxy adds default (5m) marks to the tools, the
+// system prompt and recent user turns, before any mark a client could put on
+// a message.
+func limitBreakpoints(req *anthropic.Request) {
+	var marks []**anthropic.CacheControl
+	for i := range req.Tools {
+		if req.Tools[i].CacheControl != nil {
+			marks = append(marks, &req.Tools[i].CacheControl)
+		}
+	}
+	for i := range req.System {
+		if req.System[i].CacheControl != nil {
+			marks = append(marks, &req.System[i].CacheControl)
+		}
+	}
+	for i := range req.Messages {
+		for j := range req.Messages[i].Content {
+			if req.Messages[i].Content[j].CacheControl != nil {
+				marks = append(marks, &req.Messages[i].Content[j].CacheControl)
+			}
+		}
+	}
+	for i, m := range marks {
+		if i < len(marks)-anthropic.MaxBreakpoints {
+			*m = nil
+			continue
+		}
+		if (*m).TTL != "" {
+			*m = &anthropic.CacheControl{Type: (*m).Type}
+		}
+	}
+}
+
+// turn is a message being built.
+type turn struct {
+	role   string
+	blocks []anthropic.ContentBlock
+}
+
+// messages converts the conversation: system and developer messages are
+// hoisted into system, consecutive same-role messages merged, tool results
+// moved to the front of their user turn and paired with the tool calls they
+// answer, empty content dropped.
+func (d *decoder) messages(req *anthropic.Request, raw []json.RawMessage) error {
+	var turns []turn
+	add := func(role string, blocks []anthropic.ContentBlock) {
+		if len(blocks) == 0 {
+			return
+		}
+		if n := len(turns); n > 0 && turns[n-1].role == role {
+			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
+			return
+		}
+		turns = append(turns, turn{role: role, blocks: blocks})
+	}
+	for i, r := range raw {
+		param := "messages[" + strconv.Itoa(i) + "]"
+		var m chatMessage
+		if err := json.Unmarshal(r, &m); err != nil {
+			return typeError(param, err)
+		}
+		var blocks []anthropic.ContentBlock
+		var err error
+		switch m.Role {
+		case "system", "developer":
+			blocks, err = d.systemContent(param+".content", m.Content)
+			if err != nil {
+				return err
+			}
+			applyMessageCache(blocks, m.CacheControl)
+			req.System = append(req.System, blocks...)
+			continue
+		case "user":
+			blocks, err = d.userContent(param+".content", m.Content)
+			if err != nil {
+				return err
+			}
+			applyMessageCache(blocks, m.CacheControl)
+			add("user", blocks)
+		case "assistant":
+			blocks, err = d.assistantContent(param, &m)
+			if err != nil {
+				return err
+			}
+			applyMessageCache(blocks, m.CacheControl)
+			add("assistant", blocks)
+		case "tool", "function":
+			b, err := d.toolResult(param, &m)
+			if err != nil {
+				return err
+			}
+			add("user", []anthropic.ContentBlock{b})
+		case "":
+			return reqErr(param+".role", "field required")
+		default:
+			return reqErr(param+".role", "must be system, developer, user, assistant or tool, got %q", m.Role)
+		}
+	}
+	resolveUnnamed(turns)
+	turns = pairToolResults(turns)
+	// A trailing assistant turn is a prefill, which newer models refuse:
+	// drop it, unless it calls tools (then it awaits results, and the
+	// upstream says so).
+	if n := len(turns); n > 0 && turns[n-1].role == "assistant" && !hasBlock(turns[n-1].blocks, "tool_use") {
+		turns = turns[:n-1]
+	}
+	if len(turns) == 0 || turns[0].role != "user" {
+		turns = append([]turn{{role: "user", blocks: []anthropic.ContentBlock{{Type: "text", Text: placeholderUser}}}}, turns...)
+	}
+	req.Messages = make([]anthropic.Message, len(turns))
+	for i, t := range turns {
+		req.Messages[i] = anthropic.Message{Role: t.role, Content: t.blocks}
+	}
+	return nil
+}
+
+func hasBlock(blocks []anthropic.ContentBlock, typ string) bool {
+	for _, b := range blocks {
+		if b.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// applyMessageCache puts a message-level cache_control (not OpenAI's, sent
+// by some clients) on the message's last block.
+func applyMessageCache(blocks []anthropic.ContentBlock, cc *cacheControl) {
+	n := len(blocks)
+	if n == 0 || cc.anthropic() == nil || blocks[n-1].CacheControl != nil {
+		return
+	}
+	if t := blocks[n-1].Type; t != "thinking" && t != "redacted_thinking" { // Anthropic cannot cache those
+		blocks[n-1].CacheControl = cc.anthropic()
+	}
+}
+
+// pairToolResults makes every tool_use answered by exactly one tool_result
+// at the start of the next user turn: duplicate answers keep the last
+// payload, unanswered calls get an "interrupted" error result, results for
+// calls that are not in the previous assistant turn become text, and
+// results come first in their turn, in the order of the calls.
+func pairToolResults(turns []turn) []turn {
+	uniqueToolIDs(turns)
+	for i := range turns {
+		if turns[i].role != "user" {
+			continue
+		}
+		var calls []string // tool_use ids of the assistant turn before
+		if i > 0 {
+			for _, b := range turns[i-1].blocks {
+				if b.Type == "tool_use" {
+					calls = append(calls, b.ID)
+				}
+			}
+		}
+		byID := map[string]anthropic.ContentBlock{}
+		var rest []anthropic.ContentBlock
+		for _, b := range turns[i].blocks {
+			if b.Type != "tool_result" {
+				rest = append(rest, b)
+				continue
+			}
+			if contains(calls, b.ToolUseID) {
+				byID[b.ToolUseID] = b // the last answer wins
+				continue
+			}
+			if t := orphanText(b); t.Text != "" {
+				rest = append(rest, t)
+			}
+		}
+		results := make([]anthropic.ContentBlock, 0, len(calls)+len(rest))
+		for _, id := range calls {
+			b, ok := byID[id]
+			if !ok {
+				b = anthropic.ContentBlock{Type: "tool_result", ToolUseID: id, IsError: true,
+					Content: json.RawMessage(`"interrupted: no result was sent for this tool call"`)}
+			}
+			results = append(results, b)
+			delete(byID, id)
+		}
+		turns[i].blocks = append(results, rest...)
+	}
+	// A user turn of nothing but empty orphan results is now empty: drop it
+	// and merge the assistant turns around it (the first calls no tools, or
+	// the turn would hold their results).
+	out := turns[:0]
+	for _, t := range turns {
+		switch n := len(out); {
+		case len(t.blocks) == 0:
+		case n > 0 && out[n-1].role == t.role:
+			out[n-1].blocks = append(out[n-1].blocks, t.blocks...)
+		default:
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// uniqueToolIDs renames tool calls that reuse the id of a call in an
+// earlier turn (Kimi numbers its ids per turn: functions.f:0 every time),
+// and the results that answer them, since Anthropic wants every tool_use id
+// in a conversation to be distinct.
+func uniqueToolIDs(turns []turn) {
+	seen := map[string]bool{}
+	for i := range turns {
+		if turns[i].role != "assistant" {
+			continue
+		}
+		rename := map[string]string{}
+		for j := range turns[i].blocks {
+			b := &turns[i].blocks[j]
+			if b.Type != "tool_use" {
+				continue
+			}
+			if seen[b.ID] {
+				if _, done := rename[b.ID]; !done {
+					id := b.ID
+					for n := 2; seen[id]; n++ {
+						id = b.ID + "_" + strconv.Itoa(n)
+					}
+					rename[b.ID] = id
+					b.ID = id
+				}
+			}
+			seen[b.ID] = true
+		}
+		if len(rename) == 0 || i+1 >= len(turns) {
+			continue
+		}
+		for j := range turns[i+1].blocks {
+			b := &turns[i+1].blocks[j]
+			if id, ok := rename[b.ToolUseID]; ok && b.Type == "tool_result" {
+				b.ToolUseID = id
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// orphanText renders a tool result whose call is not in the conversation
+// (history truncated) as text, so what it said is not lost.
+func orphanText(b anthropic.ContentBlock) anthropic.ContentBlock {
+	var text string
+	var s string
+	if json.Unmarshal(b.Content, &s) == nil {
+		text = s
+	} else {
+		var blocks []anthropic.ContentBlock
+		_ = json.Unmarshal(b.Content, &blocks)
+		var parts []string
+		for _, x := range blocks {
+			if x.Type == "text" && x.Text != "" {
+				parts = append(parts, x.Text)
+			}
+		}
+		text = strings.Join(parts, "\n")
+	}
+	if strings.TrimSpace(text) == "" {
+		return anthropic.ContentBlock{}
+	}
+	return anthropic.ContentBlock{Type: "text", Text: "Result of tool call " + b.ToolUseID + ":\n" + text}
+}
+
+// parts reads content that is a string, null or an array of parts. A bare
+// string inside the array counts as a text part.
+func parts(param string, raw json.RawMessage) ([]chatPart, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return []chatPart{{Type: "text", Text: &s}}, nil
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		return nil, reqErr(param, "must be a string or an array of content parts")
+	}
+	out := make([]chatPart, 0, len(items))
+	for j, it := range items {
+		var s string
+		if json.Unmarshal(it, &s) == nil {
+			out = append(out, chatPart{Type: "text", Text: &s})
+			continue
+		}
+		var p chatPart
+		if err := json.Unmarshal(it, &p); err != nil {
+			return nil, typeError(param+"["+strconv.Itoa(j)+"]", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func textBlock(s string, cc *cacheControl) []anthropic.ContentBlock {
+	if s == "" {
+		return nil
+	}
+	return []anthropic.ContentBlock{{Type: "text", Text: s, CacheControl: cc.anthropic()}}
+}
+
+// systemContent reads a system or developer message: text only.
+func (d *decoder) systemContent(param string, raw json.RawMessage) ([]anthropic.ContentBlock, error) {
+	ps, err := parts(param, raw)
+	if err != nil {
+		return nil, err
+	}
+	var out []anthropic.ContentBlock
+	for j, p := range ps {
+		if p.Type != "text" {
+			return nil, reqErr(param+"["+strconv.Itoa(j)+"]", "system and developer messages may contain only text, got a %s part", p.Type)
+		}
+		if p.Text != nil {
+			out = append(out, textBlock(*p.Text, p.cache())...)
+		}
+	}
+	return out, nil
+}
+
+// userContent reads a user message: text, images and files.
+func (d *decoder) userContent(param string, raw json.RawMessage) ([]anthropic.ContentBlock, error) {
+	ps, err := parts(param, raw)
+	if err != nil {
+		return nil, err
+	}
+	isArray := bytes.HasPrefix(bytes.TrimSpace(raw), []byte("["))
+	var out []anthropic.ContentBlock
+	for j, p := range ps {
+		pp := param
+		if isArray {
+			pp = param + "[" + strconv.Itoa(j) + "]"
+		}
+		b, err := d.part(pp, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// part converts one user (or tool result) content part.
+func (d *decoder) part(param string, p chatPart) ([]anthropic.ContentBlock, error) {
+	cc := p.cache().anthropic()
+	switch p.Type {
+	case "text", "input_text":
+		if p.Text == nil {
+			return nil, nil
+		}
+		return textBlock(*p.Text, p.cache()), nil
+	case "image_url", "input_image":
+		src, err := imageSource(param+".image_url", p.ImageURL)
+		if err != nil {
+			return nil, err
+		}
+		return []anthropic.ContentBlock{{Type: "image", Source: src, CacheControl: cc}}, nil
+	case "file":
+		b, err := fileBlock(param+".file", p.File)
+		if err != nil {
+			return nil, err
+		}
+		b.CacheControl = cc
+		return []anthropic.ContentBlock{b}, nil
+	case "input_audio":
+		return nil, reqErr(param, "input audio is not supported: Anthropic models do not take audio")
+	case "refusal":
+		return nil, reqErr(param, "a refusal part belongs in an assistant message")
+	case "":
+		return nil, reqErr(param+".type", "field required")
+	}
+	return nil, reqErr(param+".type", "unsupported content part type %q", p.Type)
+}
+
+// imageMediaTypes are the image types Anthropic accepts.
+var imageMediaTypes = map[string]string{
+	"image/jpeg": "image/jpeg", "image/jpg": "image/jpeg", "image/png": "image/png",
+	"image/gif": "image/gif", "image/webp": "image/webp",
+}
+
+// imageSource converts an image_url ({url, detail} or a bare string): a data
+// URL becomes base64 data with its media type, an http(s) URL a url source
+// (never downloaded: the upstream fetches it, without the 5 MB base64 cap).
+func imageSource(param string, raw json.RawMessage) (*anthropic.Source, error) {
+	var url string
+	if json.Unmarshal(raw, &url) != nil {
+		var obj struct {
+			URL string `json:"url"`
+		}
+		if json.Unmarshal(raw, &obj) != nil {
+			return nil, reqErr(param, "must be an object with a url")
+		}
+		url = obj.URL
+	}
+	url = strings.TrimSpace(url)
+	switch {
+	case url == "":
+		return nil, reqErr(param+".url", "field required")
+	case hasPrefixFold(url, "data:"):
+		mt, data, err := parseDataURL(url)
+		if err != nil {
+			return nil, reqErr(param+".url", "%s", err.Error())
+		}
+		canon, ok := imageMediaTypes[mt]
+		if !ok {
+			return nil, reqErr(param+".url", "image type %q is not supported: send jpeg, png, gif or webp", mt)
+		}
+		return &anthropic.Source{Type: "base64", MediaType: canon, Data: data}, nil
+	case hasPrefixFold(url, "https://"), hasPrefixFold(url, "http://"):
+		return &anthropic.Source{Type: "url", URL: url}, nil
+	}
+	return nil, reqErr(param+".url", "must be an https URL or a base64 data URL")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// parseDataURL splits data:<media type>[;params];base64,<data>. Only base64
+// data URLs are accepted.
+func parseDataURL(u string) (mediaType, data string, err error) {
+	head, data, ok := strings.Cut(u[len("data:"):], ",")
+	if !ok {
+		return "", "", errors.New("malformed data URL: no comma")
+	}
+	params := strings.Split(head, ";")
+	mediaType = strings.ToLower(strings.TrimSpace(params[0]))
+	b64 := false
+	for _, p := range params[1:] {
+		if strings.EqualFold(strings.TrimSpace(p), "base64") {
+			b64 = true
+		}
+	}
+	if !b64 {
+		return "", "", errors.New("data URL must be base64-encoded")
+	}
+	if data == "" {
+		return "", "", errors.New("data URL has no data")
+	}
+	return mediaType, data, nil
+}
+
+// fileBlock converts a file part: a PDF becomes a base64 document, plain text
+// a text document, an image an image. OpenAI file ids cannot be resolved.
+func fileBlock(param string, f *chatFile) (anthropic.ContentBlock, error) {
+	if f == nil {
+		return anthropic.ContentBlock{}, reqErr(param, "field required")
+	}
+	if f.FileData == "" {
+		if f.FileID != "" {
+			return anthropic.ContentBlock{}, reqErr(param+".file_id", "OpenAI file ids cannot be resolved by this gateway; send the content as file_data")
+		}
+		return anthropic.ContentBlock{}, reqErr(param+".file_data", "field required")
+	}
+	mt, data := "", f.FileData
+	if hasPrefixFold(f.FileData, "data:") {
+		var err error
+		mt, data, err = parseDataURL(f.FileData)
+		if err != nil {
+			return anthropic.ContentBlock{}, reqErr(param+".file_data", "%s", err.Error())
+		}
+	} else if strings.HasSuffix(strings.ToLower(f.Filename), ".pdf") {
+		mt = "application/pdf" // raw base64 with a PDF file name
+	}
+	switch {
+	case mt == "application/pdf":
+		return anthropic.ContentBlock{Type: "document", Source: &anthropic.Source{Type: "base64", MediaType: mt, Data: data}}, nil
+	case mt == "text/plain":
+		text, err := base64.StdEncoding.DecodeString(data)
+		if err != nil {
+			return anthropic.ContentBlock{}, reqErr(param+".file_data", "text file is not valid base64")
+		}
+		return anthropic.ContentBlock{Type: "document", Source: &anthropic.Source{Type: "text", MediaType: mt, Data: string(text)}}, nil
+	case imageMediaTypes[mt] != "":
+		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: imageMediaTypes[mt], Data: data}}, nil
+	case mt == "":
+		return anthropic.ContentBlock{}, reqErr(param+".file_data", "send the file as a data URL (data:application/pdf;base64,...)")
+	}
+	return anthropic.ContentBlock{}, reqErr(param+".file_data", "file type %q is not supported: send a PDF, plain text or an image", mt)
+}
+
+// assistantContent reads an assistant message: signed thinking first, then
+// text, then tool calls.
+func (d *decoder) assistantContent(param string, m *chatMessage) ([]anthropic.ContentBlock, error) {
+	var out []anthropic.ContentBlock
+	// Signed thinking goes back exactly as received; unsigned thinking (and
+	// bare reasoning_content) cannot be verified by Anthropic and is dropped.
+	signed := 0
+	for _, tb := range m.ThinkingBlocks {
+		if (tb.Type == "thinking" && tb.Signature != "") || (tb.Type == "redacted_thinking" && tb.Data != "") {
+			signed++
+		}
+	}
+	for _, tb := range m.ThinkingBlocks {
+		switch {
+		case tb.Type == "thinking" && tb.Signature != "":
+			text := tb.Thinking
+			if text == "" && signed == 1 {
+				// The streaming convention sends the signature with empty
+				// text; the text itself came as reasoning_content.
+				text = m.ReasoningContent
+			}
+			out = append(out, anthropic.ContentBlock{Type: "thinking", Thinking: text, Signature: tb.Signature})
+		case tb.Type == "redacted_thinking" && tb.Data != "":
+			out = append(out, anthropic.ContentBlock{Type: "redacted_thinking", Data: tb.Data})
+		}
+	}
+	ps, err := parts(param+".content", m.Content)
+	if err != nil {
+		return nil, err
+	}
+	for j, p := range ps {
+		switch p.Type {
+		case "text", "output_text":
+			if p.Text != nil {
+				out = append(out, textBlock(*p.Text, p.cache())...)
+			}
+		case "refusal":
+			if p.Refusal != nil {
+				out = append(out, textBlock(*p.Refusal, p.cache())...)
+			}
+		default:
+			return nil, reqErr(param+".content["+strconv.Itoa(j)+"]", "assistant messages may contain only text and refusal parts, got %q", p.Type)
+		}
+	}
+	if m.Refusal != "" && !hasBlock(out, "text") {
+		out = append(out, anthropic.ContentBlock{Type: "text", Text: m.Refusal})
+	}
+	calls := m.ToolCalls
+	if m.FunctionCall != nil && len(calls) == 0 {
+		calls = []chatToolCall{{Type: "function", Function: *m.FunctionCall}}
+	}
+	for j, tc := range calls {
+		cp := param + ".tool_calls[" + strconv.Itoa(j) + "]"
+		if tc.Type != "" && tc.Type != "function" {
+			return nil, reqErr(cp+".type", "only function tool calls are supported, got %q", tc.Type)
+		}
+		if tc.Function.Name == "" {
+			return nil, reqErr(cp+".function.name", "field required")
+		}
+		id := anthropic.SanitizeID(tc.ID)
+		if id == "" {
+			id = d.newToolID()
+		}
+		out = append(out, anthropic.ContentBlock{
+			Type: "tool_use", ID: id, Name: d.names.Upstream(tc.Function.Name), Input: arguments(tc.Function.Arguments),
+		})
+	}
+	return out, nil
+}
+
+// newToolID makes an id for a tool call that came without one.
+func (d *decoder) newToolID() string {
+	d.genID++
+	return "toolu_llmgw_" + strconv.Itoa(d.genID)
+}
+
+// arguments turns function.arguments into a tool_use input object: the
+// JSON string parsed, an object taken as is; anything else ("", invalid
+// JSON, an array, a number) becomes {} because Anthropic refuses non-objects.
+func arguments(raw json.RawMessage) json.RawMessage {
+	empty := json.RawMessage("{}")
+	if isNull(raw) {
+		return empty
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return empty
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return empty
+	}
+	return buf.Bytes()
+}
+
+// toolResult converts a tool (or legacy function) message to a tool_result.
+// Its pairing with the call is checked later, in pairToolResults.
+func (d *decoder) toolResult(param string, m *chatMessage) (anthropic.ContentBlock, error) {
+	b := anthropic.ContentBlock{Type: "tool_result", ToolUseID: anthropic.SanitizeID(m.ToolCallID)}
+	switch {
+	case m.Role == "function":
+		// Legacy function results carry the function name, not an id:
+		// resolveUnnamed matches them to the call by name.
+		b.ToolUseID = byNamePrefix + d.names.Upstream(m.Name)
+	case b.ToolUseID == "":
+		// No id (some clients never send one): resolveUnnamed pairs it with
+		// the first call left unanswered.
+		b.ToolUseID = byOrderPrefix
+	}
+	ps, err := parts(param+".content", m.Content)
+	if err != nil {
+		return b, err
+	}
+	var blocks []anthropic.ContentBlock
+	for j, p := range ps {
+		pp := param + ".content[" + strconv.Itoa(j) + "]"
+		bs, err := d.part(pp, p)
+		if err != nil {
+			return b, err
+		}
+		blocks = append(blocks, bs...)
+	}
+	switch {
+	case len(blocks) == 0:
+	case len(blocks) == 1 && blocks[0].Type == "text" && blocks[0].CacheControl == nil:
+		b.Content, _ = json.Marshal(blocks[0].Text)
+	default:
+		// A block carrying a cache mark keeps it on the result instead.
+		for i := range blocks {
+			if blocks[i].CacheControl != nil {
+				b.CacheControl, blocks[i].CacheControl = blocks[i].CacheControl, nil
+			}
+		}
+		if len(blocks) == 1 && blocks[0].Type == "text" {
+			b.Content, _ = json.Marshal(blocks[0].Text)
+		} else {
+			b.Content, _ = json.Marshal(blocks)
+		}
+	}
+	if cc := m.CacheControl.anthropic(); cc != nil {
+		b.CacheControl = cc
+	}
+	return b, nil
+}
+
+// byNamePrefix and byOrderPrefix mark tool results that came without an id
+// until resolveUnnamed pairs them. They cannot clash with real ids, which
+// SanitizeID keeps to [A-Za-z0-9_-].
+const (
+	byNamePrefix  = "\x00name:"
+	byOrderPrefix = "\x00next"
+)
+
+// resolveUnnamed gives tool results that came without an id the id of the
+// call they answer in the assistant turn before them: legacy function
+// results by function name, id-less results in call order, each to a call no
+// other result of the turn answers. Those left unpaired become orphans.
+func resolveUnnamed(turns []turn) {
+	for i := range turns {
+		if turns[i].role != "user" {
+			continue
+		}
+		var calls []anthropic.ContentBlock
+		if i > 0 {
+			for _, c := range turns[i-1].blocks {
+				if c.Type == "tool_use" {
+					calls = append(calls, c)
+				}
+			}
+		}
+		used := map[string]bool{}
+		for _, b := range turns[i].blocks {
+			if b.Type == "tool_result" {
+				used[b.ToolUseID] = true
+			}
+		}
+		for j := range turns[i].blocks {
+			b := &turns[i].blocks[j]
+			if b.Type != "tool_result" || !strings.HasPrefix(b.ToolUseID, "\x00") {
+				continue
+			}
+			name, byName := strings.CutPrefix(b.ToolUseID, byNamePrefix)
+			b.ToolUseID = "unknown"
+			if byName {
+				b.ToolUseID = name
+			}
+			for _, c := range calls {
+				if !used[c.ID] && (!byName || c.Name == name) {
+					b.ToolUseID = c.ID
+					used[c.ID] = true
+					break
+				}
+			}
+		}
+	}
+}

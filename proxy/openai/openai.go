@@ -1,0 +1,168 @@
+// Package openai converts OpenAI Chat Completions requests to Anthropic
+// Messages requests, and Anthropic answers (whole or as stream events) back
+// to Chat Completions responses and chunks. It is pure translation: no
+// network code, no accounts, no storage.
+//
+// The mapping follows the gateway's conversion fact sheet (section A and the
+// edge cases of section E): see DecodeChat, ChatEncoder, ChatResult and
+// ErrorBody.
+package openai
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// RequestError is a client request that cannot be converted: malformed, or
+// asking for something Anthropic cannot do without changing its meaning
+// (n > 1, input audio, an OpenAI file id). It always means HTTP 400 with
+// error type invalid_request_error.
+type RequestError struct {
+	// Param names the offending field the way OpenAI does, such as
+	// "messages[2].content[0].image_url" or "n"; empty when the body as a
+	// whole is at fault.
+	Param string
+	// Message says what is wrong and, where it helps, what to send instead.
+	Message string
+}
+
+// Error returns the message, prefixed with the field when there is one.
+func (e *RequestError) Error() string {
+	if e.Param == "" {
+		return e.Message
+	}
+	return e.Param + ": " + e.Message
+}
+
+// errorObject is OpenAI's error object.
+type errorObject struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+type errorEnvelope struct {
+	Error errorObject `json:"error"`
+}
+
+// ErrorBody renders an Anthropic error (its HTTP status, error type and
+// message) as OpenAI's error body {"error":{"message","type","param","code"}}
+// and returns the status to send with it. OpenAI SDKs pick their error class
+// from the status alone, so the status follows the error, except that 529
+// overloaded becomes 503, which every OpenAI SDK knows and retries. A context
+// overflow ("prompt is too long", "exceed context limit") carries code
+// context_length_exceeded, which makes Codex and other agents compact their
+// history; a rate limit carries rate_limit_exceeded (insufficient_quota for a
+// spend limit).
+func ErrorBody(status int, anthType, msg string) (int, []byte) {
+	outStatus, typ, code := mapError(status, anthType, msg)
+	b, err := json.Marshal(errorEnvelope{Error: errorObject{Message: msg, Type: typ, Code: code}})
+	if err != nil {
+		// Cannot happen with strings only; keep a valid body anyway.
+		b = []byte(`{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}`)
+	}
+	return outStatus, b
+}
+
+// mapError is the A.5 table: status to send, OpenAI type and code.
+func mapError(status int, anthType, msg string) (int, string, *string) {
+	code := func(s string) *string { return &s }
+	if anthType == "" {
+		anthType = typeForStatus(status)
+	}
+	lower := strings.ToLower(msg)
+	switch anthType {
+	case "invalid_request_error":
+		if status < 400 || status >= 500 {
+			status = http.StatusBadRequest
+		}
+		switch {
+		case isContextOverflow(lower):
+			return status, "invalid_request_error", code("context_length_exceeded")
+		case status == http.StatusNotFound && strings.Contains(lower, "model"):
+			return status, "invalid_request_error", code("model_not_found")
+		case status == http.StatusRequestEntityTooLarge:
+			return status, "invalid_request_error", code("request_too_large")
+		}
+		return status, "invalid_request_error", nil
+	case "authentication_error":
+		// OpenAI itself answers a bad key with invalid_request_error and
+		// code invalid_api_key.
+		return http.StatusUnauthorized, "invalid_request_error", code("invalid_api_key")
+	case "billing_error":
+		return http.StatusPaymentRequired, "insufficient_quota", code("insufficient_quota")
+	case "permission_error":
+		return http.StatusForbidden, "permission_error", nil
+	case "not_found_error":
+		if strings.Contains(lower, "model") {
+			return http.StatusNotFound, "invalid_request_error", code("model_not_found")
+		}
+		return http.StatusNotFound, "invalid_request_error", nil
+	case "request_too_large":
+		return http.StatusRequestEntityTooLarge, "invalid_request_error", code("request_too_large")
+	case "rate_limit_error":
+		if strings.Contains(lower, "spend limit") || strings.Contains(lower, "spend_limit") {
+			return http.StatusTooManyRequests, "insufficient_quota", code("insufficient_quota")
+		}
+		return http.StatusTooManyRequests, "rate_limit_error", code("rate_limit_exceeded")
+	case "timeout_error":
+		return http.StatusGatewayTimeout, "server_error", code("timeout")
+	case "overloaded_error":
+		return http.StatusServiceUnavailable, "server_error", code("overloaded")
+	case "api_error":
+		if status < 500 {
+			status = http.StatusInternalServerError
+		}
+		return status, "server_error", nil
+	}
+	// An error type newer than this table: go by the status.
+	switch {
+	case status == 529:
+		return http.StatusServiceUnavailable, "server_error", code("overloaded")
+	case status >= 500:
+		return status, "server_error", nil
+	case status >= 400:
+		return status, "invalid_request_error", nil
+	}
+	return http.StatusInternalServerError, "server_error", nil
+}
+
+// typeForStatus is Anthropic's error type for a status, for errors that
+// arrive without one.
+func typeForStatus(status int) string {
+	switch status {
+	case 400, 405, 409, 422:
+		return "invalid_request_error"
+	case 401:
+		return "authentication_error"
+	case 402:
+		return "billing_error"
+	case 403:
+		return "permission_error"
+	case 404:
+		return "not_found_error"
+	case 413:
+		return "request_too_large"
+	case 429:
+		return "rate_limit_error"
+	case 504:
+		return "timeout_error"
+	case 503, 529:
+		return "overloaded_error"
+	}
+	if status >= 500 {
+		return "api_error"
+	}
+	return ""
+}
+
+// isContextOverflow reports whether a lower-cased Anthropic message says the
+// prompt does not fit the context window.
+func isContextOverflow(lower string) bool {
+	return strings.Contains(lower, "prompt is too long") ||
+		strings.Contains(lower, "exceed context limit") ||
+		strings.Contains(lower, "exceeds the context window") ||
+		strings.Contains(lower, "context window exceeded")
+}
