@@ -1,0 +1,118 @@
+package gemini
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/llmgw/llmgw/proxy/anthropic"
+)
+
+// Model is one entry of GET /v1beta/models, in the shape google.golang.org/genai
+// and the Gemini CLI read.
+type Model struct {
+	Name                       string   `json:"name"` // models/<id>
+	BaseModelID                string   `json:"baseModelId"`
+	Version                    string   `json:"version"`
+	DisplayName                string   `json:"displayName"`
+	Description                string   `json:"description,omitempty"`
+	InputTokenLimit            int      `json:"inputTokenLimit"`
+	OutputTokenLimit           int      `json:"outputTokenLimit"`
+	SupportedGenerationMethods []string `json:"supportedGenerationMethods"`
+	Temperature                float64  `json:"temperature"`
+	MaxTemperature             float64  `json:"maxTemperature"`
+	Thinking                   bool     `json:"thinking"`
+}
+
+// contextWindow is the input limit reported for every Claude model.
+const contextWindow = 200000
+
+// ModelEntry describes a model id (an Anthropic id, or an alias a client
+// uses) for the model list. displayName defaults to the id. Unknown ids get
+// an entry too: they pass through to the upstream unchanged.
+func ModelEntry(id, displayName string) Model {
+	if displayName == "" {
+		displayName = id
+	}
+	out := anthropic.MaxTokensCap(id)
+	if out == 0 {
+		out = anthropic.DefaultMaxTokens(id)
+	}
+	return Model{
+		Name:                       "models/" + id,
+		BaseModelID:                id,
+		Version:                    "001",
+		DisplayName:                displayName,
+		InputTokenLimit:            contextWindow,
+		OutputTokenLimit:           out,
+		SupportedGenerationMethods: []string{"generateContent", "streamGenerateContent", "countTokens"},
+		Temperature:                1,
+		MaxTemperature:             1,
+		Thinking:                   true,
+	}
+}
+
+// ModelList renders {"models":[…]}.
+func ModelList(models []Model) ([]byte, error) {
+	if models == nil {
+		models = []Model{}
+	}
+	return json.Marshal(struct {
+		Models []Model `json:"models"`
+	}{models})
+}
+
+// countRequest is an Anthropic count_tokens body: the fields of a Messages
+// request that count_tokens accepts.
+type countRequest struct {
+	Model      string                   `json:"model"`
+	System     []anthropic.ContentBlock `json:"system,omitempty"`
+	Messages   []anthropic.Message      `json:"messages"`
+	Tools      []anthropic.Tool         `json:"tools,omitempty"`
+	ToolChoice *anthropic.ToolChoice    `json:"tool_choice,omitempty"`
+}
+
+// CountTokensRequest translates a countTokens body ({"contents":…} or
+// {"generateContentRequest":{…}}) into the body of Anthropic's
+// /v1/messages/count_tokens, and returns the Anthropic model it names.
+// Every error is a *RequestError.
+func CountTokensRequest(model string, body []byte, opt DecodeOptions) ([]byte, string, Info, error) {
+	var wrapper struct {
+		GenerateContentRequest  json.RawMessage `json:"generateContentRequest"`
+		GenerateContentRequest2 json.RawMessage `json:"generate_content_request"`
+	}
+	if json.Unmarshal(body, &wrapper) == nil {
+		switch {
+		case len(wrapper.GenerateContentRequest) > 0:
+			body = wrapper.GenerateContentRequest
+		case len(wrapper.GenerateContentRequest2) > 0:
+			body = wrapper.GenerateContentRequest2
+		}
+	}
+	req, info, err := Decode(model, body, opt)
+	if err != nil {
+		return nil, "", info, err
+	}
+	out, err := json.Marshal(countRequest{
+		Model: req.Model, System: req.System, Messages: req.Messages, Tools: req.Tools, ToolChoice: req.ToolChoice,
+	})
+	if err != nil {
+		// Unreachable: the request holds plain values and valid raw JSON.
+		return nil, "", info, reqErr("", "llmgw could not encode the request")
+	}
+	return out, req.Model, info, nil
+}
+
+// CountTokensResult turns Anthropic's {"input_tokens":N} into Gemini's
+// {"totalTokens":N}.
+func CountTokensResult(body []byte) ([]byte, error) {
+	var r struct {
+		InputTokens *int64 `json:"input_tokens"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decode count_tokens answer: %w", err)
+	}
+	if r.InputTokens == nil {
+		return nil, fmt.Errorf("count_tokens answer has no input_tokens")
+	}
+	return json.Marshal(map[string]int64{"totalTokens": *r.InputTokens})
+}
