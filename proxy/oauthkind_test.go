@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -286,5 +287,50 @@ func TestServer_OwnerKeyBinding(t *testing.T) {
 	reqs := up.Requests()
 	if reqs[0].Key != "sk-ant-alice" || reqs[1].Key != "sk-ant-shared" {
 		t.Errorf("alice went to %q, bob to %q; want her own account and the shared one", reqs[0].Key, reqs[1].Key)
+	}
+}
+
+// TestEdge43_CountTokensForwarded: Claude Code calls count_tokens constantly,
+// with ?beta=true; it must be forwarded (never a 404), on API-key and OAuth
+// accounts alike, with the OAuth beta flag for the latter and no usage row.
+func TestEdge43_CountTokensForwarded(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		acct func(url string) llmgw.Account
+	}{
+		{"api key", func(url string) llmgw.Account { return account(1, "key", "sk-ant-key", url) }},
+		{"oauth", func(url string) llmgw.Account { return oauthAccount(1, "max", url) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := upstreamtest.NewServer(t)
+			g := oauthGateway(t, tokensByAccount{}, tt.acct(up.URL))
+			req, _ := http.NewRequest("POST", g.URL+"/v1/messages/count_tokens?beta=true", strings.NewReader(
+				`{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"count me"}]}`))
+			req.Header.Set("authorization", "Bearer "+testKey)
+			req.Header.Set("anthropic-version", "2023-06-01")
+			req.Header.Set("anthropic-beta", "token-counting-2024-11-01")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct {
+				InputTokens int `json:"input_tokens"`
+			}
+			err = json.NewDecoder(res.Body).Decode(&out)
+			res.Body.Close()
+			if res.StatusCode != 200 || err != nil || out.InputTokens <= 0 {
+				t.Fatalf("status %d, %v, %+v", res.StatusCode, err, out)
+			}
+			r := up.Requests()[0]
+			if r.Path != "/v1/messages/count_tokens" || r.RawQuery != "beta=true" {
+				t.Errorf("upstream got %s?%s", r.Path, r.RawQuery)
+			}
+			if tt.name == "oauth" && !strings.Contains(r.Header.Get("anthropic-beta"), OAuthBeta) {
+				t.Errorf("beta = %q", r.Header.Get("anthropic-beta"))
+			}
+			if g.rec.count() != 0 {
+				t.Error("count_tokens left a usage row")
+			}
+		})
 	}
 }
