@@ -38,10 +38,12 @@ type conversion struct {
 	contentType string
 }
 
-// dialectFor names the client dialect of a request path, so that every
-// error on that path, authentication included, is in the client's shape.
-func dialectFor(path string) string {
+// dialectFor names the client dialect of a request, so that every error on
+// its path, authentication included, is in the client's shape.
+func dialectFor(method, path string) string {
 	switch {
+	case method == http.MethodPost && strings.HasPrefix(path, "/v1/models/"):
+		return llmgw.DialectGemini // Gemini's v1 generateContent paths
 	case strings.HasPrefix(path, "/v1/chat/"):
 		return llmgw.DialectOpenAI
 	case strings.HasPrefix(path, "/v1/responses"):

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
@@ -40,5 +43,35 @@ func TestModels_BothSDKs(t *testing.T) {
 				t.Errorf("openai Models.Get = %+v, %v", one, err)
 			}
 		})
+	}
+}
+
+// TestGemini_V1Paths: Gemini clients may use /v1/models/{model}:action as
+// well as /v1beta; errors there are in Google's shape.
+func TestGemini_V1Paths(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+	post := func(key string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", g.URL+"/v1/models/claude-sonnet-4-5:generateContent",
+			strings.NewReader(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`))
+		req.Header.Set("x-goog-api-key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, out
+	}
+	if status, out := post(testKey); status != 200 || out["candidates"] == nil {
+		t.Errorf("status %d, body %v", status, out)
+	}
+	status, out := post("wrong-key")
+	e, _ := out["error"].(map[string]any)
+	if status != 401 || e == nil || e["status"] != "UNAUTHENTICATED" {
+		t.Errorf("bad key: status %d, body %v; want Google's 401 shape", status, out)
 	}
 }

@@ -215,6 +215,7 @@ func (s *Server) routes() http.Handler {
 		r.Get("/v1beta/models", s.wrap(s.geminiModels))
 		r.Get("/v1beta/models/{rest}", s.wrap(s.geminiModels))
 		r.Post("/v1beta/models/{rest}", s.wrap(s.geminiGenerate))
+		r.Post("/v1/models/{rest}", s.wrap(s.geminiGenerate)) // Gemini's v1 paths; Anthropic has no POST here
 		r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 			return clientErr(http.StatusNotFound, "not_found_error", "no route for "+r.Method+" "+r.URL.Path)
 		}))
@@ -299,7 +300,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		s.active.Add(1)
 		defer s.active.Done()
 		start := s.cfg.Now()
-		e := &entry{id: newRequestID(), dialect: dialectFor(r.URL.Path)}
+		e := &entry{id: newRequestID(), dialect: dialectFor(r.Method, r.URL.Path)}
 		w.Header().Set("x-request-id", e.id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), entryKey, e)))
