@@ -5,7 +5,7 @@ DB      ?= ./llmgw.db
 LISTEN  ?= 127.0.0.1:8080
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: build run test vet bench fmt-check load clean
+.PHONY: build run test vet bench fuzz fmt-check clean
 
 build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/llmgw ./cmd/llmgw
@@ -27,6 +27,13 @@ fmt-check:
 
 bench:
 	go test -run '^$$' -bench . -benchmem -count 5 ./proxy/ ./store/
+
+# Each request decoder for 30 s: no panic, always an error in the client's dialect.
+FUZZTIME ?= 30s
+fuzz:
+	go test -run '^$$' -fuzz FuzzDecodeChat -fuzztime $(FUZZTIME) ./proxy/openai/
+	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./proxy/responses/
+	go test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./proxy/gemini/
 
 clean:
 	rm -rf bin
