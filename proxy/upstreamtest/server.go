@@ -44,6 +44,7 @@ type Server struct {
 	reply   Step            // default reply when a credential has no script left
 	toolUse bool
 	models  []Model
+	cache   map[[32]byte]bool // cached prompt prefixes, with PromptCache; guarded by mu
 
 	mu       sync.Mutex
 	scripts  map[string][]Step

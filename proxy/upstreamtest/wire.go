@@ -195,6 +195,9 @@ func (s *Server) derive(r *Response, req *Request) {
 	}
 	if r.Usage == (Tokens{}) {
 		r.Usage = Tokens{Input: max(1, int64(len(req.Body)/4)), Output: max(1, int64(size/4))}
+		if s.cache != nil {
+			s.cacheUsage(req, &r.Usage)
+		}
 	}
 	u := &r.Usage
 	switch {

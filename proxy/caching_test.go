@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/openai/openai-go/v3"
+
+	"github.com/llmgw/llmgw/proxy/upstreamtest"
+)
+
+// longPrompt is a stable system prompt of well over 1,024 tokens.
+var longPrompt = strings.Repeat("You are a careful assistant who follows the team's rules. ", 120)
+
+// TestPromptCaching_EveryDialect sends the same request twice in each
+// client dialect against a fake upstream that caches like Anthropic: the
+// second answer must report cached tokens in the client's own usage field,
+// and no upstream request may carry more than four breakpoints.
+func TestPromptCaching_EveryDialect(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		send func(g *gateway) (cached int64, err error)
+	}{
+		{"anthropic", func(g *gateway) (int64, error) {
+			p := userMsg("What are the rules?")
+			p.System = []anthropic.TextBlockParam{{Text: longPrompt, CacheControl: anthropic.NewCacheControlEphemeralParam()}}
+			msg, err := g.client().Messages.New(ctx(t), p)
+			if err != nil {
+				return 0, err
+			}
+			return msg.Usage.CacheReadInputTokens, nil
+		}},
+		{"chat completions", func(g *gateway) (int64, error) {
+			res, err := g.chatClient().Chat.Completions.New(ctx(t), openai.ChatCompletionNewParams{
+				Model:    "claude-sonnet-4-5",
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(longPrompt), openai.UserMessage("What are the rules?")},
+			})
+			if err != nil {
+				return 0, err
+			}
+			return res.Usage.PromptTokensDetails.CachedTokens, nil
+		}},
+		{"responses", func(g *gateway) (int64, error) {
+			p := respParams("What are the rules?")
+			p.Instructions = openai.String(longPrompt)
+			res, err := respClient(g).Responses.New(ctx(t), p)
+			if err != nil {
+				return 0, err
+			}
+			return res.Usage.InputTokensDetails.CachedTokens, nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := upstreamtest.NewServer(t, upstreamtest.PromptCache())
+			g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+			first, err := tt.send(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := tt.send(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first != 0 || second < 1024 {
+				t.Errorf("cached tokens = %d then %d, want 0 then at least 1024", first, second)
+			}
+			for i, r := range up.Requests() {
+				if n := bytes.Count(r.Body, []byte(`"cache_control"`)); n > 4 {
+					t.Errorf("upstream request %d carries %d breakpoints", i, n)
+				}
+			}
+		})
+	}
+}
