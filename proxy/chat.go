@@ -22,7 +22,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var re *openai.RequestError
 		if errors.As(err, &re) {
-			return clientErr(http.StatusBadRequest, "invalid_request_error", re.Error())
+			return fieldErr(re.Param, re.Error())
 		}
 		return fmt.Errorf("decode chat request: %w", err)
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,12 +21,18 @@ type requestError struct {
 	status int
 	typ    string
 	msg    string
+	param  string // the request field at fault, for dialects that report it
 }
 
 func (e *requestError) Error() string { return e.msg }
 
 func clientErr(status int, typ, msg string) error {
 	return &requestError{status: status, typ: typ, msg: msg}
+}
+
+// fieldErr is a 400 invalid_request_error about one request field.
+func fieldErr(param, msg string) error {
+	return &requestError{status: http.StatusBadRequest, typ: "invalid_request_error", msg: msg, param: param}
 }
 
 // errUnreachable means no attempt got an HTTP answer from the upstream.
@@ -48,6 +55,27 @@ func (e *errBusy) Error() string {
 	return fmt.Sprintf("every account that can serve this model stayed at its concurrency limit for %s", e.wait)
 }
 
+// withParam sets error.param in an OpenAI-shaped error body; other bodies
+// are returned unchanged.
+func withParam(body []byte, param string) []byte {
+	if param == "" {
+		return body
+	}
+	var doc map[string]map[string]any
+	if json.Unmarshal(body, &doc) != nil || doc["error"] == nil {
+		return body
+	}
+	if _, ok := doc["error"]["param"]; !ok {
+		return body // not OpenAI's shape (Gemini's has no param)
+	}
+	doc["error"]["param"] = param
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
 // writeError is the one place request errors are turned into responses and
 // logged. Internal details go to the log, never to the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -59,10 +87,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		un *errUnreachable
 		bz *errBusy
 	)
-	status, typ, msg := http.StatusInternalServerError, "api_error", "internal error in llmgw; the request id is "+e.id
+	status, typ, msg, param := http.StatusInternalServerError, "api_error", "internal error in llmgw; the request id is "+e.id, ""
 	switch {
 	case errors.As(err, &re):
-		status, typ, msg = re.status, re.typ, re.msg
+		status, typ, msg, param = re.status, re.typ, re.msg, re.param
 	case errors.As(err, &na):
 		status, typ, msg = http.StatusServiceUnavailable, "overloaded_error", na.Error()
 		if na.retryAfter > 0 {
@@ -88,6 +116,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("content-type", "application/json")
 	if e.dialect != "" && e.dialect != llmgw.DialectAnthropic {
 		code, body := renderError(e.dialect, status, typ, msg)
+		body = withParam(body, param)
 		w.WriteHeader(code)
 		_, _ = w.Write(body)
 		return

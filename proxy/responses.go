@@ -25,7 +25,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var re *responses.RequestError
 		if errors.As(err, &re) {
-			return clientErr(http.StatusBadRequest, "invalid_request_error", re.Error())
+			return fieldErr(re.Param, re.Error())
 		}
 		return fmt.Errorf("decode responses request: %w", err)
 	}
