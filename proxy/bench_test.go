@@ -10,6 +10,17 @@ import (
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 )
 
+// The benchmarks below time one exchange at a time, from the client's first
+// byte to its last. Each reports the same short answer several ways from one
+// gateway, so that the ratios come from one run:
+//
+//	direct       Anthropic request straight to the fake upstream (the floor)
+//	passthrough  Anthropic request through the gateway
+//	convert      the dialect's request through the gateway
+//
+// passthrough/direct is the cost of the gateway; convert/passthrough is the
+// cost of the dialect's translation.
+
 // nopRecorder drops usage; benchmarks measure the proxy, not the store.
 type nopRecorder struct{}
 
@@ -17,58 +28,92 @@ func (nopRecorder) Record(llmgw.Usage)                    {}
 func (nopRecorder) RecordState(int64, llmgw.AccountState) {}
 func (nopRecorder) RecordWindows(int64, llmgw.Windows)    {}
 
-// benchPost sends body to url+/v1/messages b.N times and reads every answer
-// to the end. Run with the fake upstream as url, it is the baseline the
-// gateway's figures are compared with.
-func benchPost(b *testing.B, url, key string, stream bool) {
-	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say something short."}]`
-	if stream {
-		body += `,"stream":true`
-	}
-	body += "}"
+// benchServers starts the fake Anthropic upstream and a gateway on it (a
+// proxy.Server on a real listener on 127.0.0.1, as serve runs it) and
+// returns their base URLs. Both stop when b ends.
+func benchServers(b *testing.B) (upstream, gateway string) {
+	b.Helper()
+	up := upstreamtest.NewServer(b, upstreamtest.OK(upstreamtest.Text("A short answer of a few words, split into several deltas.")))
+	s := NewServer(Config{Logger: discardLogger()}, nopRecorder{})
+	s.SetSnapshot(&llmgw.Snapshot{
+		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)},
+		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
+	})
+	srv := &http.Server{Handler: s}
+	ln := listen(b)
+	go srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed once the cleanup closes srv
+	b.Cleanup(func() {
+		srv.Close()
+		s.client.CloseIdleConnections()
+	})
+	return up.URL, "http://" + ln.Addr().String()
+}
+
+// benchRequests POSTs body to url+path b.N times, one request at a time,
+// with the headers header sets, and reads every answer to the end.
+func benchRequests(b *testing.B, url, path string, header func(*http.Request), body string) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer client.CloseIdleConnections()
 	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		req, _ := http.NewRequest("POST", url+"/v1/messages", strings.NewReader(body))
-		req.Header.Set("x-api-key", key)
-		req.Header.Set("anthropic-version", "2023-06-01")
+	for b.Loop() {
+		req, err := http.NewRequestWithContext(b.Context(), http.MethodPost, url+path, strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		header(req)
 		res, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		_, err = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil {
 			b.Fatal(err)
 		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
+		if res.StatusCode != http.StatusOK {
 			b.Fatalf("status %d", res.StatusCode)
 		}
 	}
 }
 
-func benchGateway(b *testing.B, stream bool) {
-	up := upstreamtest.NewServer(b, upstreamtest.OK(upstreamtest.Text("A short answer of a few words, split into several deltas.")))
-	b.Run("direct", func(b *testing.B) { benchPost(b, up.URL, "sk-ant-a", stream) })
-	b.Run("gateway", func(b *testing.B) {
-		s := NewServer(Config{Logger: discardLogger()}, nopRecorder{})
-		s.SetSnapshot(&llmgw.Snapshot{
-			Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)},
-			Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
-		})
-		srv := &http.Server{Handler: s}
-		ln := listen(b)
-		go srv.Serve(ln)
-		defer srv.Close()
-		defer s.client.CloseIdleConnections()
-		benchPost(b, "http://"+ln.Addr().String(), testKey, stream)
-	})
+// benchBaseline starts the servers, runs the direct and passthrough
+// sub-benchmarks, and returns the gateway's URL for the dialect's own.
+func benchBaseline(b *testing.B, stream bool) (gateway string) {
+	up, gw := benchServers(b)
+	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say something short."}]`
+	if stream {
+		body += `,"stream":true`
+	}
+	body += "}"
+	b.Run("direct", func(b *testing.B) { benchRequests(b, up, "/v1/messages", apiKey("sk-ant-a"), body) })
+	b.Run("passthrough", func(b *testing.B) { benchRequests(b, gw, "/v1/messages", apiKey(testKey), body) })
+	return gw
 }
 
-// BenchmarkPassthrough_JSON is one non-streaming request through the
-// gateway, next to the same request straight to the fake upstream.
-func BenchmarkPassthrough_JSON(b *testing.B) { benchGateway(b, false) }
+// benchConversion runs the baselines and then the convert sub-benchmark: the
+// same exchange as a dialect's request (body with header, POSTed to path).
+// stream says whether body asks for a stream, so the baselines match it.
+func benchConversion(b *testing.B, stream bool, path string, header func(*http.Request), body string) {
+	gw := benchBaseline(b, stream)
+	b.Run("convert", func(b *testing.B) { benchRequests(b, gw, path, header, body) })
+}
+
+// apiKey authenticates an Anthropic request with key.
+func apiKey(key string) func(*http.Request) {
+	return func(r *http.Request) {
+		r.Header.Set("x-api-key", key)
+		r.Header.Set("anthropic-version", "2023-06-01")
+	}
+}
+
+// bearer authenticates an OpenAI request with key.
+func bearer(key string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("authorization", "Bearer "+key) }
+}
+
+// BenchmarkPassthrough_JSON is one non-streaming Anthropic request through
+// the gateway, next to the same request straight to the fake upstream.
+func BenchmarkPassthrough_JSON(b *testing.B) { benchBaseline(b, false) }
 
 // BenchmarkPassthrough_Stream is one streaming request, likewise.
-func BenchmarkPassthrough_Stream(b *testing.B) { benchGateway(b, true) }
+func BenchmarkPassthrough_Stream(b *testing.B) { benchBaseline(b, true) }

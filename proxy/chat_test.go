@@ -575,61 +575,32 @@ func TestChat_GoldenThroughGateway(t *testing.T) {
 	}
 }
 
-// chatBenchPost sends a Chat Completions request to url b.N times and reads
-// every answer to the end.
-func chatBenchPost(b *testing.B, url, key string, stream bool) {
-	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say something short."}]`
-	if stream {
-		body += `,"stream":true,"stream_options":{"include_usage":true}`
-	}
-	body += "}"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	defer client.CloseIdleConnections()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("authorization", "Bearer "+key)
-		res, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, res.Body); err != nil {
-			b.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			b.Fatalf("status %d", res.StatusCode)
-		}
-	}
-}
-
-// chatBenchGateway runs the same answer three ways: straight to the fake
-// upstream (Anthropic), through the gateway as Anthropic (pass-through), and
-// through the gateway as Chat Completions (conversion).
-func chatBenchGateway(b *testing.B, stream bool) {
-	up := upstreamtest.NewServer(b, upstreamtest.OK(upstreamtest.Text("A short answer of a few words, split into several deltas.")))
-	b.Run("direct", func(b *testing.B) { benchPost(b, up.URL, "sk-ant-a", stream) })
-	s := NewServer(Config{Logger: discardLogger()}, nopRecorder{})
-	s.SetSnapshot(&llmgw.Snapshot{
-		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)},
-		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
-	})
-	srv := &http.Server{Handler: s}
-	ln := listen(b)
-	go srv.Serve(ln)
-	defer srv.Close()
-	defer s.client.CloseIdleConnections()
-	gw := "http://" + ln.Addr().String()
-	b.Run("passthrough", func(b *testing.B) { benchPost(b, gw, testKey, stream) })
-	b.Run("gateway", func(b *testing.B) { chatBenchPost(b, gw, testKey, stream) })
-}
+// chatBenchBody is a Chat Completions request for a short answer, without
+// its closing brace.
+const chatBenchBody = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say something short."}]`
 
 // BenchmarkChatConversion_JSON is one non-streaming Chat Completions
 // request through the gateway (streamed upstream, answered as one JSON),
-// next to the pass-through and direct baselines.
-func BenchmarkChatConversion_JSON(b *testing.B) { chatBenchGateway(b, false) }
+// next to the passthrough and direct baselines.
+func BenchmarkChatConversion_JSON(b *testing.B) {
+	benchConversion(b, false, "/v1/chat/completions", bearer(testKey), chatBenchBody+"}")
+}
 
 // BenchmarkChatConversion_Stream is one streaming Chat Completions request,
 // likewise.
-func BenchmarkChatConversion_Stream(b *testing.B) { chatBenchGateway(b, true) }
+func BenchmarkChatConversion_Stream(b *testing.B) {
+	benchConversion(b, true, "/v1/chat/completions", bearer(testKey),
+		chatBenchBody+`,"stream":true,"stream_options":{"include_usage":true}}`)
+}
+
+func TestChat_ErrorNamesParam(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
+	p := chatParams("claude-sonnet-4-5", "x")
+	p.N = openai.Int(2)
+	_, err := g.chatClient().Chat.Completions.New(ctx(t), p)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" {
+		t.Fatalf("err = %v, want a 400 with param n", err)
+	}
+}

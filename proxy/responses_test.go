@@ -544,45 +544,19 @@ func TestResponses_SplitUTF8Frames(t *testing.T) {
 	}
 }
 
-// BenchmarkResponses_Stream is one streaming Responses request through the
-// gateway (decode, upstream stream, event-by-event translation) next to the
-// same answer as a native Anthropic pass-through stream: the ratio of the
-// two is the cost of conversion.
-func BenchmarkResponses_Stream(b *testing.B) {
-	up := upstreamtest.NewServer(b, upstreamtest.OK(upstreamtest.Text("A short answer of a few words, split into several deltas.")))
-	s := NewServer(Config{Logger: discardLogger()}, nopRecorder{})
-	s.SetSnapshot(&llmgw.Snapshot{
-		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)},
-		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
-	})
-	srv := &http.Server{Handler: s}
-	ln := listen(b)
-	go srv.Serve(ln)
-	defer srv.Close()
-	defer s.client.CloseIdleConnections()
-	base := "http://" + ln.Addr().String()
+// respBenchBody is a Responses request for a short answer, without its
+// closing brace.
+const respBenchBody = `{"model":"claude-sonnet-4-5","max_output_tokens":64,"input":"Say something short."`
 
-	b.Run("passthrough", func(b *testing.B) { benchPost(b, base, testKey, true) })
-	b.Run("responses", func(b *testing.B) {
-		body := `{"model":"claude-sonnet-4-5","max_output_tokens":64,"input":"Say something short.","stream":true}`
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-		defer client.CloseIdleConnections()
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			req, _ := http.NewRequest(http.MethodPost, base+"/v1/responses", strings.NewReader(body))
-			req.Header.Set("authorization", "Bearer "+testKey)
-			res, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.Copy(io.Discard, res.Body); err != nil {
-				b.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != 200 {
-				b.Fatalf("status %d", res.StatusCode)
-			}
-		}
-	})
+// BenchmarkResponsesConversion_JSON is one non-streaming Responses request
+// through the gateway (decode, upstream stream, one response object), next
+// to the passthrough and direct baselines.
+func BenchmarkResponsesConversion_JSON(b *testing.B) {
+	benchConversion(b, false, "/v1/responses", bearer(testKey), respBenchBody+"}")
+}
+
+// BenchmarkResponsesConversion_Stream is one streaming Responses request
+// (event-by-event translation), likewise.
+func BenchmarkResponsesConversion_Stream(b *testing.B) {
+	benchConversion(b, true, "/v1/responses", bearer(testKey), respBenchBody+`,"stream":true}`)
 }

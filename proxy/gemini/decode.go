@@ -47,8 +47,8 @@ func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, I
 	case trimmed[0] != '{':
 		return nil, info, reqErr("", "request body must be a JSON object")
 	}
-	var gr Request
-	if err := json.Unmarshal(trimmed, &gr); err != nil {
+	gr, err := parseRequest(trimmed)
+	if err != nil {
 		var fe *fieldError
 		if errors.As(err, &fe) {
 			return nil, info, reqErr(fe.path, "%s", describe(fe.err))
@@ -222,9 +222,9 @@ func (d *decoder) system(req *anthropic.Request, si *Content) error {
 	}
 	for i, p := range si.Parts {
 		switch {
-		case p.HasText:
-			if p.Text != "" && !p.Thought {
-				req.System = append(req.System, anthropic.ContentBlock{Type: "text", Text: p.Text})
+		case p.Text != nil:
+			if *p.Text != "" && !p.Thought {
+				req.System = append(req.System, anthropic.ContentBlock{Type: "text", Text: *p.Text})
 			}
 		case p.InlineData != nil || p.FileData != nil || p.FunctionCall != nil || p.FunctionResponse != nil:
 			return reqErr(fmt.Sprintf("systemInstruction.parts[%d]", i), "Claude's system prompt takes text only")
@@ -369,8 +369,8 @@ func (d *decoder) contents(contents []Content) error {
 				if out := p.CodeExecutionResult.Output; out != "" {
 					blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: "Code execution result (" + p.CodeExecutionResult.Outcome + "):\n" + out})
 				}
-			case p.HasText && !p.Thought && p.Text != "": // E1: empty text dropped
-				blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: p.Text})
+			case p.Text != nil && *p.Text != "" && !p.Thought: // E1: empty text dropped
+				blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: *p.Text})
 			}
 		}
 		if len(blocks) == 0 {

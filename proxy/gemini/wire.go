@@ -5,409 +5,361 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // The request types below are the parts of a GenerateContentRequest that
 // llmgw reads. Google's proto-JSON accepts both the camelCase and the
-// snake_case spelling of every field name, so each type decodes itself
-// through eachField, which folds snake_case to camelCase. Fields llmgw does
-// not read (safetySettings, labels, videoMetadata…) are skipped unparsed.
+// snake_case spelling of every field name, and reads null as absent, so
+// parseRequest first rewrites the body to camelCase keys without null
+// members (fold), then decodes it into these types with encoding/json.
+// Fields llmgw does not read (safetySettings, labels, videoMetadata…) are
+// skipped.
 
 // Request is a generateContent / streamGenerateContent request body.
 type Request struct {
-	Contents          []Content
-	SystemInstruction *Content
-	Tools             []Tool
-	ToolConfig        *ToolConfig
-	GenerationConfig  *GenerationConfig
-	CachedContent     string
+	Contents          []Content         `json:"contents"`
+	SystemInstruction *Content          `json:"systemInstruction"`
+	Tools             []Tool            `json:"tools"`
+	ToolConfig        *ToolConfig       `json:"toolConfig"`
+	GenerationConfig  *GenerationConfig `json:"generationConfig"`
+	CachedContent     string            `json:"cachedContent"`
+	// Model is not used: some clients repeat the model in the body, and
+	// the one in the path wins.
+	Model json.RawMessage `json:"model"`
 	// Ignored lists the top-level fields present that llmgw ignores.
-	Ignored []string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (r *Request) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "contents":
-			return decodeList(raw, &r.Contents)
-		case "systemInstruction":
-			return json.Unmarshal(raw, &r.SystemInstruction)
-		case "tools":
-			return decodeList(raw, &r.Tools)
-		case "toolConfig":
-			return json.Unmarshal(raw, &r.ToolConfig)
-		case "generationConfig":
-			return json.Unmarshal(raw, &r.GenerationConfig)
-		case "cachedContent":
-			return json.Unmarshal(raw, &r.CachedContent)
-		case "model":
-			// Some clients repeat the model in the body; the path wins.
-		default:
-			r.Ignored = append(r.Ignored, key)
-		}
-		return nil
-	})
+	Ignored []string `json:"-"`
 }
 
 // Content is one turn: a role and its parts.
 type Content struct {
-	Role  string
-	Parts []Part
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (c *Content) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "role":
-			return json.Unmarshal(raw, &c.Role)
-		case "parts":
-			return decodeList(raw, &c.Parts)
-		}
-		return nil
-	})
+	Role  string `json:"role"`
+	Parts []Part `json:"parts"`
 }
 
 // Part is one piece of a turn. At most one of its data fields is set;
 // Thought and ThoughtSignature may accompany any of them.
 type Part struct {
-	Text                string
-	HasText             bool
-	Thought             bool
-	ThoughtSignature    string // base64, as proto-JSON encodes bytes
-	InlineData          *Blob
-	FileData            *FileData
-	FunctionCall        *FunctionCall
-	FunctionResponse    *FunctionResponse
-	ExecutableCode      *ExecutableCode
-	CodeExecutionResult *CodeExecutionResult
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (p *Part) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "text":
-			p.HasText = true
-			return json.Unmarshal(raw, &p.Text)
-		case "thought":
-			return json.Unmarshal(raw, &p.Thought)
-		case "thoughtSignature":
-			return json.Unmarshal(raw, &p.ThoughtSignature)
-		case "inlineData":
-			return json.Unmarshal(raw, &p.InlineData)
-		case "fileData":
-			return json.Unmarshal(raw, &p.FileData)
-		case "functionCall":
-			return json.Unmarshal(raw, &p.FunctionCall)
-		case "functionResponse":
-			return json.Unmarshal(raw, &p.FunctionResponse)
-		case "executableCode":
-			return json.Unmarshal(raw, &p.ExecutableCode)
-		case "codeExecutionResult":
-			return json.Unmarshal(raw, &p.CodeExecutionResult)
-		}
-		return nil
-	})
+	Text                *string              `json:"text"` // nil if absent; "" is an empty text part
+	Thought             bool                 `json:"thought"`
+	ThoughtSignature    string               `json:"thoughtSignature"` // base64, as proto-JSON encodes bytes
+	InlineData          *Blob                `json:"inlineData"`
+	FileData            *FileData            `json:"fileData"`
+	FunctionCall        *FunctionCall        `json:"functionCall"`
+	FunctionResponse    *FunctionResponse    `json:"functionResponse"`
+	ExecutableCode      *ExecutableCode      `json:"executableCode"`
+	CodeExecutionResult *CodeExecutionResult `json:"codeExecutionResult"`
 }
 
 // Blob is inline data: a MIME type and base64 bytes.
 type Blob struct {
-	MIMEType string
-	Data     string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Blob) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "mimeType":
-			return json.Unmarshal(raw, &d.MIMEType)
-		case "data":
-			return json.Unmarshal(raw, &d.Data)
-		}
-		return nil
-	})
+	MIMEType string `json:"mimeType"`
+	Data     string `json:"data"`
 }
 
 // FileData refers to a file by URI.
 type FileData struct {
-	MIMEType string
-	FileURI  string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *FileData) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "mimeType":
-			return json.Unmarshal(raw, &d.MIMEType)
-		case "fileUri":
-			return json.Unmarshal(raw, &d.FileURI)
-		}
-		return nil
-	})
+	MIMEType string `json:"mimeType"`
+	FileURI  string `json:"fileUri"`
 }
 
 // FunctionCall is a call the model made, as a client sends it back in the
 // history.
 type FunctionCall struct {
-	ID   string
-	Name string
-	Args json.RawMessage // kept raw: the arguments are the client's data
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *FunctionCall) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "id":
-			return json.Unmarshal(raw, &f.ID)
-		case "name":
-			return json.Unmarshal(raw, &f.Name)
-		case "args":
-			f.Args = raw
-		}
-		return nil
-	})
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Args json.RawMessage `json:"args"` // kept raw: the arguments are the client's data
 }
 
 // FunctionResponse is the result of a function call, sent by the client.
 type FunctionResponse struct {
-	ID       string
-	Name     string
-	Response json.RawMessage // kept raw
-	Parts    []FunctionResponsePart
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *FunctionResponse) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "id":
-			return json.Unmarshal(raw, &f.ID)
-		case "name":
-			return json.Unmarshal(raw, &f.Name)
-		case "response":
-			f.Response = raw
-		case "parts":
-			return decodeList(raw, &f.Parts)
-		}
-		return nil
-	})
+	ID       string                 `json:"id"`
+	Name     string                 `json:"name"`
+	Response json.RawMessage        `json:"response"` // kept raw
+	Parts    []FunctionResponsePart `json:"parts"`
 }
 
 // FunctionResponsePart is media attached to a function response.
 type FunctionResponsePart struct {
-	InlineData *Blob
-	FileData   *FileData
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *FunctionResponsePart) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "inlineData":
-			return json.Unmarshal(raw, &f.InlineData)
-		case "fileData":
-			return json.Unmarshal(raw, &f.FileData)
-		}
-		return nil
-	})
+	InlineData *Blob     `json:"inlineData"`
+	FileData   *FileData `json:"fileData"`
 }
 
 // ExecutableCode is code Gemini's own code-execution tool ran, found in
 // histories recorded against Google.
 type ExecutableCode struct {
-	Language string
-	Code     string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (e *ExecutableCode) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "language":
-			return json.Unmarshal(raw, &e.Language)
-		case "code":
-			return json.Unmarshal(raw, &e.Code)
-		}
-		return nil
-	})
+	Language string `json:"language"`
+	Code     string `json:"code"`
 }
 
 // CodeExecutionResult is the output of ExecutableCode.
 type CodeExecutionResult struct {
-	Outcome string
-	Output  string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (e *CodeExecutionResult) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "outcome":
-			return json.Unmarshal(raw, &e.Outcome)
-		case "output":
-			return json.Unmarshal(raw, &e.Output)
-		}
-		return nil
-	})
+	Outcome string `json:"outcome"`
+	Output  string `json:"output"`
 }
 
 // Tool is one entry of tools: function declarations, or a Google-hosted
 // tool that llmgw cannot run (Hosted names it).
 type Tool struct {
-	FunctionDeclarations []FunctionDeclaration
-	Hosted               []string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (t *Tool) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		if key == "functionDeclarations" {
-			return decodeList(raw, &t.FunctionDeclarations)
-		}
-		t.Hosted = append(t.Hosted, key)
-		return nil
-	})
+	FunctionDeclarations []FunctionDeclaration `json:"functionDeclarations"`
+	Hosted               []string              `json:"-"`
 }
 
 // FunctionDeclaration declares a function the model may call. Parameters is
 // Google's OpenAPI-subset Schema; ParametersJSONSchema is plain JSON Schema.
 type FunctionDeclaration struct {
-	Name                 string
-	Description          string
-	Parameters           json.RawMessage
-	ParametersJSONSchema json.RawMessage
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *FunctionDeclaration) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "name":
-			return json.Unmarshal(raw, &f.Name)
-		case "description":
-			return json.Unmarshal(raw, &f.Description)
-		case "parameters":
-			f.Parameters = raw
-		case "parametersJsonSchema":
-			f.ParametersJSONSchema = raw
-		}
-		return nil
-	})
+	Name                 string          `json:"name"`
+	Description          string          `json:"description"`
+	Parameters           json.RawMessage `json:"parameters"`
+	ParametersJSONSchema json.RawMessage `json:"parametersJsonSchema"`
 }
 
 // ToolConfig holds the function-calling mode.
 type ToolConfig struct {
-	FunctionCallingConfig *FunctionCallingConfig
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (t *ToolConfig) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		if key == "functionCallingConfig" {
-			return json.Unmarshal(raw, &t.FunctionCallingConfig)
-		}
-		return nil
-	})
+	FunctionCallingConfig *FunctionCallingConfig `json:"functionCallingConfig"`
 }
 
 // FunctionCallingConfig says whether and which functions the model must
 // call.
 type FunctionCallingConfig struct {
-	Mode                 string
-	AllowedFunctionNames []string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *FunctionCallingConfig) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "mode":
-			return json.Unmarshal(raw, &f.Mode)
-		case "allowedFunctionNames":
-			return json.Unmarshal(raw, &f.AllowedFunctionNames)
-		}
-		return nil
-	})
+	Mode                 string   `json:"mode"`
+	AllowedFunctionNames []string `json:"allowedFunctionNames"`
 }
 
 // GenerationConfig holds the sampling and output settings.
 type GenerationConfig struct {
-	MaxOutputTokens    *int
-	Temperature        *float64
-	TopP               *float64
-	TopK               *float64 // a number in Google's proto
-	StopSequences      []string
-	CandidateCount     *int
-	ResponseMIMEType   string
-	ResponseSchema     json.RawMessage
-	ResponseJSONSchema json.RawMessage
-	ResponseModalities []string
-	ThinkingConfig     *ThinkingConfig
+	MaxOutputTokens    *int            `json:"maxOutputTokens"`
+	Temperature        *float64        `json:"temperature"`
+	TopP               *float64        `json:"topP"`
+	TopK               *float64        `json:"topK"` // a number in Google's proto
+	StopSequences      []string        `json:"stopSequences"`
+	CandidateCount     *int            `json:"candidateCount"`
+	ResponseMIMEType   string          `json:"responseMimeType"`
+	ResponseSchema     json.RawMessage `json:"responseSchema"`
+	ResponseJSONSchema json.RawMessage `json:"responseJsonSchema"`
+	ResponseModalities []string        `json:"responseModalities"`
+	ThinkingConfig     *ThinkingConfig `json:"thinkingConfig"`
 	// Ignored lists the fields present that llmgw ignores.
-	Ignored []string
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (g *GenerationConfig) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "maxOutputTokens":
-			return json.Unmarshal(raw, &g.MaxOutputTokens)
-		case "temperature":
-			return json.Unmarshal(raw, &g.Temperature)
-		case "topP":
-			return json.Unmarshal(raw, &g.TopP)
-		case "topK":
-			return json.Unmarshal(raw, &g.TopK)
-		case "stopSequences":
-			return json.Unmarshal(raw, &g.StopSequences)
-		case "candidateCount":
-			return json.Unmarshal(raw, &g.CandidateCount)
-		case "responseMimeType":
-			return json.Unmarshal(raw, &g.ResponseMIMEType)
-		case "responseSchema":
-			g.ResponseSchema = raw
-		case "responseJsonSchema":
-			g.ResponseJSONSchema = raw
-		case "responseModalities":
-			return json.Unmarshal(raw, &g.ResponseModalities)
-		case "thinkingConfig":
-			return json.Unmarshal(raw, &g.ThinkingConfig)
-		default:
-			g.Ignored = append(g.Ignored, "generationConfig."+key)
-		}
-		return nil
-	})
+	Ignored []string `json:"-"`
 }
 
 // ThinkingConfig configures the model's thinking.
 type ThinkingConfig struct {
-	IncludeThoughts bool
-	ThinkingBudget  *int
-	ThinkingLevel   string
+	IncludeThoughts bool   `json:"includeThoughts"`
+	ThinkingBudget  *int   `json:"thinkingBudget"`
+	ThinkingLevel   string `json:"thinkingLevel"`
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (t *ThinkingConfig) UnmarshalJSON(b []byte) error {
-	return eachField(b, func(key string, raw json.RawMessage) error {
-		switch key {
-		case "includeThoughts":
-			return json.Unmarshal(raw, &t.IncludeThoughts)
-		case "thinkingBudget":
-			return json.Unmarshal(raw, &t.ThinkingBudget)
-		case "thinkingLevel":
-			return json.Unmarshal(raw, &t.ThinkingLevel)
+// freeForm are the keys whose values are the client's data rather than
+// proto messages: fold copies them as sent, keys, nulls and all.
+var freeForm = map[string]bool{
+	"args": true, "response": true, // functionCall, functionResponse
+	"parameters": true, "parametersJsonSchema": true, // functionDeclarations
+	"responseSchema": true, "responseJsonSchema": true, // generationConfig
+}
+
+// parseRequest decodes a GenerateContentRequest, a JSON object. Invalid JSON
+// gives a *json.SyntaxError, a value of the wrong type a *fieldError naming
+// its path.
+func parseRequest(body []byte) (*Request, error) {
+	if err := json.Unmarshal(body, new(json.RawMessage)); err != nil {
+		return nil, err
+	}
+	doc, err := fold(body)
+	if err != nil {
+		return nil, err
+	}
+	var r Request
+	if err := json.Unmarshal(doc, &r); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &fieldError{path: pathAt(doc, te.Offset), err: err}
 		}
-		return nil
-	})
+		return nil, err
+	}
+	// The same document again, for the names of what r left out. Neither
+	// can fail: doc has just been decoded into r.
+	var top map[string]json.RawMessage
+	var keys struct {
+		GenerationConfig map[string]json.RawMessage   `json:"generationConfig"`
+		Tools            []map[string]json.RawMessage `json:"tools"`
+	}
+	_ = json.Unmarshal(doc, &top)
+	_ = json.Unmarshal(doc, &keys)
+	r.Ignored = unknownKeys[Request](top)
+	if r.GenerationConfig != nil {
+		for _, k := range unknownKeys[GenerationConfig](keys.GenerationConfig) {
+			r.GenerationConfig.Ignored = append(r.GenerationConfig.Ignored, "generationConfig."+k)
+		}
+	}
+	for i := range min(len(r.Tools), len(keys.Tools)) {
+		r.Tools[i].Hosted = unknownKeys[Tool](keys.Tools[i])
+	}
+	return &r, nil
+}
+
+// fold returns the JSON value doc (valid JSON) with every object key in
+// camelCase and every member whose value is null left out, except inside
+// freeForm values, which it copies as they are.
+func fold(doc []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var out bytes.Buffer
+	tok, err := dec.Token()
+	if err == nil {
+		err = foldValue(dec, tok, &out)
+	}
+	return out.Bytes(), err
+}
+
+// foldValue writes to out the value that starts with tok, reading the rest
+// of it from dec.
+func foldValue(dec *json.Decoder, tok json.Token, out *bytes.Buffer) error {
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		b, err := json.Marshal(tok)
+		out.Write(b)
+		return err
+	}
+	out.WriteByte(byte(delim))
+	n := 0
+	next := func() { // before each element or member written
+		if n++; n > 1 {
+			out.WriteByte(',')
+		}
+	}
+	for dec.More() {
+		if delim == '[' {
+			v, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			next()
+			if err := foldValue(dec, v, out); err != nil {
+				return err
+			}
+			continue
+		}
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := k.(string)
+		key = camel(key)
+		name, _ := json.Marshal(key)
+		if freeForm[key] {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return err
+			}
+			if string(raw) != "null" {
+				next()
+				out.Write(name)
+				out.WriteByte(':')
+				out.Write(raw)
+			}
+			continue
+		}
+		v, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			continue
+		}
+		next()
+		out.Write(name)
+		out.WriteByte(':')
+		if err := foldValue(dec, v, out); err != nil {
+			return err
+		}
+	}
+	end, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	out.WriteByte(byte(end.(json.Delim)))
+	return nil
+}
+
+// pathAt returns the path, as in contents[1].parts[0].text, of the value in
+// the JSON document doc at which encoding/json reported an
+// UnmarshalTypeError: off is where the value ends if it is a literal, or
+// just past its opening bracket if it is an object or array.
+func pathAt(doc []byte, off int64) string {
+	type frame struct {
+		array bool
+		index int    // of the current element, in an array
+		key   string // of the current member, in an object
+		value bool   // in an object, whether key's value comes next
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if n := len(stack); n > 0 {
+			top = &stack[n-1]
+		}
+		switch {
+		case tok == json.Delim('}') || tok == json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if n := len(stack); n > 0 {
+				stack[n-1].value = false
+			}
+			continue
+		case top != nil && !top.array && !top.value:
+			top.key, _ = tok.(string)
+			top.value = true
+			continue
+		case top != nil && top.array:
+			top.index++
+		}
+		if dec.InputOffset() >= off {
+			var b strings.Builder
+			for _, f := range stack {
+				switch {
+				case f.array:
+					b.WriteString("[" + strconv.Itoa(f.index) + "]")
+				case b.Len() > 0:
+					b.WriteString("." + f.key)
+				default:
+					b.WriteString(f.key)
+				}
+			}
+			return b.String()
+		}
+		if d, ok := tok.(json.Delim); ok {
+			stack = append(stack, frame{array: d == '[', index: -1})
+		} else if top != nil {
+			top.value = false
+		}
+	}
+}
+
+// unknownKeys returns, sorted, the keys of obj that encoding/json matches to
+// no field of the struct T (it matches names case-insensitively).
+func unknownKeys[T any](obj map[string]json.RawMessage) []string {
+	t := reflect.TypeFor[T]()
+	var out []string
+	for k := range obj {
+		known := false
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			known = known || name != "-" && strings.EqualFold(name, k)
+		}
+		if !known {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // fieldError is a decoding error at a field path.
@@ -418,74 +370,6 @@ type fieldError struct {
 
 func (e *fieldError) Error() string { return e.path + ": " + e.err.Error() }
 func (e *fieldError) Unwrap() error { return e.err }
-
-// at prefixes err's path with name (a key, or an [index]).
-func at(name string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var fe *fieldError
-	if errors.As(err, &fe) {
-		sep := "."
-		if strings.HasPrefix(fe.path, "[") {
-			sep = ""
-		}
-		return &fieldError{path: name + sep + fe.path, err: fe.err}
-	}
-	return &fieldError{path: name, err: err}
-}
-
-// errNotObject is returned when a JSON object is expected.
-var errNotObject = errors.New("expected an object")
-
-// eachField calls fn for every key of the JSON object b, with the key in
-// camelCase whatever spelling the client used. null decodes as nothing.
-func eachField(b []byte, fn func(key string, raw json.RawMessage) error) error {
-	b = bytes.TrimSpace(b)
-	if string(b) == "null" {
-		return nil
-	}
-	if len(b) == 0 || b[0] != '{' {
-		return errNotObject
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // deterministic errors and lists
-	for _, k := range keys {
-		raw := m[k]
-		key := camel(k)
-		if string(bytes.TrimSpace(raw)) == "null" {
-			continue
-		}
-		if err := fn(key, raw); err != nil {
-			return at(key, err)
-		}
-	}
-	return nil
-}
-
-// decodeList decodes a JSON array element by element, so that an error
-// names the element's index.
-func decodeList[T any](raw json.RawMessage, dst *[]T) error {
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return err
-	}
-	out := make([]T, len(items))
-	for i, item := range items {
-		if err := json.Unmarshal(item, &out[i]); err != nil {
-			return at("["+strconv.Itoa(i)+"]", err)
-		}
-	}
-	*dst = out
-	return nil
-}
 
 // camel turns a snake_case key into camelCase; other keys are unchanged.
 func camel(k string) string {
@@ -517,8 +401,6 @@ func describe(err error) string {
 		return fmt.Sprintf("expected %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
 	case errors.As(err, &se):
 		return "not valid JSON: " + se.Error()
-	case errors.Is(err, errNotObject):
-		return "expected an object"
 	}
 	return err.Error()
 }
