@@ -84,9 +84,9 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 	defer s.finishUsage(r, u)
 
 	header := http.Header{}
-	header.Set("content-type", "application/json")
-	header.Set("anthropic-version", "2023-06-01")
-	if beta := r.Header.Values("anthropic-beta"); len(beta) > 0 {
+	header.Set("Content-Type", "application/json")
+	header.Set("Anthropic-Version", "2023-06-01")
+	if beta := r.Header.Values("Anthropic-Beta"); len(beta) > 0 {
 		header["Anthropic-Beta"] = beta
 	}
 	res, err := s.do(r.Context(), &call{
@@ -98,7 +98,7 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 	}
 	defer res.close()
 	u.AccountID, u.AccountName = res.account.ID, res.account.Name
-	u.UpstreamID = res.header.Get("request-id")
+	u.UpstreamID = res.header.Get("Request-Id")
 	passRetryHeaders(w.Header(), res.header)
 
 	if res.events == nil {
@@ -120,7 +120,7 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 		typ := nonEmpty(detail.Type, anthropic.ErrorType(status))
 		u.Status, u.ErrorType = status, typ
 		code, out := renderError(c.dialect, status, typ, nonEmpty(detail.Message, http.StatusText(status)))
-		w.Header().Set("content-type", "application/json")
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_, _ = w.Write(out)
 		return nil
@@ -135,9 +135,9 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 // convertStream translates a live stream event by event.
 func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *result, c *conversion, u *llmgw.Usage) {
 	rc := http.NewResponseController(w)
-	w.Header().Set("content-type", nonEmpty(c.contentType, "text/event-stream"))
-	w.Header().Set("cache-control", "no-cache")
-	w.Header().Set("x-accel-buffering", "no")
+	w.Header().Set("Content-Type", nonEmpty(c.contentType, "text/event-stream"))
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	u.Status = http.StatusOK
 	var tally anthropic.Tally
@@ -235,7 +235,7 @@ func (s *Server) convertFinal(w http.ResponseWriter, r *http.Request, res *resul
 		status := statusForType(failure.Type)
 		u.Status, u.ErrorType = status, failure.Type
 		code, out := renderError(c.dialect, status, failure.Type, failure.Message)
-		w.Header().Set("content-type", "application/json")
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_, _ = w.Write(out)
 		return nil
@@ -246,7 +246,7 @@ func (s *Server) convertFinal(w http.ResponseWriter, r *http.Request, res *resul
 	}
 	u.Status = http.StatusOK
 	u.TTFB = s.cfg.Now().Sub(u.Time)
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 	return nil

@@ -94,11 +94,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &na):
 		status, typ, msg = http.StatusServiceUnavailable, "overloaded_error", na.Error()
 		if na.retryAfter > 0 {
-			w.Header().Set("retry-after", strconv.Itoa(int(math.Ceil(na.retryAfter.Seconds()))))
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(na.retryAfter.Seconds()))))
 		}
 	case errors.As(err, &bz):
 		status, typ, msg = http.StatusServiceUnavailable, "overloaded_error", bz.Error()
-		w.Header().Set("retry-after", "1")
+		w.Header().Set("Retry-After", "1")
 	case errors.As(err, &un):
 		status, typ, msg = http.StatusBadGateway, "api_error", un.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -113,7 +113,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if u := e.usage; u != nil {
 		u.Status, u.ErrorType = status, typ
 	}
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	if e.dialect != "" && e.dialect != llmgw.DialectAnthropic {
 		code, body := renderError(e.dialect, status, typ, msg)
 		body = withParam(body, param)

@@ -165,9 +165,9 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 	req.URL.RawQuery = c.query
 	req.Header = c.header.Clone()
-	req.Header.Set("accept-encoding", "identity") // the usage parser reads plain SSE
-	if req.Header.Get("anthropic-version") == "" {
-		req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("Accept-Encoding", "identity") // the usage parser reads plain SSE
+	if req.Header.Get("Anthropic-Version") == "" {
+		req.Header.Set("Anthropic-Version", "2023-06-01")
 	}
 	body, err := kind.Prepare(ctx, a, req, c.body)
 	if err != nil {
@@ -209,7 +209,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 
 	if resp.StatusCode < 300 {
-		if c.stream && strings.HasPrefix(resp.Header.Get("content-type"), "text/event-stream") {
+		if c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			// Hold back the events before the first content: an error there
 			// (an overload right after the 200) can still fail over, since
 			// the client has seen nothing yet.

@@ -114,8 +114,8 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 	s.logGeminiDrops(r, info)
 	entryFrom(r.Context()).model = upstreamModel
 	header := http.Header{}
-	header.Set("content-type", "application/json")
-	header.Set("anthropic-version", "2023-06-01")
+	header.Set("Content-Type", "application/json")
+	header.Set("Anthropic-Version", "2023-06-01")
 	res, err := s.do(r.Context(), &call{
 		method: http.MethodPost, path: "/v1/messages/count_tokens", header: header, body: out, model: upstreamModel,
 	})
@@ -131,7 +131,7 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 			return fmt.Errorf("read count_tokens answer: %w", err)
 		}
 	}
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	if res.status >= 400 {
 		d := anthropic.ParseError(answer)
 		code, b := geminiErrorBody(res.status, nonEmpty(d.Type, anthropic.ErrorType(res.status)), nonEmpty(d.Message, http.StatusText(res.status)))
@@ -151,7 +151,7 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 // the built-in model list and the configured aliases. An id not in either
 // still gets an entry: unknown models pass through to the upstream.
 func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	if rest := chi.URLParam(r, "rest"); rest != "" {
 		id, _ := geminiTarget(rest)
 		id = strings.TrimPrefix(id, "models/")

@@ -59,7 +59,7 @@ type APIKeyKind struct{}
 
 // Prepare sets x-api-key.
 func (APIKeyKind) Prepare(_ context.Context, a *llmgw.Account, req *http.Request, body []byte) ([]byte, error) {
-	req.Header.Set("x-api-key", a.APIKey)
+	req.Header.Set("X-Api-Key", a.APIKey)
 	return body, nil
 }
 
@@ -161,12 +161,12 @@ func rateLimitWait(h http.Header, now time.Time) time.Duration {
 
 // RetryAfter reads retry-after-ms or retry-after from h.
 func RetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	if v := h.Get("retry-after-ms"); v != "" {
+	if v := h.Get("Retry-After-Ms"); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
 			return time.Duration(ms * float64(time.Millisecond)), true
 		}
 	}
-	if v := h.Get("retry-after"); v != "" {
+	if v := h.Get("Retry-After"); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
 			return time.Duration(s * float64(time.Second)), true
 		}

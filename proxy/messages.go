@@ -127,7 +127,7 @@ func (s *Server) finishUsage(r *http.Request, u *llmgw.Usage) {
 // fills in u from what passes by.
 func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage) {
 	u.AccountID, u.AccountName = res.account.ID, res.account.Name
-	u.UpstreamID = res.header.Get("request-id")
+	u.UpstreamID = res.header.Get("Request-Id")
 	copyResponseHeader(w.Header(), res.header)
 	switch {
 	case res.events != nil:
@@ -137,7 +137,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 		if err != nil {
 			if r.Context().Err() == nil {
 				u.Status, u.ErrorType = http.StatusBadGateway, "api_error"
-				w.Header().Set("content-type", "application/json")
+				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusBadGateway)
 				_, _ = w.Write(anthropic.MarshalError("api_error", "the upstream connection broke while sending the response", u.RequestID))
 			}
@@ -155,7 +155,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 		u.Status = res.status
 		if res.status >= 400 {
 			u.ErrorType = nonEmpty(anthropic.ParseError(res.body).Type, anthropic.ErrorType(res.status))
-		} else if res.header.Get("content-type") != "" && bytes.HasPrefix(res.body, []byte("event: error")) {
+		} else if res.header.Get("Content-Type") != "" && bytes.HasPrefix(res.body, []byte("event: error")) {
 			u.ErrorType = "api_error" // every try ended in a stream error event
 			u.EndedEarly = true
 		}
@@ -170,8 +170,8 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 // Anthropic error event and a clean end instead of a dropped connection.
 func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage) {
 	rc := http.NewResponseController(w)
-	w.Header().Set("cache-control", "no-cache")
-	w.Header().Set("x-accel-buffering", "no")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(res.status)
 	u.Status = res.status
 	var tally anthropic.Tally
@@ -275,7 +275,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 			body, rerr := readResult(res)
 			if rerr == nil {
 				if out, ok := dualShapeModels(body, id != ""); ok {
-					w.Header().Set("content-type", "application/json")
+					w.Header().Set("Content-Type", "application/json")
 					_, _ = w.Write(out)
 					return nil
 				}
@@ -365,7 +365,7 @@ func writeBuiltinModels(w http.ResponseWriter, id string) error {
 		info := modelInfo{Type: "model", ID: m.id, DisplayName: m.name, CreatedAt: m.created,
 			Object: "model", Created: created.Unix(), OwnedBy: "anthropic"}
 		if id == m.id {
-			w.Header().Set("content-type", "application/json")
+			w.Header().Set("Content-Type", "application/json")
 			return json.NewEncoder(w).Encode(info)
 		}
 		list = append(list, info)
@@ -373,7 +373,7 @@ func writeBuiltinModels(w http.ResponseWriter, id string) error {
 	if id != "" {
 		return clientErr(http.StatusNotFound, "not_found_error", "model: "+id)
 	}
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(map[string]any{
 		"object": "list", "data": list, "has_more": false, "first_id": list[0].ID, "last_id": list[len(list)-1].ID,
 	})

@@ -55,9 +55,9 @@ func (k OAuthKind) Prepare(ctx context.Context, a *llmgw.Account, req *http.Requ
 	if err != nil {
 		return nil, fmt.Errorf("access token of account %s: %w", a.Name, err)
 	}
-	req.Header.Del("x-api-key")
-	req.Header.Set("authorization", "Bearer "+tok)
-	req.Header.Set("anthropic-beta", MergeBetas(OAuthBeta, req.Header.Values("anthropic-beta")...))
+	req.Header.Del("X-Api-Key")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Anthropic-Beta", MergeBetas(OAuthBeta, req.Header.Values("Anthropic-Beta")...))
 	if req.URL.Path == "/v1/messages" || strings.HasSuffix(req.URL.Path, "/v1/messages") {
 		return InjectIdentity(body)
 	}
@@ -66,7 +66,7 @@ func (k OAuthKind) Prepare(ctx context.Context, a *llmgw.Account, req *http.Requ
 
 // Refresh renews the token that req carried.
 func (k OAuthKind) Refresh(ctx context.Context, a *llmgw.Account, sent http.Header) error {
-	rejected := strings.TrimPrefix(sent.Get("authorization"), "Bearer ")
+	rejected := strings.TrimPrefix(sent.Get("Authorization"), "Bearer ")
 	return k.Tokens.Refresh(ctx, a, rejected)
 }
 
@@ -115,7 +115,7 @@ func windowReset(h http.Header) (time.Time, bool) {
 		}
 	}
 	if until.IsZero() && ws.Status == "rejected" {
-		if secs := h.Get("anthropic-ratelimit-unified-reset"); secs != "" {
+		if secs := h.Get("Anthropic-Ratelimit-Unified-Reset"); secs != "" {
 			if t, ok := parseEpoch(secs); ok {
 				until = t
 			}

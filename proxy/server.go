@@ -238,14 +238,14 @@ func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
 // readyz answers 200 once a snapshot is loaded and at least one account is
 // usable (active, even if cooling down).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("content-type", "application/json")
+	w.Header().Set("Content-Type", "application/json")
 	v := s.view.Load()
 	if v == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -301,7 +301,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		defer s.active.Done()
 		start := s.cfg.Now()
 		e := &entry{id: newRequestID(), dialect: dialectFor(r.Method, r.URL.Path)}
-		w.Header().Set("x-request-id", e.id)
+		w.Header().Set("X-Request-Id", e.id)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), entryKey, e)))
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
@@ -387,15 +387,15 @@ func keyName(r *http.Request) string {
 
 // clientKey returns the key a client presented, wherever it put it.
 func clientKey(r *http.Request) string {
-	if k := r.Header.Get("x-api-key"); k != "" {
+	if k := r.Header.Get("X-Api-Key"); k != "" {
 		return k
 	}
-	if auth := r.Header.Get("authorization"); auth != "" {
+	if auth := r.Header.Get("Authorization"); auth != "" {
 		if scheme, tok, ok := strings.Cut(auth, " "); ok && strings.EqualFold(scheme, "bearer") {
 			return strings.TrimSpace(tok)
 		}
 	}
-	if k := r.Header.Get("x-goog-api-key"); k != "" {
+	if k := r.Header.Get("X-Goog-Api-Key"); k != "" {
 		return k
 	}
 	return r.URL.Query().Get("key")

@@ -12,20 +12,28 @@ import (
 // anthropic-ratelimit-unified-* headers of a response (reference 5.4). The
 // zero Windows (At zero) means the response carried none.
 func ParseWindows(h http.Header, now time.Time) llmgw.Windows {
-	const p = "anthropic-ratelimit-unified-"
-	ws := llmgw.Windows{Status: h.Get(p + "status")}
-	read := func(name string) llmgw.Window {
-		w := llmgw.Window{Status: h.Get(p + name + "-status")}
-		if u, err := strconv.ParseFloat(h.Get(p+name+"-utilization"), 64); err == nil {
+	// Canonical keys, read straight from the map: this runs on every
+	// response, and most carry none of these headers.
+	const p = "Anthropic-Ratelimit-Unified-"
+	get := func(k string) string {
+		if v := h[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	ws := llmgw.Windows{Status: get(p + "Status")}
+	read := func(util, reset, status string) llmgw.Window {
+		w := llmgw.Window{Status: get(status)}
+		if u, err := strconv.ParseFloat(get(util), 64); err == nil {
 			w.Utilization = u
 		}
-		if t, ok := parseEpoch(h.Get(p + name + "-reset")); ok {
+		if t, ok := parseEpoch(get(reset)); ok {
 			w.ResetsAt = t
 		}
 		return w
 	}
-	ws.FiveHour = read("5h")
-	ws.SevenDay = read("7d")
+	ws.FiveHour = read(p+"5h-Utilization", p+"5h-Reset", p+"5h-Status")
+	ws.SevenDay = read(p+"7d-Utilization", p+"7d-Reset", p+"7d-Status")
 	if ws.Status != "" || ws.FiveHour.Status != "" || ws.SevenDay.Status != "" {
 		ws.At = now
 	}

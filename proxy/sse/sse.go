@@ -31,9 +31,11 @@ func NewReader(r io.Reader) *Reader {
 }
 
 // Unread pushes ev back so that the next call to Next returns it. Events
-// pushed back are returned last in, first out. The event is copied.
+// pushed back are returned last in, first out. The Reader keeps ev's slices
+// as they are: an event just returned by Next must be copied first, since
+// its slices are reused by the next read.
 func (r *Reader) Unread(ev Event) {
-	r.pending = append(r.pending, Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)})
+	r.pending = append(r.pending, ev)
 }
 
 // Next returns the next event. At a clean end of stream it returns io.EOF; if

@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -56,7 +57,7 @@ func TestReader_LongLineAndUnread(t *testing.T) {
 	if err != nil || string(ev.Data) != long {
 		t.Fatalf("long event: err=%v len=%d", err, len(ev.Data))
 	}
-	r.Unread(ev)
+	r.Unread(Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)})
 	again, err := r.Next()
 	if err != nil || again.Name != "big" || len(again.Data) != len(long) {
 		t.Fatalf("unread: %v %q", err, again.Name)
