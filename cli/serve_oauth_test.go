@@ -71,22 +71,10 @@ func TestServe_OAuthExpiredTokenUnderLoad(t *testing.T) {
 	srv := startServe(t, s.db, "--config", s.config)
 
 	const n = 200
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := sdk(srv.URL, key).Messages.New(context.Background(), hello()); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("request failed: %v", err)
-	}
+	concurrently(t, n, func(int) error {
+		_, err := sdk(srv.URL, key).Messages.New(context.Background(), hello())
+		return err
+	})
 	if got := s.tokens.RefreshCalls(); got != 1 {
 		t.Errorf("token endpoint got %d refreshes, want exactly 1", got)
 	}
@@ -204,22 +192,10 @@ func TestServe_OAuthTokenInvalidatedEarly(t *testing.T) {
 	key := createKey(t, s.db, "alice")
 	srv := startServe(t, s.db, "--config", s.config)
 	const n = 50
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := sdk(srv.URL, key).Messages.New(context.Background(), hello()); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("request failed: %v", err)
-	}
+	concurrently(t, n, func(int) error {
+		_, err := sdk(srv.URL, key).Messages.New(context.Background(), hello())
+		return err
+	})
 	if got := s.tokens.RefreshCalls(); got != 1 {
 		t.Errorf("token endpoint got %d refreshes, want exactly 1", got)
 	}

@@ -105,6 +105,27 @@ func (s *server) stopAndWait(t *testing.T) error {
 	}
 }
 
+// concurrently runs fn(0..n-1) at once and reports every error.
+func concurrently(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(i); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("request %v", err)
+	}
+}
+
 // createKey runs "key create" and returns the key from its last line.
 func createKey(t *testing.T, db, name string) string {
 	t.Helper()
@@ -214,24 +235,12 @@ func TestServe_ConcurrentStreamsAccountedExactly(t *testing.T) {
 	srv := startServe(t, db)
 
 	const n = 200
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := hello()
-			p.Messages = []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(strings.Repeat("x", i*7)))}
-			if _, err := streamOnce(context.Background(), sdk(srv.URL, keys[i%2]), p); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("stream failed: %v", err)
-	}
+	concurrently(t, n, func(i int) error {
+		p := hello()
+		p.Messages = []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(strings.Repeat("x", i*7)))}
+		_, err := streamOnce(context.Background(), sdk(srv.URL, keys[i%2]), p)
+		return err
+	})
 	if err := srv.stopAndWait(t); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
