@@ -74,3 +74,35 @@ func TestPromptCaching_EveryDialect(t *testing.T) {
 		})
 	}
 }
+
+// thinkingStream is an upstream answer that reports how much of its output
+// was thinking.
+const thinkingStream = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n" +
+	"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+	"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"42\"}}\n\n" +
+	"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+	"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":40,\"output_tokens_details\":{\"thinking_tokens\":25}}}\n\n" +
+	"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+
+// TestReasoningTokens_NonStream: the thinking share of the output reaches
+// non-streaming Chat and Responses clients too.
+func TestReasoningTokens_NonStream(t *testing.T) {
+	up := upstreamtest.NewServer(t, upstreamtest.Replay([]byte(thinkingStream)))
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+	chat, err := g.chatClient().Chat.Completions.New(ctx(t), openai.ChatCompletionNewParams{
+		Model: "claude-sonnet-4-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("q")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := chat.Usage.CompletionTokensDetails.ReasoningTokens; got != 25 || chat.Usage.CompletionTokens != 40 {
+		t.Errorf("chat usage = %+v, want 25 reasoning of 40", chat.Usage)
+	}
+	res, err := respClient(g).Responses.New(ctx(t), respParams("q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Usage.OutputTokensDetails.ReasoningTokens; got != 25 {
+		t.Errorf("responses reasoning tokens = %d, want 25", got)
+	}
+}

@@ -21,6 +21,18 @@ type Usage struct {
 		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
 		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
 	} `json:"cache_creation"`
+	OutputTokensDetails *struct {
+		ThinkingTokens *int64 `json:"thinking_tokens"`
+	} `json:"output_tokens_details"`
+}
+
+// ThinkingTokens returns the part of output_tokens spent thinking, when the
+// upstream says.
+func (u *Usage) ThinkingTokens() (int64, bool) {
+	if u == nil || u.OutputTokensDetails == nil || u.OutputTokensDetails.ThinkingTokens == nil {
+		return 0, false
+	}
+	return *u.OutputTokensDetails.ThinkingTokens, true
 }
 
 // ApplyTo overwrites the figures of t that u carries.
@@ -121,6 +133,7 @@ type StreamEvent struct {
 // it carries (they are cumulative), and the last value wins.
 type Tally struct {
 	Tokens    llmgw.Tokens
+	Thinking  int64 // output tokens spent thinking, when reported
 	MessageID string
 	Stopped   bool         // message_stop seen
 	Err       *ErrorDetail // an error event
@@ -141,13 +154,17 @@ func (t *Tally) Observe(name string, data []byte) {
 	if json.Unmarshal(data, &ev) != nil {
 		return
 	}
+	u := ev.Usage
 	switch {
 	case ev.Message != nil:
 		t.MessageID = ev.Message.ID
-		ev.Message.Usage.ApplyTo(&t.Tokens)
+		u = ev.Message.Usage
 	case ev.Error != nil:
 		t.Err = ev.Error
-	default:
-		ev.Usage.ApplyTo(&t.Tokens)
+		return
+	}
+	u.ApplyTo(&t.Tokens)
+	if n, ok := u.ThinkingTokens(); ok {
+		t.Thinking = n
 	}
 }

@@ -39,3 +39,13 @@ func TestParseError(t *testing.T) {
 		t.Errorf("ParseError(html) = %+v, want zero", d)
 	}
 }
+
+func TestTally_ThinkingTokens(t *testing.T) {
+	var tl Tally
+	tl.Observe("message_start", []byte(`{"type":"message_start","message":{"id":"m","usage":{"input_tokens":3,"output_tokens":1}}}`))
+	tl.Observe("message_delta", []byte(`{"type":"message_delta","usage":{"output_tokens":50,"output_tokens_details":{"thinking_tokens":30}}}`))
+	tl.Observe("message_delta", []byte(`{"type":"message_delta","usage":{"output_tokens":60}}`))
+	if tl.Thinking != 30 || tl.Tokens.Output != 60 {
+		t.Errorf("thinking %d output %d, want 30 (last reported) and 60", tl.Thinking, tl.Tokens.Output)
+	}
+}

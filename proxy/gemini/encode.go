@@ -492,7 +492,7 @@ func Result(acc *anthropic.Accumulator, info Info) ([]byte, error) {
 	buf = append(buf, `]},"finishReason":"`...)
 	buf = append(buf, FinishReason(acc.Response.StopReason)...)
 	buf = append(buf, `","index":0}],"usageMetadata":`...)
-	buf = appendUsage(buf, acc.Tally.Tokens, 0)
+	buf = appendUsage(buf, acc.Tally.Tokens, acc.Tally.Thinking)
 	buf = e.appendTail(buf)
 	return buf, nil
 }

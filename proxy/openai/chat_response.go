@@ -24,9 +24,25 @@ type chatUsage struct {
 		CachedTokens     int64 `json:"cached_tokens"`
 		CacheWriteTokens int64 `json:"cache_write_tokens"`
 	} `json:"prompt_tokens_details"`
+	// CompletionTokensDetails is set only when the upstream reports how
+	// much of the output was thinking.
+	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
 }
 
-func usageOf(t llmgw.Tokens) *chatUsage {
+type completionDetails struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
+}
+
+// noteThinking keeps the thinking share of the output when u reports it.
+func (e *ChatEncoder) noteThinking(u *anthropic.Usage) {
+	if n, ok := u.ThinkingTokens(); ok {
+		e.thinking = n
+	}
+}
+
+// usageOf converts Anthropic's figures; thinking is the part of the output
+// spent thinking, when the upstream reports it.
+func usageOf(t llmgw.Tokens, thinking int64) *chatUsage {
 	u := &chatUsage{
 		PromptTokens:     t.Input + t.CacheRead + t.CacheWrite,
 		CompletionTokens: t.Output, // includes thinking
@@ -34,6 +50,9 @@ func usageOf(t llmgw.Tokens) *chatUsage {
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	u.PromptTokensDetails.CachedTokens = t.CacheRead
 	u.PromptTokensDetails.CacheWriteTokens = t.CacheWrite
+	if thinking > 0 {
+		u.CompletionTokensDetails = &completionDetails{ReasoningTokens: thinking}
+	}
 	return u
 }
 
@@ -154,17 +173,18 @@ type blockState struct {
 // chunk, the usage chunk when asked for, and data: [DONE]. It implements the
 // proxy's StreamEncoder; it is not safe for concurrent use.
 type ChatEncoder struct {
-	info    ChatInfo
-	id      string
-	created int64
-	started bool // the role chunk went out
-	done    bool // [DONE] or an error went out
-	blocks  map[int]*blockState
-	tools   int // tool calls emitted so far
-	stop    string
-	tokens  llmgw.Tokens
-	buf     bytes.Buffer
-	enc     *json.Encoder
+	info     ChatInfo
+	id       string
+	created  int64
+	started  bool // the role chunk went out
+	done     bool // [DONE] or an error went out
+	blocks   map[int]*blockState
+	tools    int // tool calls emitted so far
+	stop     string
+	tokens   llmgw.Tokens
+	thinking int64 // output tokens spent thinking, when reported
+	buf      bytes.Buffer
+	enc      *json.Encoder
 }
 
 // NewChatEncoder returns an encoder for one response to a request described
@@ -201,6 +221,7 @@ func (e *ChatEncoder) Event(w io.Writer, name string, data []byte) error {
 		if ev.Message != nil {
 			e.id = completionID(ev.Message.ID)
 			ev.Message.Usage.ApplyTo(&e.tokens)
+			e.noteThinking(ev.Message.Usage)
 		}
 		return e.start(w)
 	case "content_block_start":
@@ -214,6 +235,7 @@ func (e *ChatEncoder) Event(w io.Writer, name string, data []byte) error {
 			e.stop = ev.Delta.StopReason
 		}
 		ev.Usage.ApplyTo(&e.tokens) // cumulative: the latest value wins
+		e.noteThinking(ev.Usage)
 		return nil
 	case "message_stop":
 		return e.finish(w)
@@ -335,7 +357,7 @@ func (e *ChatEncoder) finish(w io.Writer) error {
 		e.buf.WriteString("data: ")
 		if err := e.enc.Encode(chunk{
 			ID: e.id, Object: "chat.completion.chunk", Created: e.created, Model: e.info.Model,
-			Choices: []chunkChoice{}, Usage: usageOf(e.tokens),
+			Choices: []chunkChoice{}, Usage: usageOf(e.tokens, e.thinking),
 		}); err != nil {
 			return fmt.Errorf("encode usage chunk: %w", err)
 		}
@@ -472,7 +494,7 @@ func ChatResult(acc *anthropic.Accumulator, info ChatInfo) ([]byte, error) {
 	out := completion{
 		ID: completionID(r.ID), Object: "chat.completion", Created: createdAt(info), Model: info.Model,
 		Choices: []choice{{Message: msg, FinishReason: finishReason(r.StopReason, len(msg.ToolCalls))}},
-		Usage:   *usageOf(acc.Tally.Tokens),
+		Usage:   *usageOf(acc.Tally.Tokens, acc.Tally.Thinking),
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

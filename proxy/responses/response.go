@@ -355,7 +355,7 @@ func Result(acc *anthropic.Accumulator, info Info) ([]byte, error) {
 		resp.Output = append(resp.Output, raw)
 	}
 	resp.finish(msg.StopReason)
-	resp.Usage = newUsage(acc.Tally.Tokens, 0)
+	resp.Usage = newUsage(acc.Tally.Tokens, acc.Tally.Thinking)
 	out, err := marshal(resp)
 	if err != nil {
 		return nil, fmt.Errorf("encode response: %w", err)
