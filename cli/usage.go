@@ -51,7 +51,55 @@ Example:
 				return env.usageReport(c)
 			},
 		},
+		&urfave.Command{
+			Name:      "prune",
+			Usage:     "delete request log rows older than a cutoff",
+			UsageText: "llmgw usage prune --before 90d|2026-01-01|RFC3339 [--dry-run] [--tz ZONE]",
+			Description: `Deletes the request log rows older than --before, in small batches so a running
+server is never held up. Per-account totals in "account list" are kept. Reports
+over the pruned period lose those rows, so export them first if you need them
+(llmgw usage report --format csv).
+
+Example:
+  llmgw usage prune --before 90d --dry-run
+  llmgw usage prune --before 2026-01-01`,
+			Flags: []urfave.Flag{
+				&urfave.StringFlag{Name: "before", Required: true, Usage: "cutoff: duration back from now, date or RFC 3339 `TIME`"},
+				&urfave.BoolFlag{Name: "dry-run", Usage: "only count the rows that would be deleted"},
+				&urfave.StringFlag{Name: "tz", Value: "UTC", Usage: "time `ZONE` for a date cutoff"},
+			},
+			Action: func(c *urfave.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				return env.usagePrune(c)
+			},
+		},
 	)
+}
+
+// usagePrune deletes (or counts) the request log rows before the cutoff.
+func (e *appEnv) usagePrune(c *urfave.Context) error {
+	loc, err := time.LoadLocation(c.String("tz"))
+	if err != nil {
+		return fmt.Errorf("--tz %q: use UTC, Local or an IANA zone name such as Europe/Berlin: %w", c.String("tz"), err)
+	}
+	before, err := parseReportTime(c.String("before"), e.now().In(loc), loc, false)
+	if err != nil {
+		return fmt.Errorf("--before: %w", err)
+	}
+	return e.withDB(c.Context, func(db *store.DB) error {
+		n, err := db.PruneUsage(c.Context, before, c.Bool("dry-run"))
+		if err != nil {
+			return fmt.Errorf("prune usage: %w", err)
+		}
+		verb := "deleted"
+		if c.Bool("dry-run") {
+			verb = "would delete"
+		}
+		fmt.Fprintf(c.App.Writer, "%s %d request log %s older than %s\n", verb, n, plural(int(n), "row", "rows"), before.Format(time.RFC3339))
+		return nil
+	})
 }
 
 // usage report groupings.

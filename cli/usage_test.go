@@ -281,3 +281,27 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("percentile([7], 95) = %d, want 7", got)
 	}
 }
+
+func TestUsagePrune(t *testing.T) {
+	db := usageDB(t)
+	before, _ := reportJSONOf(t, "--db", db, "usage", "report", "--since", "3650d", "--format", "json")
+	out, _ := mustRun(t, "--db", db, "usage", "prune", "--before", "2h", "--dry-run")
+	if !strings.HasPrefix(out, "would delete ") {
+		t.Fatalf("dry run said %q", out)
+	}
+	after, _ := reportJSONOf(t, "--db", db, "usage", "report", "--since", "3650d", "--format", "json")
+	if after.Total.Requests != before.Total.Requests {
+		t.Fatalf("a dry run deleted rows")
+	}
+	out, _ = mustRun(t, "--db", db, "usage", "prune", "--before", "1s")
+	if !strings.HasPrefix(out, "deleted ") {
+		t.Fatalf("prune said %q", out)
+	}
+	left, _ := reportJSONOf(t, "--db", db, "usage", "report", "--since", "3650d", "--format", "json")
+	if left.Total.Requests != 0 {
+		t.Errorf("after pruning everything older than 1s, %d requests remain", left.Total.Requests)
+	}
+	if _, _, err := run(t, "--db", db, "usage", "prune"); err == nil {
+		t.Error("prune without --before succeeded")
+	}
+}

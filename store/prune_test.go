@@ -1,0 +1,44 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/store"
+	"github.com/llmgw/llmgw/store/storetest"
+)
+
+func TestDB_PruneUsage(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+	now := time.Now()
+	for i := range 12000 {
+		w.Record(llmgw.Usage{Time: now.Add(-time.Duration(i) * time.Minute), RequestID: "r", Model: "m", Status: 200})
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := now.Add(-100 * time.Hour) // rows 6000..11999 are older
+	n, err := db.PruneUsage(ctx, before, true)
+	if err != nil || n != 5999 {
+		t.Fatalf("dry run = %d, %v; want 5999", n, err)
+	}
+	if n, err = db.PruneUsage(ctx, before, false); err != nil || n != 5999 {
+		t.Fatalf("prune = %d, %v; want 5999", n, err)
+	}
+	rows, err := db.ListUsage(ctx, now.Add(-1000*time.Hour), now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 6001 {
+		t.Errorf("%d rows left, want 6001", len(rows))
+	}
+	for _, r := range rows {
+		if r.Time.Before(before.Truncate(time.Millisecond)) {
+			t.Fatalf("row at %v survived a prune before %v", r.Time, before)
+		}
+	}
+}
