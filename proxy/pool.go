@@ -91,7 +91,6 @@ type candidate struct {
 	a     *llmgw.Account
 	h     *health
 	until time.Time // cooldown end, zero if not cooling
-	full  bool
 }
 
 // choice is the result of one pick.
