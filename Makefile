@@ -5,7 +5,7 @@ DB      ?= ./llmgw.db
 LISTEN  ?= 127.0.0.1:8080
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: build run test vet lint bench fuzz fmt-check clean
+.PHONY: build run test vet lint bench fuzz load fmt-check clean
 
 build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/llmgw ./cmd/llmgw
@@ -32,6 +32,12 @@ fmt-check:
 
 bench:
 	go test -run '^$$' -bench . -benchmem -count 5 ./proxy/ ./store/
+
+# A load run on 127.0.0.1: llmgw serve vs the fake upstream directly, same run.
+LOAD_CLIENTS ?= 64
+LOAD_SECONDS ?= 10
+load:
+	LLMGW_LOAD_CLIENTS=$(LOAD_CLIENTS) LLMGW_LOAD_SECONDS=$(LOAD_SECONDS) go test -tags load -run '^TestLoad$$' -count=1 -v -timeout 10m ./cli/
 
 # Each request decoder for 30 s: no panic, always an error in the client's dialect.
 FUZZTIME ?= 30s
