@@ -191,6 +191,9 @@ func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *resu
 		if cw.n > 0 && u.TTFB == 0 {
 			u.TTFB = s.cfg.Now().Sub(u.Time)
 		}
+		if !ka.idle() && !tally.Stopped {
+			continue // more is already here: it leaves in the same write
+		}
 		if err := rc.Flush(); err != nil {
 			u.ErrorType = "client_closed_request"
 			return

@@ -77,6 +77,13 @@ func (k *keepAlive) next() (sse.Event, error) {
 	}
 }
 
+// idle reports whether the next event is not already at hand, so output
+// should be flushed before waiting for it. While a read is in flight the
+// reader belongs to the reader goroutine and is not touched.
+func (k *keepAlive) idle() bool {
+	return k.pending || !k.events.Buffered()
+}
+
 // stop ends the reader goroutine. The caller must also close the stream's
 // body, which ends a read in progress.
 func (k *keepAlive) stop() {

@@ -212,9 +212,13 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 			u.ErrorType = "client_closed_request"
 			return
 		}
-		if err := rc.Flush(); err != nil {
-			u.ErrorType = "client_closed_request"
-			return
+		// Flush before the next read could wait on the upstream; events that
+		// arrived together go out in one write.
+		if ka.idle() {
+			if err := rc.Flush(); err != nil {
+				u.ErrorType = "client_closed_request"
+				return
+			}
 		}
 		if first {
 			u.TTFB = s.cfg.Now().Sub(u.Time)

@@ -38,6 +38,14 @@ func (r *Reader) Unread(ev Event) {
 	r.pending = append(r.pending, ev)
 }
 
+// Buffered reports whether Next can return without reading from the
+// underlying stream: events pushed back, or bytes already read. A proxy
+// flushes its output when nothing is buffered, so that events that arrived
+// together leave together and no event waits on a slow upstream.
+func (r *Reader) Buffered() bool {
+	return len(r.pending) > 0 || r.br.Buffered() > 0
+}
+
 // Next returns the next event. At a clean end of stream it returns io.EOF; if
 // the stream ends in the middle of a frame it returns io.ErrUnexpectedEOF with
 // the partial frame's bytes in Event.Raw. Frames that carry only comments are
