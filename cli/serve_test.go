@@ -411,3 +411,49 @@ func TestServe_FailoverShowsInAccountList(t *testing.T) {
 		t.Errorf("after enable: %+v", got)
 	}
 }
+
+// TestServe_ShutdownPastTheDrainTimeout: a stream still open when the drain
+// timeout ends is cut, and its row is still written before serve returns.
+func TestServe_ShutdownPastTheDrainTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := upstreamtest.NewServer(t, upstreamtest.OK(upstreamtest.Hold(release)))
+	db := newDB(t)
+	mustRun(t, "--db", db, "account", "add", "--name", "a", "--api-key", "sk-ant-aaaaaaaaaaaaaaaa", "--base-url", up.URL)
+	key := createKey(t, db, "alice")
+	config := writeFile(t, "short.yaml", "server:\n  timeout_seconds: 1\n")
+	srv := startServe(t, db, "--config", config)
+	done := make(chan error, 1)
+	go func() {
+		_, err := streamOnce(context.Background(), sdk(srv.URL, key), hello())
+		done <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := up.AwaitHeld(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := srv.stopAndWait(t); err != nil {
+		t.Fatalf("serve returned %v, want nil", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %v with a 1 s drain timeout", d)
+	}
+	if err := <-done; err == nil {
+		t.Error("the cut stream ended without an error")
+	}
+	out, _ := mustRun(t, "--db", db, "usage", "report", "--since", "1h", "--format", "json")
+	var rep struct {
+		Total struct {
+			Requests int64 `json:"requests"`
+			Errors   int64 `json:"errors"`
+		} `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Total.Requests != 1 || rep.Total.Errors != 1 {
+		t.Errorf("report = %+v, want the cut stream's row, counted as an error", rep.Total)
+	}
+}
