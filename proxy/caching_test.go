@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -104,5 +105,36 @@ func TestReasoningTokens_NonStream(t *testing.T) {
 	}
 	if got := res.Usage.OutputTokensDetails.ReasoningTokens; got != 25 {
 		t.Errorf("responses reasoning tokens = %d, want 25", got)
+	}
+}
+
+// TestEveryTryEndsInEarlyStreamError: both accounts answer 200 and then an
+// overload event before any content. Anthropic clients get the last such
+// stream as it came; converted clients get their dialect's error with a
+// retryable status; the row is an error either way.
+func TestEveryTryEndsInEarlyStreamError(t *testing.T) {
+	up := upstreamtest.NewServer(t, upstreamtest.FailMidStream(0))
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL), account(2, "b", "sk-ant-b", up.URL))
+
+	s := g.client().Messages.NewStreaming(ctx(t), userMsg("hi"))
+	for s.Next() {
+	}
+	if s.Err() == nil || !strings.Contains(s.Err().Error(), "overloaded_error") {
+		t.Errorf("anthropic client: err = %v, want the upstream's overloaded_error event", s.Err())
+	}
+	row := g.rec.wait(t, 1)[0]
+	if row.ErrorType != "overloaded_error" || !row.EndedEarly || len(row.Attempts) != 2 {
+		t.Errorf("anthropic row = %+v", row)
+	}
+
+	_, err := g.chatClient().Chat.Completions.New(ctx(t), openai.ChatCompletionNewParams{
+		Model: "claude-sonnet-4-5", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("q")},
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode < 500 {
+		t.Errorf("chat client: err = %v, want a retryable 5xx OpenAI error", err)
+	}
+	if row := g.rec.wait(t, 2)[1]; row.ErrorType != "overloaded_error" || row.Status < 500 {
+		t.Errorf("chat row = %+v", row)
 	}
 }

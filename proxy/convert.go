@@ -106,16 +106,13 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 		// for): render it in the client's dialect, status kept.
 		status := res.status
 		detail := anthropic.ParseError(res.body)
-		if status < 400 {
-			if bytes.HasPrefix(res.body, []byte("event: error")) {
-				// Every try ended in a stream error event before any content.
-				if i := bytes.Index(res.body, []byte("data:")); i >= 0 {
-					detail = anthropic.ParseError(bytes.TrimSpace(res.body[i+5:]))
-				}
-				status = statusForType(detail.Type)
-			} else {
-				status, detail = http.StatusBadGateway, anthropic.ErrorDetail{Type: "api_error", Message: "the upstream answered without a stream"}
-			}
+		switch {
+		case res.streamErr != nil:
+			// Every try ended in a stream error event before any content.
+			detail = *res.streamErr
+			status = statusForType(detail.Type)
+		case status < 400:
+			status, detail = http.StatusBadGateway, anthropic.ErrorDetail{Type: "api_error", Message: "the upstream answered without a stream"}
 		}
 		typ := nonEmpty(detail.Type, anthropic.ErrorType(status))
 		u.Status, u.ErrorType = status, typ
@@ -161,10 +158,7 @@ func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *resu
 			if errors.Is(err, io.EOF) && tally.Stopped {
 				return
 			}
-			msg := "the upstream stream ended before the message was complete"
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				msg = "the upstream connection broke mid-stream"
-			}
+			msg := streamEndMessage(err)
 			tally.Err = &anthropic.ErrorDetail{Type: "api_error", Message: msg}
 			_ = c.encoder.Fail(cw, "api_error", msg)
 			_ = rc.Flush()
@@ -218,7 +212,7 @@ func (s *Server) convertFinal(w http.ResponseWriter, r *http.Request, res *resul
 			if errors.Is(err, io.EOF) && acc.Tally.Stopped {
 				break
 			}
-			failure = &anthropic.ErrorDetail{Type: "api_error", Message: "the upstream stream ended before the message was complete"}
+			failure = &anthropic.ErrorDetail{Type: "api_error", Message: streamEndMessage(err)}
 			break
 		}
 		if err := acc.Add(ev.Name, ev.Data); err != nil {

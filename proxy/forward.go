@@ -43,7 +43,10 @@ type result struct {
 	account *llmgw.Account
 	ttfb    time.Duration
 	sent    http.Header // the headers the upstream request carried
-	close   func()
+	// streamErr is set when body holds a stream's error event that came
+	// before any content (status is then the stream's 200).
+	streamErr *anthropic.ErrorDetail
+	close     func()
 }
 
 // errorBodyLimit bounds how much of an upstream error body is kept.
@@ -218,6 +221,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 			if errEv != nil {
 				detail := anthropic.ParseError(errEv.Data)
 				res.body = bytes.Clone(errEv.Raw)
+				res.streamErr = &detail
 				resp.Body.Close()
 				rec(resp.StatusCode, nonEmpty(detail.Type, "api_error"), ttfb)
 				s.pool.observe(h, 0, true, true)

@@ -153,10 +153,11 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 		_, _ = w.Write(body)
 	default:
 		u.Status = res.status
-		if res.status >= 400 {
+		switch {
+		case res.status >= 400:
 			u.ErrorType = nonEmpty(anthropic.ParseError(res.body).Type, anthropic.ErrorType(res.status))
-		} else if res.header.Get("Content-Type") != "" && bytes.HasPrefix(res.body, []byte("event: error")) {
-			u.ErrorType = "api_error" // every try ended in a stream error event
+		case res.streamErr != nil: // every try ended in a stream error event
+			u.ErrorType = nonEmpty(res.streamErr.Type, "api_error")
 			u.EndedEarly = true
 		}
 		u.TTFB = s.cfg.Now().Sub(u.Time)
@@ -196,10 +197,7 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 				return
 			}
 			// A stream that broke or ended without message_stop.
-			msg := "the upstream stream ended before the message was complete"
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				msg = "the upstream connection broke mid-stream"
-			}
+			msg := streamEndMessage(err)
 			if tally.Err == nil {
 				tally.Err = &anthropic.ErrorDetail{Type: "api_error", Message: msg}
 				_, _ = w.Write(sse.Frame("error", anthropic.MarshalError("api_error", msg, u.RequestID)))
@@ -227,6 +225,14 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 	}
 }
 
+// streamEndMessage says why an upstream stream ended before message_stop.
+func streamEndMessage(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the upstream stream ended before the message was complete"
+	}
+	return "the upstream connection broke mid-stream"
+}
+
 // countTokens serves POST /v1/messages/count_tokens by forwarding it to an
 // account. It is not an inference request and leaves no usage row.
 func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) error {
@@ -250,12 +256,9 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) error {
 // passBuffered writes a non-stream upstream answer unchanged.
 func passBuffered(w http.ResponseWriter, res *result) error {
 	copyResponseHeader(w.Header(), res.header)
-	body := res.body
-	if res.raw != nil {
-		var err error
-		if body, err = io.ReadAll(res.raw); err != nil {
-			return fmt.Errorf("read upstream answer: %w", err)
-		}
+	body, err := readResult(res)
+	if err != nil {
+		return fmt.Errorf("read upstream answer: %w", err)
 	}
 	w.WriteHeader(res.status)
 	_, _ = w.Write(body)
