@@ -46,6 +46,9 @@ type Usage struct {
 	Stream      bool
 	Status      int    // status the client got
 	ErrorType   string // Anthropic error type, empty on success
+	// ErrorMessage is what the client was told went wrong: llmgw's own
+	// message or the upstream's. It never holds a secret or a prompt.
+	ErrorMessage string
 	Attempts    []Attempt
 	Tokens      Tokens
 	TTFB        time.Duration // to the first byte sent to the client

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/llmgw/llmgw/migrations"
 	"github.com/llmgw/llmgw/store"
 )
 
@@ -82,7 +85,7 @@ func TestCommands_RefuseBeforeMigrate(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
 			_, _, err := run(t, append([]string{"--db", unmigrated}, args...)...)
-			wantErr(t, err, "database "+unmigrated+" has 2 pending migrations", `run "llmgw db migrate"`)
+			wantErr(t, err, fmt.Sprintf("database %s has %d pending migrations", unmigrated, migrationCount(t)), `run "llmgw db migrate"`)
 
 			_, _, err = run(t, append([]string{"--db", missing}, args...)...)
 			wantErr(t, err, "database "+missing+" does not exist", `run "llmgw db migrate"`)
@@ -104,4 +107,14 @@ func TestDB_NotADatabase(t *testing.T) {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("err = %q, want one line", err)
 	}
+}
+
+// migrationCount is the number of migrations embedded in the binary.
+func migrationCount(t *testing.T) int {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v", err)
+	}
+	return len(files)
 }

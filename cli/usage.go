@@ -75,6 +75,7 @@ Example:
 				return env.usagePrune(c)
 			},
 		},
+		explainCommand(env),
 	)
 }
 

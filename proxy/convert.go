@@ -115,7 +115,7 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 			status, detail = http.StatusBadGateway, anthropic.ErrorDetail{Type: "api_error", Message: "the upstream answered without a stream"}
 		}
 		typ := nonEmpty(detail.Type, anthropic.ErrorType(status))
-		u.Status, u.ErrorType = status, typ
+		u.Status, u.ErrorType, u.ErrorMessage = status, typ, detail.Message
 		code, out := renderError(c.dialect, status, typ, nonEmpty(detail.Message, http.StatusText(status)))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -142,7 +142,7 @@ func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *resu
 		u.Tokens = tally.Tokens
 		u.EndedEarly = !tally.Stopped
 		if tally.Err != nil {
-			u.ErrorType = tally.Err.Type
+			u.ErrorType, u.ErrorMessage = tally.Err.Type, tally.Err.Message
 		}
 	}()
 	cw := &countingWriter{w: w}
@@ -230,7 +230,7 @@ func (s *Server) convertFinal(w http.ResponseWriter, r *http.Request, res *resul
 	if failure != nil {
 		u.EndedEarly = true
 		status := statusForType(failure.Type)
-		u.Status, u.ErrorType = status, failure.Type
+		u.Status, u.ErrorType, u.ErrorMessage = status, failure.Type, failure.Message
 		code, out := renderError(c.dialect, status, failure.Type, failure.Message)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)

@@ -111,7 +111,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("request_id", e.id), slog.String("err", err.Error()))
 	}
 	if u := e.usage; u != nil {
-		u.Status, u.ErrorType = status, typ
+		u.Status, u.ErrorType, u.ErrorMessage = status, typ, msg
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if e.dialect != "" && e.dialect != llmgw.DialectAnthropic {

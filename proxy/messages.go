@@ -137,6 +137,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 		if err != nil {
 			if r.Context().Err() == nil {
 				u.Status, u.ErrorType = http.StatusBadGateway, "api_error"
+				u.ErrorMessage = "the upstream connection broke while sending the response"
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusBadGateway)
 				_, _ = w.Write(anthropic.MarshalError("api_error", "the upstream connection broke while sending the response", u.RequestID))
@@ -155,9 +156,10 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u 
 		u.Status = res.status
 		switch {
 		case res.status >= 400:
-			u.ErrorType = nonEmpty(anthropic.ParseError(res.body).Type, anthropic.ErrorType(res.status))
+			d := anthropic.ParseError(res.body)
+			u.ErrorType, u.ErrorMessage = nonEmpty(d.Type, anthropic.ErrorType(res.status)), d.Message
 		case res.streamErr != nil: // every try ended in a stream error event
-			u.ErrorType = nonEmpty(res.streamErr.Type, "api_error")
+			u.ErrorType, u.ErrorMessage = nonEmpty(res.streamErr.Type, "api_error"), res.streamErr.Message
 			u.EndedEarly = true
 		}
 		u.TTFB = s.cfg.Now().Sub(u.Time)
@@ -179,7 +181,7 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 	defer func() {
 		u.Tokens = tally.Tokens
 		if tally.Err != nil {
-			u.ErrorType = tally.Err.Type
+			u.ErrorType, u.ErrorMessage = tally.Err.Type, tally.Err.Message
 		}
 		u.EndedEarly = !tally.Stopped
 	}()

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -40,5 +41,34 @@ func TestDB_PruneUsage(t *testing.T) {
 		if r.Time.Before(before.Truncate(time.Millisecond)) {
 			t.Fatalf("row at %v survived a prune before %v", r.Time, before)
 		}
+	}
+}
+
+func TestDB_GetRequest(t *testing.T) {
+	db := storetest.Open(t)
+	ctx := context.Background()
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+	want := llmgw.Usage{
+		Time: time.Now().Truncate(time.Millisecond), RequestID: "llmgw_x", KeyName: "alice", Model: "m",
+		Status: 429, ErrorType: "rate_limit_error", ErrorMessage: "slow down",
+		Attempts: []llmgw.Attempt{
+			{AccountID: 1, AccountName: "a", Status: 529, ErrorType: "overloaded_error", TTFB: 3 * time.Millisecond},
+			{AccountID: 2, AccountName: "b", Status: 429, ErrorType: "rate_limit_error", TTFB: 4 * time.Millisecond},
+		},
+	}
+	w.Record(want)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetRequest(ctx, "llmgw_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ErrorMessage != "slow down" || got.AttemptCount != 2 || len(got.Attempts) != 2 ||
+		got.Attempts[0] != want.Attempts[0] || got.Attempts[1] != want.Attempts[1] {
+		t.Errorf("GetRequest = %+v", got)
+	}
+	if _, err := db.GetRequest(ctx, "nope"); !errors.Is(err, llmgw.ErrNotFound) {
+		t.Errorf("unknown id: err = %v, want ErrNotFound", err)
 	}
 }

@@ -3,16 +3,17 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/llmgw/llmgw"
 )
 
-// UsageRow is one row of the request log. The log keeps the number of
-// attempts but not the attempts themselves (they are folded into the
-// per-account statistics), so Usage.Attempts is nil and AttemptCount says
-// how many there were.
+// UsageRow is one row of the request log. AttemptCount says how many
+// attempts the request made; ListUsage leaves Usage.Attempts nil (reports
+// need only the count), GetRequest fills it in.
 type UsageRow struct {
 	llmgw.Usage
 	AttemptCount int
@@ -60,6 +61,79 @@ func (db *DB) ListUsage(ctx context.Context, since, until time.Time) ([]UsageRow
 	return out, nil
 }
 
+// attemptJSON is one attempt as the request log keeps it.
+type attemptJSON struct {
+	AccountID   int64  `json:"account_id"`
+	AccountName string `json:"account"`
+	Status      int    `json:"status"`
+	ErrorType   string `json:"error_type,omitempty"`
+	TTFBMs      int64  `json:"ttfb_ms"`
+}
+
+func encodeAttempts(as []llmgw.Attempt) string {
+	if len(as) == 0 {
+		return ""
+	}
+	out := make([]attemptJSON, len(as))
+	for i, a := range as {
+		out[i] = attemptJSON{a.AccountID, a.AccountName, a.Status, a.ErrorType, a.TTFB.Milliseconds()}
+	}
+	b, _ := json.Marshal(out) // plain structs: cannot fail
+	return string(b)
+}
+
+func decodeAttempts(s string) ([]llmgw.Attempt, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var in []attemptJSON
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, err
+	}
+	out := make([]llmgw.Attempt, len(in))
+	for i, a := range in {
+		out[i] = llmgw.Attempt{AccountID: a.AccountID, AccountName: a.AccountName, Status: a.Status,
+			ErrorType: a.ErrorType, TTFB: time.Duration(a.TTFBMs) * time.Millisecond}
+	}
+	return out, nil
+}
+
+// GetRequest returns the request log row of one request, attempts
+// included. It wraps llmgw.ErrNotFound when no row has that id (the rows of
+// requests rejected before reaching an account, such as 401s, are not kept).
+func (db *DB) GetRequest(ctx context.Context, requestID string) (*UsageRow, error) {
+	var (
+		r                  UsageRow
+		ts, ttfb, dur      int64
+		stream, endedEarly bool
+		detail             string
+	)
+	t := &r.Tokens
+	err := db.rdb.QueryRowContext(ctx, `
+		SELECT ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
+			stream, status, error_type, attempts, input_tokens, output_tokens,
+			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message
+		FROM request_log WHERE request_id = ? ORDER BY id DESC LIMIT 1`, requestID).Scan(
+		&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
+		&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
+		&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
+		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("request %s: %w", requestID, llmgw.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get request %s: %w", requestID, err)
+	}
+	if r.Attempts, err = decodeAttempts(detail); err != nil {
+		return nil, fmt.Errorf("get request %s: attempts: %w", requestID, err)
+	}
+	r.Time = fromMs(ts)
+	r.Stream, r.EndedEarly = stream, endedEarly
+	r.TTFB, r.Duration = time.Duration(ttfb)*time.Millisecond, time.Duration(dur)*time.Millisecond
+	return &r, nil
+}
+
 // writeUsage commits one batch in one write transaction: the log rows, their
 // attempts folded into account_stats, the keys' last use, and the account
 // states and windows the server observed (upd may be nil). The states must
@@ -101,8 +175,8 @@ func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 		INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 			stream, status, error_type, attempts, input_tokens, output_tokens,
 			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-			ttfb_ms, duration_ms, ended_early, upstream_request_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("write usage: %w", err)
 	}
@@ -112,7 +186,8 @@ func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 		_, err := stmt.ExecContext(ctx, ms(u.Time), u.RequestID, u.KeyID, u.KeyName, u.AccountID, u.AccountName, u.Model, u.Dialect,
 			boolInt(u.Stream), u.Status, u.ErrorType, len(u.Attempts), t.Input, t.Output,
 			t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h,
-			u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID)
+			u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID,
+			encodeAttempts(u.Attempts), u.ErrorMessage)
 		if err != nil {
 			return fmt.Errorf("write usage of request %s: %w", u.RequestID, err)
 		}
