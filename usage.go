@@ -49,10 +49,10 @@ type Usage struct {
 	// ErrorMessage is what the client was told went wrong: llmgw's own
 	// message or the upstream's. It never holds a secret or a prompt.
 	ErrorMessage string
-	Attempts    []Attempt
-	Tokens      Tokens
-	TTFB        time.Duration // to the first byte sent to the client
-	Duration    time.Duration
-	EndedEarly  bool // a stream that ended without message_stop
-	UpstreamID  string
+	Attempts     []Attempt
+	Tokens       Tokens
+	TTFB         time.Duration // to the first byte sent to the client
+	Duration     time.Duration
+	EndedEarly   bool // a stream that ended without message_stop
+	UpstreamID   string
 }
