@@ -19,46 +19,77 @@ type UsageRow struct {
 	AttemptCount int
 }
 
+// usageColumns are the request log columns scanUsage reads, in order.
+const usageColumns = `ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
+	stream, status, error_type, attempts, input_tokens, output_tokens,
+	cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+	ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message`
+
+// scanUsage reads one row of usageColumns. Attempts are decoded only when
+// withAttempts is set: reports need only their count.
+func scanUsage(row interface{ Scan(...any) error }, withAttempts bool) (UsageRow, error) {
+	var (
+		r                  UsageRow
+		ts, ttfb, dur      int64
+		stream, endedEarly bool
+		detail             string
+	)
+	t := &r.Tokens
+	err := row.Scan(&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
+		&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
+		&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
+		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage)
+	if err != nil {
+		return r, err
+	}
+	if withAttempts {
+		if r.Attempts, err = decodeAttempts(detail); err != nil {
+			return r, fmt.Errorf("attempts: %w", err)
+		}
+	}
+	r.Time = fromMs(ts)
+	r.Stream, r.EndedEarly = stream, endedEarly
+	r.TTFB, r.Duration = time.Duration(ttfb)*time.Millisecond, time.Duration(dur)*time.Millisecond
+	return r, nil
+}
+
 // ListUsage returns the request log rows with since <= Time < until, oldest
-// first. Durations come back at millisecond precision.
+// first, without their attempts. Durations come back at millisecond
+// precision.
 func (db *DB) ListUsage(ctx context.Context, since, until time.Time) ([]UsageRow, error) {
-	rows, err := db.rdb.QueryContext(ctx, `
-		SELECT ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
-			stream, status, error_type, attempts, input_tokens, output_tokens,
-			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-			ttfb_ms, duration_ms, ended_early, upstream_request_id
-		FROM request_log
-		WHERE ts >= ? AND ts < ?
-		ORDER BY ts, id`,
-		since.UnixMilli(), until.UnixMilli())
+	rows, err := db.rdb.QueryContext(ctx, `SELECT `+usageColumns+` FROM request_log
+		WHERE ts >= ? AND ts < ? ORDER BY ts, id`, since.UnixMilli(), until.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
 	defer rows.Close()
 	var out []UsageRow
 	for rows.Next() {
-		var (
-			r                  UsageRow
-			ts, ttfb, dur      int64
-			stream, endedEarly bool
-		)
-		t := &r.Tokens
-		err := rows.Scan(&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
-			&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
-			&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
-			&ttfb, &dur, &endedEarly, &r.UpstreamID)
+		r, err := scanUsage(rows, false)
 		if err != nil {
 			return nil, fmt.Errorf("list usage: %w", err)
 		}
-		r.Time = fromMs(ts)
-		r.Stream, r.EndedEarly = stream, endedEarly
-		r.TTFB, r.Duration = time.Duration(ttfb)*time.Millisecond, time.Duration(dur)*time.Millisecond
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
 	return out, nil
+}
+
+// GetRequest returns the request log row of one request, attempts
+// included. It wraps llmgw.ErrNotFound when no row has that id (the rows of
+// requests rejected before reaching an account, such as 401s, are not kept).
+func (db *DB) GetRequest(ctx context.Context, requestID string) (*UsageRow, error) {
+	r, err := scanUsage(db.rdb.QueryRowContext(ctx, `SELECT `+usageColumns+` FROM request_log
+		WHERE request_id = ? ORDER BY id DESC LIMIT 1`, requestID), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("request %s: %w", requestID, llmgw.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get request %s: %w", requestID, err)
+	}
+	return &r, nil
 }
 
 // attemptJSON is one attempt as the request log keeps it.
@@ -96,42 +127,6 @@ func decodeAttempts(s string) ([]llmgw.Attempt, error) {
 			ErrorType: a.ErrorType, TTFB: time.Duration(a.TTFBMs) * time.Millisecond}
 	}
 	return out, nil
-}
-
-// GetRequest returns the request log row of one request, attempts
-// included. It wraps llmgw.ErrNotFound when no row has that id (the rows of
-// requests rejected before reaching an account, such as 401s, are not kept).
-func (db *DB) GetRequest(ctx context.Context, requestID string) (*UsageRow, error) {
-	var (
-		r                  UsageRow
-		ts, ttfb, dur      int64
-		stream, endedEarly bool
-		detail             string
-	)
-	t := &r.Tokens
-	err := db.rdb.QueryRowContext(ctx, `
-		SELECT ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
-			stream, status, error_type, attempts, input_tokens, output_tokens,
-			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message
-		FROM request_log WHERE request_id = ? ORDER BY id DESC LIMIT 1`, requestID).Scan(
-		&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
-		&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
-		&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
-		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("request %s: %w", requestID, llmgw.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get request %s: %w", requestID, err)
-	}
-	if r.Attempts, err = decodeAttempts(detail); err != nil {
-		return nil, fmt.Errorf("get request %s: attempts: %w", requestID, err)
-	}
-	r.Time = fromMs(ts)
-	r.Stream, r.EndedEarly = stream, endedEarly
-	r.TTFB, r.Duration = time.Duration(ttfb)*time.Millisecond, time.Duration(dur)*time.Millisecond
-	return &r, nil
 }
 
 // writeUsage commits one batch in one write transaction: the log rows, their
