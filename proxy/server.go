@@ -61,6 +61,25 @@ type Config struct {
 	// Aliases map model names that converted clients insist on (gpt-4o) to
 	// Anthropic model ids. Unknown names pass through unchanged.
 	Aliases map[string]string
+	// BodyReadTimeout bounds the time to read a request's body (and to drain
+	// it after an early refusal). The deadline is lifted before the answer
+	// streams. Default 60 s.
+	BodyReadTimeout time.Duration
+	// FirstByteTimeout bounds, for requests answered as streams upstream, the
+	// wait for the upstream's headers and first content; past it the attempt
+	// fails over. Non-stream requests wait up to Timeout, since the upstream
+	// sends nothing before the whole answer. Default 60 s.
+	FirstByteTimeout time.Duration
+	// MaxBodyMemory bounds the request-body bytes held at once across the
+	// process, waiters for a slot included. Past it requests are refused
+	// with 503 until memory frees. Default 256 MiB.
+	MaxBodyMemory int64
+	// MaxWaiting bounds how many requests may wait at once for a concurrency
+	// slot; past it requests are refused with 503. Default 1024.
+	MaxWaiting int
+	// MaxHeaderCount bounds the number of request header fields; more is
+	// refused with 431. Default 200.
+	MaxHeaderCount int
 }
 
 // Server is the gateway's HTTP handler. It is safe for concurrent use.
@@ -107,6 +126,21 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = time.Minute
+	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = time.Minute
+	}
+	if cfg.MaxBodyMemory <= 0 {
+		cfg.MaxBodyMemory = 256 << 20
+	}
+	if cfg.MaxWaiting <= 0 {
+		cfg.MaxWaiting = 1024
+	}
+	if cfg.MaxHeaderCount <= 0 {
+		cfg.MaxHeaderCount = 200
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = NewTransport(cfg.Timeout)
