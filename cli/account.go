@@ -114,7 +114,7 @@ Example:
 					}
 					return fmt.Errorf("add account %s: %w", a.Name, err)
 				}
-				_, err := fmt.Fprintf(c.App.Writer, "added account %s (%s, %s)\n", a.Name, a.Type, a.BaseURL)
+				_, err := printEscaped(c.App.Writer, "added account %s (%s, %s)\n", a.Name, a.Type, a.BaseURL)
 				return err
 			})
 		},
@@ -198,7 +198,7 @@ func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw
 	for i := range accts {
 		a := &accts[i]
 		st := stats[a.ID]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
+		printEscaped(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
 			a.Name, a.Type, statusText(a.State), a.Priority, a.Weight,
 			cooldownText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
 	}
@@ -229,7 +229,7 @@ func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
 			email, expires, refreshed = orDash(a.Email), expiresIn(a.ExpiresAt, now), formatTime(a.LastRefresh)
 			h5, d7 = windowText(a.Windows.FiveHour, now), windowText(a.Windows.SevenDay, now)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys))
+		printEscaped(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys))
 	}
 	return tw.Flush()
 }
@@ -273,10 +273,17 @@ func statusText(s llmgw.AccountState) string {
 // cooldownText is when the cooldown ends, or "-" if the account is not
 // cooling down at now.
 func cooldownText(s llmgw.AccountState, now time.Time) string {
+	return formatTime(activeCooldown(s, now))
+}
+
+// activeCooldown is when the account's cooldown ends, or zero if it is not
+// cooling down at now: a cooldown that has passed is over, even though the
+// database keeps its time until the server writes a newer state.
+func activeCooldown(s llmgw.AccountState, now time.Time) time.Time {
 	if !s.CooldownUntil.After(now) {
-		return "-"
+		return time.Time{}
 	}
-	return formatTime(s.CooldownUntil)
+	return s.CooldownUntil
 }
 
 func latencyText(st llmgw.AccountStats) string {
@@ -320,7 +327,7 @@ type accountJSON struct {
 	TokenGeneration  int64        `json:"token_generation,omitempty"`
 	Windows          *windowsJSON `json:"windows,omitempty"`
 
-	CooldownUntil *string `json:"cooldown_until"`
+	CooldownUntil *string `json:"cooldown_until"` // null unless cooling down now
 	LastError     string  `json:"last_error"`
 	LastErrorAt   *string `json:"last_error_at"`
 	Requests      int64   `json:"requests"`
@@ -375,7 +382,7 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats, now time.Time) acco
 		RefreshToken:   llmgw.Mask(a.RefreshToken),
 		ExpiresAt:      jsonTime(a.ExpiresAt),
 		OwnerKeys:      owners,
-		CooldownUntil:  jsonTime(a.State.CooldownUntil),
+		CooldownUntil:  jsonTime(activeCooldown(a.State, now)),
 		LastError:      lastError(a, st),
 		LastErrorAt:    jsonTime(st.LastErrorAt),
 		Requests:       st.Requests,
@@ -448,7 +455,7 @@ func accountShowCommand(env *appEnv) *urfave.Command {
 
 func writeAccount(w io.Writer, a *llmgw.Account, st llmgw.AccountStats, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row := func(k, v string) { printEscaped(tw, "%s:\t%s\n", k, v) }
 	row("name", a.Name)
 	row("type", string(a.Type))
 	row("status", statusText(a.State))
@@ -541,7 +548,7 @@ Example:
 				if err := db.SetAccountStatus(c.Context, name, status, reason); err != nil {
 					return accountError(name, err)
 				}
-				_, err := fmt.Fprintf(c.App.Writer, "%sd account %s\n", verb, name)
+				_, err := printEscaped(c.App.Writer, "%sd account %s\n", verb, name)
 				return err
 			})
 		},
@@ -567,7 +574,7 @@ Example:
 				if err := db.DeleteAccount(c.Context, name); err != nil {
 					return accountError(name, err)
 				}
-				_, err := fmt.Fprintf(c.App.Writer, "removed account %s\n", name)
+				_, err := printEscaped(c.App.Writer, "removed account %s\n", name)
 				return err
 			})
 		},

@@ -113,16 +113,16 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 	if r.EndedEarly {
 		outcome += " (the stream ended early)"
 	}
-	fmt.Fprintf(tw, "request:\t%s\n", r.RequestID)
-	fmt.Fprintf(tw, "time:\t%s\n", formatTime(r.Time))
-	fmt.Fprintf(tw, "client key:\t%s\n", orDash(r.KeyName))
-	fmt.Fprintf(tw, "model:\t%s (%s, %s)\n", r.Model, r.Dialect, mode)
-	fmt.Fprintf(tw, "answer:\t%s\n", outcome)
-	fmt.Fprintf(tw, "answered by:\t%s\n", orDash(r.AccountName))
-	fmt.Fprintf(tw, "tokens:\tinput %d, output %d, cache read %d, cache write %d (5m %d, 1h %d)\n",
+	printEscaped(tw, "request:\t%s\n", r.RequestID)
+	printEscaped(tw, "time:\t%s\n", formatTime(r.Time))
+	printEscaped(tw, "client key:\t%s\n", orDash(r.KeyName))
+	printEscaped(tw, "model:\t%s (%s, %s)\n", r.Model, r.Dialect, mode)
+	printEscaped(tw, "answer:\t%s\n", outcome)
+	printEscaped(tw, "answered by:\t%s\n", orDash(r.AccountName))
+	printEscaped(tw, "tokens:\tinput %d, output %d, cache read %d, cache write %d (5m %d, 1h %d)\n",
 		r.Tokens.Input, r.Tokens.Output, r.Tokens.CacheRead, r.Tokens.CacheWrite, r.Tokens.CacheWrite5m, r.Tokens.CacheWrite1h)
-	fmt.Fprintf(tw, "time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
-	fmt.Fprintf(tw, "upstream request id:\t%s\n", orDash(r.UpstreamID))
+	printEscaped(tw, "time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
+	printEscaped(tw, "upstream request id:\t%s\n", orDash(r.UpstreamID))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 		if a.Status == 0 {
 			status = "-"
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%dms\n", i+1, a.AccountName, status, orDash(a.ErrorType), a.TTFB.Milliseconds())
+		printEscaped(tw, "  %d\t%s\t%s\t%s\t%dms\n", i+1, a.AccountName, status, orDash(a.ErrorType), a.TTFB.Milliseconds())
 	}
 	return tw.Flush()
 }

@@ -87,7 +87,7 @@ Example:
 						}
 						return fmt.Errorf("revoke key %s: %w", name, err)
 					}
-					_, err := fmt.Fprintf(c.App.Writer, "revoked client key %s\n", name)
+					_, err := printEscaped(c.App.Writer, "revoked client key %s\n", name)
 					return err
 				})
 			},
@@ -132,7 +132,7 @@ func (e *appEnv) keyCreate(c *urfave.Context) error {
 			expires = "expires " + formatTime(k.ExpiresAt)
 		}
 		// The key goes alone on the last line so scripts can take it with tail -n 1.
-		_, err := fmt.Fprintf(c.App.Writer, "created client key %s (%s); it is shown only this once:\n%s\n", name, expires, key)
+		_, err := printEscaped(c.App.Writer, "created client key %s (%s); it is shown only this once:\n%s\n", name, expires, key)
 		return err
 	})
 }
@@ -215,7 +215,7 @@ func writeKeyTable(w io.Writer, keys []llmgw.ClientKey, now time.Time) error {
 		if !k.ExpiresAt.IsZero() {
 			expires = formatTime(k.ExpiresAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", k.Name, k.Prefix, formatTime(k.CreatedAt),
+		printEscaped(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", k.Name, k.Prefix, formatTime(k.CreatedAt),
 			formatTime(k.LastUsed), expires, keyStatus(k, now))
 	}
 	return tw.Flush()

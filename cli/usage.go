@@ -314,7 +314,7 @@ func groupOf(u *store.UsageRow, by string, loc *time.Location) string {
 
 func (rep *report) writeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", strings.ToUpper(rep.By))
+	printEscaped(tw, "%s\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", strings.ToUpper(rep.By))
 	for i := range rep.Rows {
 		writeTableRow(tw, &rep.Rows[i])
 	}
@@ -323,7 +323,7 @@ func (rep *report) writeTable(w io.Writer) error {
 }
 
 func writeTableRow(w io.Writer, r *reportRow) {
-	fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
+	printEscaped(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
 		r.Input, r.Output, r.CacheRead, r.CacheWrite, r.CostUSD(), r.P50(), r.P95())
 }
 
