@@ -81,7 +81,11 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 		return fmt.Errorf("encode upstream request: %w", err)
 	}
 	u := s.beginUsage(r, c.dialect, req.Model, c.stream)
-	defer s.finishUsage(r, u)
+	contentType := nonEmpty(c.contentType, "text/event-stream")
+	var open *opening
+	if c.stream {
+		open = s.holdOpening(w, entryFrom(r.Context()), contentType, c.encoder.Fail)
+	}
 
 	header := http.Header{}
 	header.Set("Content-Type", "application/json")
@@ -91,17 +95,21 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 	}
 	res, err := s.do(r.Context(), &call{
 		method: http.MethodPost, path: "/v1/messages", header: header, body: body,
-		model: req.Model, stream: true, usage: u, key: keyName(r),
+		model: req.Model, stream: true, whole: !c.stream, usage: u, key: keyName(r),
 	})
+	open.end()
+	s.releaseBody(r)
 	if err != nil {
 		return err
 	}
 	defer res.close()
 	u.AccountID, u.AccountName = res.account.ID, res.account.Name
 	u.UpstreamID = res.header.Get("Request-Id")
-	passRetryHeaders(w.Header(), res.header)
+	if !open.isCommitted() {
+		passRetryHeaders(w.Header(), res.header)
+	}
 
-	if res.events == nil {
+	if res.events == nil && res.acc == nil {
 		// An error answer (or a 200 that is not a stream, which we never ask
 		// for): render it in the client's dialect, status kept.
 		status := res.status
@@ -116,6 +124,11 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 		}
 		typ := nonEmpty(detail.Type, anthropic.ErrorType(status))
 		u.Status, u.ErrorType, u.ErrorMessage = status, typ, detail.Message
+		if open.isCommitted() {
+			u.Status, u.EndedEarly = http.StatusOK, true
+			open.failWith(typ, nonEmpty(detail.Message, http.StatusText(status)))
+			return nil
+		}
 		code, out := renderError(c.dialect, status, typ, nonEmpty(detail.Message, http.StatusText(status)))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
@@ -123,19 +136,19 @@ func (s *Server) convert(w http.ResponseWriter, r *http.Request, c *conversion) 
 		return nil
 	}
 	if c.stream {
-		s.convertStream(w, r, res, c, u)
+		s.convertStream(w, r, res, c, u, open)
 		return nil
 	}
-	return s.convertFinal(w, r, res, c, u)
+	return s.convertFinal(w, res, c, u)
 }
 
 // convertStream translates a live stream event by event.
-func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *result, c *conversion, u *llmgw.Usage) {
+func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *result, c *conversion, u *llmgw.Usage, open *opening) {
 	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", nonEmpty(c.contentType, "text/event-stream"))
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	if !open.isCommitted() {
+		streamHeaders(w.Header(), nonEmpty(c.contentType, "text/event-stream"))
+		w.WriteHeader(http.StatusOK)
+	}
 	u.Status = http.StatusOK
 	var tally anthropic.Tally
 	defer func() {
@@ -198,46 +211,12 @@ func (s *Server) convertStream(w http.ResponseWriter, r *http.Request, res *resu
 	}
 }
 
-// convertFinal reads the whole upstream stream and answers with one JSON
-// document. Only the rebuilt message is held, never the raw stream.
-func (s *Server) convertFinal(w http.ResponseWriter, r *http.Request, res *result, c *conversion, u *llmgw.Usage) error {
-	var acc anthropic.Accumulator
-	var failure *anthropic.ErrorDetail
-	for failure == nil {
-		ev, err := res.events.Next()
-		if err != nil {
-			if r.Context().Err() != nil {
-				return r.Context().Err()
-			}
-			if errors.Is(err, io.EOF) && acc.Tally.Stopped {
-				break
-			}
-			failure = &anthropic.ErrorDetail{Type: "api_error", Message: streamEndMessage(err)}
-			break
-		}
-		if err := acc.Add(ev.Name, ev.Data); err != nil {
-			failure = &anthropic.ErrorDetail{Type: "api_error", Message: "llmgw could not read the upstream stream"}
-			s.log.Error("upstream stream unreadable", "request_id", u.RequestID, "err", err)
-		}
-		if acc.Tally.Err != nil {
-			failure = acc.Tally.Err
-		}
-		if acc.Tally.Stopped {
-			break
-		}
-	}
-	u.Tokens = acc.Tally.Tokens
-	if failure != nil {
-		u.EndedEarly = true
-		status := statusForType(failure.Type)
-		u.Status, u.ErrorType, u.ErrorMessage = status, failure.Type, failure.Message
-		code, out := renderError(c.dialect, status, failure.Type, failure.Message)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_, _ = w.Write(out)
-		return nil
-	}
-	out, err := c.final(&acc)
+// convertFinal answers a non-stream client with one JSON document built
+// from the whole upstream stream, which the attempt already read (only the
+// rebuilt message is held, never the raw stream).
+func (s *Server) convertFinal(w http.ResponseWriter, res *result, c *conversion, u *llmgw.Usage) error {
+	u.Tokens = res.acc.Tally.Tokens
+	out, err := c.final(res.acc)
 	if err != nil {
 		return fmt.Errorf("build %s response: %w", c.dialect, err)
 	}

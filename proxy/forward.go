@@ -20,14 +20,21 @@ import (
 // call is one client request as it is to be sent upstream, on any account.
 type call struct {
 	method string
-	path   string // upstream path, e.g. /v1/messages
+	path   string // upstream path, e.g. /v1/messages; built from constants and escaped ids only
 	query  string // raw query to send upstream, client key removed
 	header http.Header
 	body   []byte // read once, replayed on each attempt
 	model  string
+	// stream asks for an answer read as a stream: its opening (up to the
+	// first content) is held back and judged before anything is delivered,
+	// and the first-byte limit applies to it.
 	stream bool
-	usage  *llmgw.Usage // where attempts are recorded; nil for side calls
-	key    string       // the client key's name, for accounts bound to owners
+	// whole marks a client that sees nothing before the whole answer (a
+	// converted non-stream request): the stream is read to its end inside the
+	// attempt, so any failure on the way can still fail over.
+	whole bool
+	usage *llmgw.Usage // where attempts are recorded; nil for side calls
+	key   string       // the client key's name, for accounts bound to owners
 }
 
 // result is the upstream answer that goes to the client. The caller must
@@ -35,31 +42,42 @@ type call struct {
 type result struct {
 	status int
 	header http.Header
-	// Exactly one of body and events/raw is set: body for a buffered answer
-	// (errors), events for a live stream, raw for a live non-stream body.
+	// Exactly one of body, events and acc is set: body for a buffered answer
+	// (non-stream answers and errors), events for a live stream, acc for a
+	// stream read whole (call.whole).
 	body    []byte
 	events  *sse.Reader
-	raw     io.ReadCloser
+	acc     *anthropic.Accumulator
 	account *llmgw.Account
 	ttfb    time.Duration
 	sent    http.Header // the headers the upstream request carried
 	// streamErr is set when body holds a stream's error event that came
 	// before any content (status is then the stream's 200).
 	streamErr *anthropic.ErrorDetail
-	close     func()
+	// close releases what a live stream holds (its connection and its
+	// account's concurrency slot). Buffered answers hold nothing: their slot
+	// was released when the attempt ended.
+	close func()
 }
 
-// errorBodyLimit bounds how much of an upstream error body is kept.
-const errorBodyLimit = 1 << 20
+// Bounds on what an attempt reads into memory.
+const (
+	errorBodyLimit  = 1 << 20  // an upstream error body
+	answerBodyLimit = 64 << 20 // a whole non-stream answer
+)
+
+func noop() {}
 
 // do sends c to the best account, failing over to others on errors that are
 // the account's or the service's, until an answer is worth delivering or the
-// attempts run out. Nothing has reached the client when it returns.
+// attempts run out. Nothing has reached the client when it returns. Every
+// attempt gives its concurrency slot back when it ends, whatever happens;
+// only a delivered live stream keeps its slot, until its close.
 func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 	v := s.view.Load()
 	tried := make(map[int64]bool)
 	refreshed := make(map[int64]bool)
-	var last *result
+	var last *result // the latest refusal, to deliver if nothing better comes; it holds nothing
 	var lastErr error
 	for n := 0; n < s.cfg.MaxAttempts; n++ {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -79,20 +97,21 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 		}
 		res, verdict, err := s.attempt(ctx, ch, c)
 		if err != nil {
-			if ctx.Err() != nil {
+			var local *errLocal
+			switch {
+			case ctx.Err() != nil:
 				return nil, ctx.Err()
+			case errors.As(err, &local):
+				return nil, err // the gateway's own trouble: another account would fare no better
 			}
 			lastErr = &errUnreachable{account: ch.a.Name, err: err}
 			tried[ch.a.ID] = true
-			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream unreachable, failing over",
-				slog.String("account", ch.a.Name), slog.String("err", err.Error()))
+			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream failed before the first byte, failing over",
+				slog.String("account", ch.a.Name), slog.String("err", rootCause(err)))
 			continue
 		}
 		switch verdict.Action {
 		case Deliver:
-			if last != nil {
-				last.close()
-			}
 			return res, nil
 		case Refresh:
 			if r, ok := s.cfg.Kinds[ch.a.Type].(Refresher); ok && !refreshed[ch.a.ID] {
@@ -100,7 +119,6 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 				rerr := r.Refresh(ctx, ch.a, res.sent)
 				if rerr == nil {
 					n-- // the retry on the same account is part of the same attempt
-					res.close()
 					continue
 				}
 				s.log.LogAttrs(ctx, slog.LevelWarn, "token refresh failed", slog.String("account", ch.a.Name), slog.String("err", rerr.Error()))
@@ -109,9 +127,6 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			s.applyVerdict(ch.a, ch.h, Verdict{Broken: verdict.Broken}, verdict.Broken)
 		}
 		tried[ch.a.ID] = true
-		if last != nil {
-			last.close()
-		}
 		last, lastErr = res, nil
 		s.log.LogAttrs(ctx, slog.LevelWarn, "upstream refused, failing over",
 			slog.String("account", ch.a.Name), slog.Int("status", res.status))
@@ -140,31 +155,88 @@ func (s *Server) servable(a *llmgw.Account, key string) string {
 	return ""
 }
 
+// try is one attempt in progress: the account, its slot and the clock.
+type try struct {
+	s      *Server
+	ctx    context.Context // the client's request
+	a      *llmgw.Account
+	h      *health
+	c      *call
+	start  time.Time
+	cancel context.CancelCauseFunc // ends the upstream request
+	timer  *time.Timer             // the first-byte limit, for streams
+	ended  bool
+}
+
+// end gives the slot back and ends the upstream request. It is idempotent.
+func (t *try) end() {
+	if t.ended {
+		return
+	}
+	t.ended = true
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.cancel(nil)
+	t.s.pool.release(t.h)
+}
+
+func (t *try) record(status int, errType string, ttfb time.Duration) {
+	if t.c.usage != nil {
+		t.c.usage.Attempts = append(t.c.usage.Attempts, llmgw.Attempt{
+			AccountID: t.a.ID, AccountName: t.a.Name, Status: status, ErrorType: errType, TTFB: ttfb,
+		})
+	}
+}
+
+// failed ends a try that got no usable answer and decides whom to blame:
+// nobody when the client left or the gateway itself ran out of resources
+// (returned as *errLocal), otherwise the account, as a transient failure.
+// It returns the error for do.
+func (t *try) failed(actx context.Context, err error) error {
+	t.end()
+	ttfb := t.s.cfg.Now().Sub(t.start)
+	switch {
+	case t.ctx.Err() != nil:
+		return t.ctx.Err()
+	case errors.Is(context.Cause(actx), errFirstByte):
+		err = fmt.Errorf("no first byte within %s: %w", t.s.cfg.FirstByteTimeout, context.DeadlineExceeded)
+		t.record(0, "timeout_error", ttfb)
+	case isLocalExhaustion(err):
+		t.s.log.Error("the gateway is out of resources", "account", t.a.Name, "err", rootCause(err))
+		return &errLocal{err: err}
+	case errors.Is(err, sse.ErrFrameTooLarge):
+		t.record(0, "api_error", ttfb)
+		return &errLocal{err: err, status: http.StatusBadGateway}
+	default:
+		t.record(0, "connection_error", ttfb)
+	}
+	t.s.pool.observe(t.h, 0, true, true)
+	t.s.noteTransient(t.a, t.h, "connection error: "+rootCause(err))
+	return err
+}
+
+// errFirstByte is the cause with which the first-byte limit ends a request.
+var errFirstByte = errors.New("first-byte limit")
+
 // attempt sends c on the chosen account and reads enough of the answer to
-// judge it. A non-nil error means no HTTP answer arrived.
+// judge it: a buffered answer whole, a stream up to its first content, or to
+// its end for call.whole. A non-nil error means no usable answer arrived.
+// The slot is released before attempt returns unless it returns a live
+// stream.
 func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verdict, error) {
 	a, h := ch.a, ch.h
 	kind := s.cfg.Kinds[a.Type]
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			s.pool.release(h)
-		}
-	}
-	start := s.cfg.Now()
-	rec := func(status int, errType string, ttfb time.Duration) {
-		if c.usage != nil {
-			c.usage.Attempts = append(c.usage.Attempts, llmgw.Attempt{
-				AccountID: a.ID, AccountName: a.Name, Status: status, ErrorType: errType, TTFB: ttfb,
-			})
-		}
+	actx, cancel := context.WithCancelCause(ctx)
+	t := &try{s: s, ctx: ctx, a: a, h: h, c: c, start: s.cfg.Now(), cancel: cancel}
+	if c.stream {
+		t.timer = time.AfterFunc(s.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
 	}
 
-	req, err := http.NewRequestWithContext(ctx, c.method, strings.TrimRight(a.BaseURL, "/")+c.path, nil)
+	req, err := http.NewRequestWithContext(actx, c.method, strings.TrimRight(a.BaseURL, "/")+c.path, nil)
 	if err != nil {
-		release()
-		return nil, Verdict{}, fmt.Errorf("build request: %w", err)
+		t.end()
+		return nil, Verdict{}, &errLocal{err: fmt.Errorf("build request: %w", err), status: http.StatusInternalServerError}
 	}
 	req.URL.RawQuery = c.query
 	req.Header = c.header.Clone()
@@ -172,10 +244,13 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	if req.Header.Get("Anthropic-Version") == "" {
 		req.Header.Set("Anthropic-Version", "2023-06-01")
 	}
-	body, err := kind.Prepare(ctx, a, req, c.body)
+	body, err := kind.Prepare(actx, a, req, c.body)
 	if err != nil {
-		release()
-		rec(0, "credential_error", 0)
+		t.end()
+		if ctx.Err() != nil {
+			return nil, Verdict{}, ctx.Err()
+		}
+		t.record(0, "credential_error", 0)
 		s.pool.observe(h, 0, true, false)
 		if errors.Is(err, llmgw.ErrLoginRequired) {
 			s.applyVerdict(a, h, Verdict{Broken: err.Error()}, err.Error())
@@ -189,88 +264,141 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 
 	resp, err := s.client.Do(req)
-	ttfb := s.cfg.Now().Sub(start)
+	ttfb := s.cfg.Now().Sub(t.start)
 	if err != nil {
-		release()
-		if ctx.Err() == nil {
-			rec(0, "connection_error", ttfb)
-			s.pool.observe(h, 0, true, true)
-			s.noteTransient(a, h, "connection error: "+rootCause(err))
-		}
-		return nil, Verdict{}, err
+		return nil, Verdict{}, t.failed(actx, err)
 	}
-	res := &result{status: resp.StatusCode, header: resp.Header, account: a, ttfb: ttfb, sent: req.Header}
+	res := &result{status: resp.StatusCode, header: resp.Header, account: a, ttfb: ttfb, sent: req.Header, close: noop}
 	if ws := ParseWindows(resp.Header, s.cfg.Now()); !ws.At.IsZero() {
 		h.mu.Lock()
 		h.windows = ws
 		h.mu.Unlock()
 		s.rec.RecordWindows(a.ID, ws)
 	}
-	res.close = func() {
-		resp.Body.Close()
-		release()
+	if resp.StatusCode >= 300 {
+		return s.judgeRefusal(t, kind, resp, res)
 	}
-
-	if resp.StatusCode < 300 {
-		if c.stream && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-			// Hold back the events before the first content: an error there
-			// (an overload right after the 200) can still fail over, since
-			// the client has seen nothing yet.
-			events := sse.NewReader(resp.Body)
-			held, errEv, ferr := holdPrefix(events)
-			if errEv != nil {
-				detail := anthropic.ParseError(errEv.Data)
-				res.body = bytes.Clone(errEv.Raw)
-				res.streamErr = &detail
-				resp.Body.Close()
-				rec(resp.StatusCode, nonEmpty(detail.Type, "api_error"), ttfb)
-				s.pool.observe(h, 0, true, true)
-				s.noteTransient(a, h, "stream error: "+detail.Type+": "+detail.Message)
-				res.close = release
-				return res, Verdict{Action: Failover, Transient: true}, nil
-			}
-			if ferr != nil && len(held) == 0 {
-				res.close()
-				rec(0, "connection_error", ttfb)
-				s.pool.observe(h, 0, true, true)
-				return nil, Verdict{}, ferr
-			}
-			for i := len(held) - 1; i >= 0; i-- {
-				events.Unread(held[i])
-			}
-			res.events = events
-		} else {
-			res.raw = resp.Body
+	if !c.stream || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		// A buffered answer is read whole before it is judged: a hang-up
+		// inside it fails over like any other failure before the first byte.
+		b, err := io.ReadAll(io.LimitReader(resp.Body, answerBodyLimit))
+		resp.Body.Close()
+		if err != nil {
+			return nil, Verdict{}, t.failed(actx, err)
 		}
-		rec(resp.StatusCode, "", ttfb)
+		t.end()
+		res.body = b
+		t.record(resp.StatusCode, "", ttfb)
 		s.pool.observe(h, ttfb, false, false)
 		return res, Verdict{Action: Deliver}, nil
 	}
 
-	// An error answer: keep its body to judge it and, maybe, to deliver.
+	// Hold back the events before the first content: a failure there (an
+	// overload right after the 200, a hang-up after message_start, silence
+	// past the first-byte limit) can still fail over, since the client has
+	// seen nothing yet.
+	events := sse.NewReader(resp.Body)
+	held, errEv, err := holdPrefix(events)
+	if err == nil && errEv == nil && t.timer != nil && !t.timer.Stop() {
+		err = context.Cause(actx) // the limit struck as the first content arrived
+	}
+	if err != nil {
+		resp.Body.Close()
+		return nil, Verdict{}, t.failed(actx, err)
+	}
+	if errEv != nil {
+		resp.Body.Close()
+		return s.streamRefusal(t, res, errEv)
+	}
+	for i := len(held) - 1; i >= 0; i-- {
+		events.Unread(held[i])
+	}
+	if c.whole {
+		acc, errEv, err := collect(events)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			return nil, Verdict{}, t.failed(actx, err)
+		case errEv != nil:
+			return s.streamRefusal(t, res, errEv)
+		}
+		t.end()
+		res.acc = acc
+	} else {
+		res.events = events
+		res.close = func() {
+			resp.Body.Close()
+			t.end()
+		}
+	}
+	t.record(resp.StatusCode, "", ttfb)
+	s.pool.observe(h, ttfb, false, false)
+	return res, Verdict{Action: Deliver}, nil
+}
+
+// judgeRefusal reads an upstream error answer and lets the account's kind
+// decide what it means.
+func (s *Server) judgeRefusal(t *try, kind Kind, resp *http.Response, res *result) (*result, Verdict, error) {
 	errBody, rerr := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
 	resp.Body.Close()
-	res.close = release
-	if rerr != nil && ctx.Err() != nil {
-		release()
-		return nil, Verdict{}, ctx.Err()
+	t.end()
+	if rerr != nil && t.ctx.Err() != nil {
+		return nil, Verdict{}, t.ctx.Err()
 	}
 	res.body = errBody
 	detail := anthropic.ParseError(errBody)
 	errType := nonEmpty(detail.Type, anthropic.ErrorType(resp.StatusCode))
-	verdict := kind.Classify(a, resp, errBody)
-	rec(resp.StatusCode, errType, ttfb)
+	verdict := kind.Classify(t.a, resp, errBody)
+	t.record(resp.StatusCode, errType, res.ttfb)
 	if verdict.Action == Deliver {
 		// The request's own fault: the account is fine.
-		s.pool.observe(h, ttfb, false, false)
+		s.pool.observe(t.h, res.ttfb, false, false)
 		return res, verdict, nil
 	}
-	s.pool.observe(h, 0, true, verdict.Transient)
+	s.pool.observe(t.h, 0, true, verdict.Transient)
 	if verdict.Action == Refresh {
 		return res, verdict, nil // do decides, once it knows whether a refresh helps
 	}
-	s.applyVerdict(a, h, verdict, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
+	s.applyVerdict(t.a, t.h, verdict, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
 	return res, verdict, nil
+}
+
+// streamRefusal turns an error event that came before any content into a
+// refusal to fail over from.
+func (s *Server) streamRefusal(t *try, res *result, errEv *sse.Event) (*result, Verdict, error) {
+	t.end()
+	detail := anthropic.ParseError(errEv.Data)
+	res.body = bytes.Clone(errEv.Raw)
+	res.streamErr = &detail
+	t.record(res.status, nonEmpty(detail.Type, "api_error"), res.ttfb)
+	s.pool.observe(t.h, 0, true, true)
+	s.noteTransient(t.a, t.h, "stream error: "+detail.Type+": "+detail.Message)
+	return res, Verdict{Action: Failover, Transient: true}, nil
+}
+
+// collect reads the rest of a stream into an Accumulator: the rebuilt
+// message only, never the raw events. It returns the stream's error event
+// if one comes, or an error if the stream breaks or ends before
+// message_stop.
+func collect(events *sse.Reader) (*anthropic.Accumulator, *sse.Event, error) {
+	acc := &anthropic.Accumulator{}
+	for !acc.Tally.Stopped {
+		ev, err := events.Next()
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the stream ended before message_stop
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if ev.Name == "error" {
+			ev = sse.Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)}
+			return nil, &ev, nil
+		}
+		if err := acc.Add(ev.Name, ev.Data); err != nil {
+			return nil, nil, fmt.Errorf("unreadable upstream event %s: %w", ev.Name, err)
+		}
+	}
+	return acc, nil, nil
 }
 
 // heldEventsMax bounds how many events holdPrefix keeps back.
@@ -278,14 +406,17 @@ const heldEventsMax = 16
 
 // holdPrefix reads a stream's events up to its first content (a
 // content_block_delta, message_delta or message_stop). It returns them, or
-// the error event found among them. A read error ends the prefix early; the
-// whole events read so far are still returned, and the stream's end shows on
-// the next read.
+// the error event found among them. A read error, or a stream that ends
+// before its first content, is an error: the client has seen nothing, so
+// the request can still go elsewhere.
 func holdPrefix(events *sse.Reader) (held []sse.Event, errEv *sse.Event, err error) {
 	for len(held) < heldEventsMax {
 		ev, err := events.Next()
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		if err != nil {
-			return held, nil, err // a partial frame is never passed on
+			return nil, nil, err
 		}
 		ev = sse.Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)}
 		if ev.Name == "error" {
@@ -368,16 +499,37 @@ var hopHeaders = map[string]bool{
 	"X-Real-Ip": true, "Via": true,
 }
 
-// upstreamHeader copies the client's headers that may go upstream.
+// upstreamHeader copies the client's headers that may go upstream: not the
+// hop-by-hop ones, whether fixed or named in the client's Connection header.
 func upstreamHeader(in http.Header) http.Header {
+	var named map[string]bool
+	for _, v := range in["Connection"] {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				if named == nil {
+					named = make(map[string]bool)
+				}
+				named[http.CanonicalHeaderKey(f)] = true
+			}
+		}
+	}
 	out := make(http.Header, len(in))
 	for k, vs := range in {
-		if hopHeaders[k] {
+		if hopHeaders[k] || named[k] {
 			continue
 		}
 		out[k] = append([]string(nil), vs...)
 	}
 	return out
+}
+
+// headerFields counts a request's header fields, repeated names included.
+func headerFields(h http.Header) int {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	return n
 }
 
 // upstreamQuery returns the client's query without its key.

@@ -3,10 +3,10 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -21,6 +21,9 @@ import (
 // :countTokens.
 func (s *Server) geminiGenerate(w http.ResponseWriter, r *http.Request) error {
 	model, action := geminiTarget(chi.URLParam(r, "rest"))
+	if !validModelID(model) {
+		return clientErr(http.StatusNotFound, "not_found_error", "model: not a valid model id: "+strconv.Quote(model))
+	}
 	switch action {
 	case "generateContent", "streamGenerateContent":
 	case "countTokens":
@@ -126,11 +129,6 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 	entryFrom(r.Context()).account = res.account.Name
 	passRetryHeaders(w.Header(), res.header)
 	answer := res.body
-	if res.raw != nil {
-		if answer, err = io.ReadAll(io.LimitReader(res.raw, 1<<20)); err != nil {
-			return fmt.Errorf("read count_tokens answer: %w", err)
-		}
-	}
 	w.Header().Set("Content-Type", "application/json")
 	if res.status >= 400 {
 		d := anthropic.ParseError(answer)
@@ -155,6 +153,9 @@ func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
 	if rest := chi.URLParam(r, "rest"); rest != "" {
 		id, _ := geminiTarget(rest)
 		id = strings.TrimPrefix(id, "models/")
+		if !validModelID(id) {
+			return clientErr(http.StatusNotFound, "not_found_error", "model: not a valid model id: "+strconv.Quote(id))
+		}
 		return geminiWriteJSON(w, s.geminiModel(id))
 	}
 	var list []gemini.Model

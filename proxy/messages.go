@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -17,18 +21,87 @@ import (
 )
 
 // readBody reads the whole request body once, within the size limit, so it
-// can be replayed on another account.
+// can be replayed on another account. The bytes count against the
+// process-wide body memory until releaseBody. Once the body is in, the read
+// deadline serveRequest set is lifted, so it cannot cut the answer.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return nil, clientErr(http.StatusRequestEntityTooLarge, "request_too_large",
-			fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.MaxBodyBytes))
-	case err != nil:
-		return nil, fmt.Errorf("read request body: %w", err)
+	e := entryFrom(r.Context())
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, errTooLarge(s.cfg.MaxBodyBytes)
 	}
-	return body, nil
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		if !s.chargeBody(e, n) {
+			return nil, &errSaturated{limit: s.cfg.MaxBodyMemory}
+		}
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		// Chunked: charge as the bytes arrive.
+		body, err = io.ReadAll(&chargedReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s: s, e: e})
+	}
+	var (
+		tooBig *http.MaxBytesError
+		sat    *errSaturated
+	)
+	switch {
+	case err == nil:
+		e.bodyRead = true
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		return body, nil
+	case errors.As(err, &tooBig):
+		return nil, errTooLarge(s.cfg.MaxBodyBytes)
+	case errors.As(err, &sat):
+		return nil, err
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, clientErr(http.StatusRequestTimeout, "invalid_request_error",
+			fmt.Sprintf("the request body did not arrive within %s", s.cfg.BodyReadTimeout))
+	case r.Context().Err() != nil, errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return nil, errClientGone
+	default:
+		// Malformed chunked encoding and the like: the client's fault.
+		return nil, clientErr(http.StatusBadRequest, "invalid_request_error", "the request body could not be read: "+err.Error())
+	}
+}
+
+func errTooLarge(limit int64) error {
+	return clientErr(http.StatusRequestEntityTooLarge, "request_too_large",
+		fmt.Sprintf("request body is larger than the limit of %d bytes", limit))
+}
+
+// chargeBody takes n bytes of the body memory budget for e's request.
+func (s *Server) chargeBody(e *entry, n int64) bool {
+	if !s.bodyMem.TryAcquire(n) {
+		return false
+	}
+	e.memHeld += n
+	return true
+}
+
+// releaseBody gives back the body memory r's request holds: call it once no
+// copy of the body is needed any more.
+func (s *Server) releaseBody(r *http.Request) {
+	e := entryFrom(r.Context())
+	if e.memHeld > 0 {
+		s.bodyMem.Release(e.memHeld)
+		e.memHeld = 0
+	}
+}
+
+// chargedReader charges the bytes it reads against the body memory budget.
+type chargedReader struct {
+	r io.Reader
+	s *Server
+	e *entry
+}
+
+func (c *chargedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 && !c.s.chargeBody(c.e, int64(n)) {
+		return n, &errSaturated{limit: c.s.cfg.MaxBodyMemory}
+	}
+	return n, err
 }
 
 // requestHead is the part of a Messages request the gateway reads. The rest
@@ -79,21 +152,34 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u := s.beginUsage(r, llmgw.DialectAnthropic, head.Model, head.Stream)
-	defer s.finishUsage(r, u)
-
+	var open *opening
+	if head.Stream {
+		open = s.holdOpening(w, entryFrom(r.Context()), "text/event-stream", anthropicFail(u.RequestID))
+	}
 	res, err := s.do(r.Context(), &call{
 		method: http.MethodPost, path: "/v1/messages", query: upstreamQuery(r),
 		header: upstreamHeader(r.Header), body: body, model: head.Model, stream: head.Stream, usage: u, key: keyName(r),
 	})
+	open.end()
+	s.releaseBody(r)
 	if err != nil {
 		return err
 	}
 	defer res.close()
-	s.deliver(w, r, res, u)
+	s.deliver(w, r, res, u, open)
 	return nil
 }
 
-// beginUsage starts the usage record of an inference request.
+// anthropicFail writes an error as an Anthropic stream's error event.
+func anthropicFail(requestID string) func(io.Writer, string, string) error {
+	return func(w io.Writer, errType, msg string) error {
+		_, err := w.Write(sse.Frame("error", anthropic.MarshalError(errType, msg, requestID)))
+		return err
+	}
+}
+
+// beginUsage starts the usage record of an inference request. The request's
+// end (serveRequest) completes it and hands it to the recorder.
 func (s *Server) beginUsage(r *http.Request, dialect, model string, stream bool) *llmgw.Usage {
 	e := entryFrom(r.Context())
 	e.model = model
@@ -109,73 +195,66 @@ func (s *Server) beginUsage(r *http.Request, dialect, model string, stream bool)
 
 // finishUsage completes the record and hands it to the recorder. It runs
 // after the client has its answer, whatever happened.
-func (s *Server) finishUsage(r *http.Request, u *llmgw.Usage) {
+func (s *Server) finishUsage(e *entry, u *llmgw.Usage) {
 	u.Duration = s.cfg.Now().Sub(u.Time)
 	if u.Status == 0 {
-		u.Status = 499 // the client left before any answer
+		u.Status = statusClientClosed // the client left before any answer
 		u.ErrorType = nonEmpty(u.ErrorType, "client_closed_request")
 	}
 	if n := len(u.Attempts); n > 0 && u.AccountID == 0 {
 		last := u.Attempts[n-1]
 		u.AccountID, u.AccountName = last.AccountID, last.AccountName
 	}
-	entryFrom(r.Context()).account = u.AccountName
+	e.account = u.AccountName
 	s.rec.Record(*u)
 }
 
 // deliver writes an upstream answer to an Anthropic client unchanged, and
 // fills in u from what passes by.
-func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage) {
+func (s *Server) deliver(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage, open *opening) {
 	u.AccountID, u.AccountName = res.account.ID, res.account.Name
 	u.UpstreamID = res.header.Get("Request-Id")
-	copyResponseHeader(w.Header(), res.header)
+	if !open.isCommitted() {
+		copyResponseHeader(w.Header(), res.header)
+	}
 	switch {
 	case res.events != nil:
-		s.deliverStream(w, r, res, u)
-	case res.raw != nil:
-		body, err := io.ReadAll(res.raw)
-		if err != nil {
-			if r.Context().Err() == nil {
-				u.Status, u.ErrorType = http.StatusBadGateway, "api_error"
-				u.ErrorMessage = "the upstream connection broke while sending the response"
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadGateway)
-				_, _ = w.Write(anthropic.MarshalError("api_error", "the upstream connection broke while sending the response", u.RequestID))
-			}
-			return
-		}
+		s.deliverStream(w, r, res, u, open)
+		return
+	case res.streamErr != nil: // every try ended in a stream error event
+		u.ErrorType, u.ErrorMessage = nonEmpty(res.streamErr.Type, "api_error"), res.streamErr.Message
+		u.EndedEarly = true
+	case res.status >= 400:
+		d := anthropic.ParseError(res.body)
+		u.ErrorType, u.ErrorMessage = nonEmpty(d.Type, anthropic.ErrorType(res.status)), d.Message
+	default:
 		var msg anthropic.MessageHead
-		if json.Unmarshal(body, &msg) == nil {
+		if json.Unmarshal(res.body, &msg) == nil {
 			msg.Usage.ApplyTo(&u.Tokens)
 		}
-		u.Status = res.status
-		u.TTFB = s.cfg.Now().Sub(u.Time)
-		w.WriteHeader(res.status)
-		_, _ = w.Write(body)
-	default:
-		u.Status = res.status
-		switch {
-		case res.status >= 400:
-			d := anthropic.ParseError(res.body)
-			u.ErrorType, u.ErrorMessage = nonEmpty(d.Type, anthropic.ErrorType(res.status)), d.Message
-		case res.streamErr != nil: // every try ended in a stream error event
-			u.ErrorType, u.ErrorMessage = nonEmpty(res.streamErr.Type, "api_error"), res.streamErr.Message
-			u.EndedEarly = true
-		}
-		u.TTFB = s.cfg.Now().Sub(u.Time)
-		w.WriteHeader(res.status)
-		_, _ = w.Write(res.body)
 	}
+	u.TTFB = s.cfg.Now().Sub(u.Time)
+	if open.isCommitted() {
+		// The stream is open for keep-alives: a refusal is its error event.
+		u.Status, u.EndedEarly = http.StatusOK, true
+		open.failWith(nonEmpty(u.ErrorType, "api_error"), nonEmpty(u.ErrorMessage, "the upstream answered without a stream"))
+		return
+	}
+	u.Status = res.status
+	w.WriteHeader(res.status)
+	_, _ = w.Write(res.body)
 }
 
 // deliverStream passes an SSE stream through event by event, flushing each,
 // and tallies usage on the way. If the upstream breaks off, the client gets an
 // Anthropic error event and a clean end instead of a dropped connection.
-func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage) {
+func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *result, u *llmgw.Usage, open *opening) {
 	rc := http.NewResponseController(w)
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(res.status)
+	if !open.isCommitted() {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Accel-Buffering", "no")
+		w.WriteHeader(res.status)
+	}
 	u.Status = res.status
 	var tally anthropic.Tally
 	defer func() {
@@ -229,6 +308,9 @@ func (s *Server) deliverStream(w http.ResponseWriter, r *http.Request, res *resu
 
 // streamEndMessage says why an upstream stream ended before message_stop.
 func streamEndMessage(err error) string {
+	if errors.Is(err, sse.ErrFrameTooLarge) {
+		return fmt.Sprintf("the upstream sent an event larger than %d bytes", sse.MaxFrame)
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return "the upstream stream ended before the message was complete"
 	}
@@ -258,12 +340,8 @@ func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) error {
 // passBuffered writes a non-stream upstream answer unchanged.
 func passBuffered(w http.ResponseWriter, res *result) error {
 	copyResponseHeader(w.Header(), res.header)
-	body, err := readResult(res)
-	if err != nil {
-		return fmt.Errorf("read upstream answer: %w", err)
-	}
 	w.WriteHeader(res.status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(res.body)
 	return nil
 }
 
@@ -273,21 +351,25 @@ func passBuffered(w http.ResponseWriter, res *result) error {
 // created_at, has_more, first_id, last_id) next to OpenAI's (object,
 // created, owned_by).
 func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
-	id := chi.URLParam(r, "id")
+	path := "/v1/models"
+	id, err := modelParam(r, "id")
+	if err != nil {
+		return err
+	}
+	if id != "" {
+		path += "/" + url.PathEscape(id)
+	}
 	res, err := s.do(r.Context(), &call{
-		method: http.MethodGet, path: r.URL.Path, query: upstreamQuery(r), header: upstreamHeader(r.Header), key: keyName(r),
+		method: http.MethodGet, path: path, query: upstreamQuery(r), header: upstreamHeader(r.Header), key: keyName(r),
 	})
 	if err == nil {
 		defer res.close()
 		if res.status < 300 {
 			entryFrom(r.Context()).account = res.account.Name
-			body, rerr := readResult(res)
-			if rerr == nil {
-				if out, ok := dualShapeModels(body, id != ""); ok {
-					w.Header().Set("Content-Type", "application/json")
-					_, _ = w.Write(out)
-					return nil
-				}
+			if out, ok := dualShapeModels(res.body, id != ""); ok {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(out)
+				return nil
 			}
 		}
 	} else if r.Context().Err() != nil {
@@ -296,12 +378,34 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	return writeBuiltinModels(w, id)
 }
 
-// readResult returns a non-stream upstream answer's body.
-func readResult(res *result) ([]byte, error) {
-	if res.raw == nil {
-		return res.body, nil
+// modelParam returns the model id in the path parameter name, decoded and
+// checked: upstream paths are built from it, so it must stay one segment.
+func modelParam(r *http.Request, name string) (string, error) {
+	raw := chi.URLParam(r, name)
+	id, err := url.PathUnescape(raw)
+	if err != nil || !validModelID(id) {
+		return "", clientErr(http.StatusNotFound, "not_found_error", "model: not a valid model id: "+strconv.Quote(raw))
 	}
-	return io.ReadAll(res.raw)
+	return id, nil
+}
+
+// validModelID reports whether id is empty or a plausible model id: letters,
+// digits and . _ - : @, starting with a letter or digit (so never a dot
+// segment), at most 256 bytes. Anthropic's and Gemini's ids all fit.
+func validModelID(id string) bool {
+	if len(id) > 256 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-' || c == ':' || c == '@'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // dualShapeModels adds OpenAI's fields to an Anthropic model list (or single

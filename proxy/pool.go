@@ -49,14 +49,47 @@ func (h *health) decayedErrs(now time.Time) float64 {
 type pool struct {
 	now  func() time.Time
 	rand func() float64
+	// maxWaiting bounds the queue of requests waiting for a slot; 0 means
+	// no bound.
+	maxWaiting int
 
-	mu    sync.Mutex
-	byID  map[int64]*health
-	freed chan struct{} // closed and replaced whenever a slot frees up
+	mu   sync.Mutex
+	byID map[int64]*health
+
+	// qmu orders every slot hand-out: the fast path, the queue and the
+	// dispatch on release all take slots under it, so a request that arrives
+	// while others wait queues behind them instead of barging in.
+	qmu   sync.Mutex
+	queue []*waiter
+}
+
+// waiter is a request waiting for a concurrency slot.
+type waiter struct {
+	want pickRequest
+	got  chan pickResult // buffered: dispatch never blocks on it
+}
+
+type pickRequest struct {
+	accts   []llmgw.Account
+	model   string
+	allowed func(*llmgw.Account) string
+	tried   map[int64]bool
+}
+
+type pickResult struct {
+	c   choice
+	err error
+}
+
+// errQueueFull means too many requests already wait for a slot.
+type errQueueFull struct{ waiting int }
+
+func (e *errQueueFull) Error() string {
+	return fmt.Sprintf("llmgw is saturated: %d requests already wait for an account slot", e.waiting)
 }
 
 func newPool(now func() time.Time) *pool {
-	return &pool{now: now, rand: rand.Float64, byID: make(map[int64]*health), freed: make(chan struct{})}
+	return &pool{now: now, rand: rand.Float64, byID: make(map[int64]*health)}
 }
 
 func (p *pool) health(id int64) *health {
@@ -134,29 +167,68 @@ func (e *errNoAccount) Unwrap() error { return llmgw.ErrNoAccount }
 
 // pick chooses an account for model among accts, skipping those in tried and
 // those for which allowed gives a reason, and takes one of its concurrency
-// slots. When every fitting account is at its
-// cap it waits, until ctx ends, for a slot. The caller must call release.
+// slots. When every fitting account is at its cap it waits for a slot, in
+// arrival order, until ctx ends. The caller must call release.
 func (p *pool) pick(ctx context.Context, accts []llmgw.Account, model string, allowed func(*llmgw.Account) string, tried map[int64]bool) (choice, error) {
-	for {
-		p.mu.Lock()
-		freed := p.freed
-		p.mu.Unlock()
-
-		c, full, err := p.tryPick(accts, model, allowed, tried)
+	want := pickRequest{accts: accts, model: model, allowed: allowed, tried: tried}
+	p.qmu.Lock()
+	if len(p.queue) == 0 {
+		c, full, err := p.tryPick(want)
 		if err != nil || !full {
+			p.qmu.Unlock()
 			return c, err
 		}
-		select {
-		case <-freed:
-		case <-ctx.Done():
-			return choice{}, fmt.Errorf("every account is at its concurrency limit: %w", ctx.Err())
-		}
 	}
+	if p.maxWaiting > 0 && len(p.queue) >= p.maxWaiting {
+		n := len(p.queue)
+		p.qmu.Unlock()
+		return choice{}, &errQueueFull{waiting: n}
+	}
+	w := &waiter{want: want, got: make(chan pickResult, 1)}
+	p.queue = append(p.queue, w)
+	p.dispatchLocked() // a slot may have freed since the fast path looked
+	p.qmu.Unlock()
+
+	select {
+	case r := <-w.got:
+		return r.c, r.err
+	case <-ctx.Done():
+	}
+	p.qmu.Lock()
+	if i := slices.Index(p.queue, w); i >= 0 {
+		p.queue = slices.Delete(p.queue, i, i+1)
+		p.qmu.Unlock()
+		return choice{}, fmt.Errorf("every account is at its concurrency limit: %w", ctx.Err())
+	}
+	p.qmu.Unlock()
+	// Dispatch served us as ctx ended: hand the slot straight back.
+	if r := <-w.got; r.err == nil {
+		p.release(r.c.h)
+	}
+	return choice{}, fmt.Errorf("every account is at its concurrency limit: %w", ctx.Err())
+}
+
+// dispatchLocked serves waiters in arrival order: each takes a slot if one
+// that fits it is free. A waiter that no account can serve any more (the
+// account it waited for was disabled) gets that error. The caller holds qmu.
+func (p *pool) dispatchLocked() {
+	keep := p.queue[:0]
+	for _, w := range p.queue {
+		c, full, err := p.tryPick(w.want)
+		if full {
+			keep = append(keep, w)
+			continue
+		}
+		w.got <- pickResult{c, err}
+	}
+	clear(p.queue[len(keep):])
+	p.queue = keep
 }
 
 // tryPick makes one attempt at a choice. full reports that fitting accounts
 // exist but all are at their concurrency cap.
-func (p *pool) tryPick(accts []llmgw.Account, model string, allowed func(*llmgw.Account) string, tried map[int64]bool) (c choice, full bool, err error) {
+func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
+	accts, model, allowed, tried := want.accts, want.model, want.allowed, want.tried
 	now := p.now()
 	var ready, cooling []candidate
 	var excl []exclusion
@@ -243,7 +315,7 @@ func (p *pool) tryPick(accts []llmgw.Account, model string, allowed func(*llmgw.
 			return choice{a: c.a, h: c.h}, false, nil
 		}
 	}
-	return choice{}, true, nil // lost a race for the last slots: wait and retry
+	return choice{}, true, nil // every candidate's slots are taken
 }
 
 // order ranks a priority group: the first account is the one to use. With no
@@ -326,15 +398,22 @@ func (p *pool) acquire(a *llmgw.Account, h *health) bool {
 	return true
 }
 
-// release gives a slot back and wakes waiters.
+// release gives a slot back and hands it to the first waiter it fits.
 func (p *pool) release(h *health) {
 	h.mu.Lock()
 	h.inflight--
 	h.mu.Unlock()
-	p.mu.Lock()
-	close(p.freed)
-	p.freed = make(chan struct{})
-	p.mu.Unlock()
+	p.wake()
+}
+
+// wake lets waiters take whatever slots are free now (after a release, or
+// when the accounts changed).
+func (p *pool) wake() {
+	p.qmu.Lock()
+	if len(p.queue) > 0 {
+		p.dispatchLocked()
+	}
+	p.qmu.Unlock()
 }
 
 // observe records the outcome of one attempt.

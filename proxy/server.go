@@ -10,17 +10,19 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/llmgw/llmgw"
 )
@@ -91,7 +93,8 @@ type Server struct {
 	pool    *pool
 	client  *http.Client
 	handler http.Handler
-	active  sync.WaitGroup // requests being served, for Drain
+	active  activity            // requests being served, for Drain
+	bodyMem *semaphore.Weighted // request-body bytes held, MaxBodyMemory in all
 }
 
 // view is a snapshot with the indexes the hot path needs.
@@ -146,12 +149,14 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		cfg.Transport = NewTransport(cfg.Timeout)
 	}
 	s := &Server{
-		cfg:    cfg,
-		rec:    rec,
-		log:    cfg.Logger.With("component", "proxy"),
-		pool:   newPool(cfg.Now),
-		client: &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirect}, // no Client.Timeout: it would cut streams
+		cfg:     cfg,
+		rec:     rec,
+		log:     cfg.Logger.With("component", "proxy"),
+		pool:    newPool(cfg.Now),
+		client:  &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirect}, // no Client.Timeout: it would cut streams
+		bodyMem: semaphore.NewWeighted(cfg.MaxBodyMemory),
 	}
+	s.pool.maxWaiting = cfg.MaxWaiting
 	s.handler = s.routes()
 	return s
 }
@@ -194,6 +199,7 @@ func (s *Server) SetSnapshot(snap *llmgw.Snapshot) {
 	}
 	s.view.Store(v)
 	s.pool.forget(keep)
+	s.pool.wake() // waiters may fit an account that was added or changed
 }
 
 // Snapshot returns the snapshot being served, or nil before the first.
@@ -217,17 +223,50 @@ func (s *Server) AccountState(a *llmgw.Account) llmgw.AccountState {
 // its usage, or ctx ends. http.Server.Close does not wait for handlers, so
 // call Drain after it and before closing the usage recorder.
 func (s *Server) Drain(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		s.active.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-s.active.idle():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("requests still running: %w", ctx.Err())
 	}
+}
+
+// activity counts requests being served. Unlike a WaitGroup it can be
+// waited on in a select, so giving up on the wait leaves nothing behind.
+type activity struct {
+	mu   sync.Mutex
+	n    int
+	done chan struct{} // closed when n drops to 0; nil while n is 0
+}
+
+func (a *activity) add() {
+	a.mu.Lock()
+	if a.n == 0 {
+		a.done = make(chan struct{})
+	}
+	a.n++
+	a.mu.Unlock()
+}
+
+func (a *activity) sub() {
+	a.mu.Lock()
+	a.n--
+	if a.n == 0 {
+		close(a.done)
+	}
+	a.mu.Unlock()
+}
+
+// idle returns a channel that is closed once no request is being served.
+func (a *activity) idle() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return a.done
 }
 
 // ServeHTTP implements http.Handler.
@@ -235,7 +274,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.accessLog, middleware.Recoverer)
+	r.Use(s.serveRequest)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Group(func(r chi.Router) {
@@ -304,13 +343,16 @@ const entryKey ctxKey = iota
 // entry is the per-request log line, filled in by handlers and written by
 // accessLog when the request ends.
 type entry struct {
-	id      string
-	dialect string // the client's API dialect, from the path
-	key     *llmgw.ClientKey
-	usage   *llmgw.Usage // set by inference handlers
-	account string
-	model   string
-	errMsg  string
+	id       string
+	dialect  string // the client's API dialect, from the path
+	key      *llmgw.ClientKey
+	usage    *llmgw.Usage // set by inference handlers
+	account  string
+	model    string
+	errMsg   string
+	bodyRead bool     // the request body was read to its end
+	memHeld  int64    // bytes of bodyMem this request holds
+	open     *opening // keep-alives of a stream whose opening is held
 }
 
 func entryFrom(ctx context.Context) *entry {
@@ -327,59 +369,97 @@ func newRequestID() string {
 	return "llmgw_" + hex.EncodeToString(b[:])
 }
 
-// accessLog writes one line per request. It keeps Flush and Unwrap on the
-// writer so streams are not buffered.
-func (s *Server) accessLog(next http.Handler) http.Handler {
+// serveRequest is the frame around every request: it gives the request its
+// id and entry, bounds the time to read its body, turns a panic into a 500
+// in the client's dialect, completes and records the usage row once the
+// client has its answer, and writes one log line. It keeps Flush and Unwrap
+// on the writer so streams are not buffered.
+func (s *Server) serveRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.active.Add(1)
-		defer s.active.Done()
+		s.active.add()
+		defer s.active.sub()
 		start := s.cfg.Now()
 		e := &entry{id: newRequestID(), dialect: dialectFor(r.Method, r.URL.Path)}
 		w.Header().Set("X-Request-Id", e.id)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), entryKey, e)))
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
-			return
+		if r.ContentLength != 0 {
+			// The body must arrive in time; readBody lifts the deadline once
+			// it has, and a request refused early drains under it.
+			_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.cfg.BodyReadTimeout))
 		}
-		status := sw.status
-		if status == 0 {
-			status = 499 // the client went away before an answer
-		}
-		attrs := []slog.Attr{
-			slog.String("request_id", e.id),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Int64("dur_ms", s.cfg.Now().Sub(start).Milliseconds()),
-		}
-		if e.key != nil {
-			attrs = append(attrs, slog.String("key", e.key.Name))
-		}
-		if e.account != "" {
-			attrs = append(attrs, slog.String("account", e.account))
-		}
-		if e.model != "" {
-			attrs = append(attrs, slog.String("model", e.model))
-		}
-		if u := e.usage; u != nil {
-			attrs = append(attrs,
-				slog.String("dialect", u.Dialect),
-				slog.Bool("stream", u.Stream),
-				slog.Int("attempts", len(u.Attempts)),
-				slog.Int64("in_tok", u.Tokens.Input),
-				slog.Int64("out_tok", u.Tokens.Output),
-				slog.Int64("cache_read_tok", u.Tokens.CacheRead),
-				slog.Int64("cache_write_tok", u.Tokens.CacheWrite),
-			)
-			if u.EndedEarly {
-				attrs = append(attrs, slog.Bool("ended_early", true))
+		r = r.WithContext(context.WithValue(r.Context(), entryKey, e))
+		defer func() {
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler {
+				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request", slog.String("request_id", e.id),
+					slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+				if sw.status == 0 || e.open.isCommitted() {
+					s.writeError(sw, r, errPanic)
+				}
+				if u := e.usage; u != nil {
+					u.Status, u.ErrorType = http.StatusInternalServerError, "api_error"
+					u.ErrorMessage = errPanic.Error()
+				}
 			}
-		}
-		if e.errMsg != "" {
-			attrs = append(attrs, slog.String("err", e.errMsg))
-		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+			e.open.end()
+			s.releaseBody(r)
+			if e.usage != nil {
+				s.finishUsage(e, e.usage)
+			}
+			if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+				s.logRequest(r, e, sw.status, start)
+			}
+			if p == http.ErrAbortHandler {
+				panic(p) // net/http's way to drop the connection
+			}
+		}()
+		next.ServeHTTP(sw, r)
 	})
+}
+
+// errPanic is what the client of a request whose handler panicked is told;
+// the panic and its stack go to the log.
+var errPanic = errors.New("internal error in llmgw")
+
+// logRequest writes a request's log line.
+func (s *Server) logRequest(r *http.Request, e *entry, status int, start time.Time) {
+	if status == 0 {
+		status = statusClientClosed // the client went away before an answer
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", e.id),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("dur_ms", s.cfg.Now().Sub(start).Milliseconds()),
+	}
+	if e.key != nil {
+		attrs = append(attrs, slog.String("key", e.key.Name))
+	}
+	if e.account != "" {
+		attrs = append(attrs, slog.String("account", e.account))
+	}
+	if e.model != "" {
+		attrs = append(attrs, slog.String("model", e.model))
+	}
+	if u := e.usage; u != nil {
+		attrs = append(attrs,
+			slog.String("dialect", u.Dialect),
+			slog.Bool("stream", u.Stream),
+			slog.Int("attempts", len(u.Attempts)),
+			slog.Int64("in_tok", u.Tokens.Input),
+			slog.Int64("out_tok", u.Tokens.Output),
+			slog.Int64("cache_read_tok", u.Tokens.CacheRead),
+			slog.Int64("cache_write_tok", u.Tokens.CacheWrite),
+		)
+		if u.EndedEarly {
+			attrs = append(attrs, slog.Bool("ended_early", true))
+		}
+	}
+	if e.errMsg != "" {
+		attrs = append(attrs, slog.String("err", e.errMsg))
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 // statusWriter remembers the status written. It keeps Flush and exposes
@@ -441,6 +521,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		v := s.view.Load()
 		if v == nil {
 			s.writeError(w, r, clientErr(http.StatusServiceUnavailable, "overloaded_error", "llmgw is starting: no snapshot loaded yet"))
+			return
+		}
+		if n := headerFields(r.Header); n > s.cfg.MaxHeaderCount {
+			s.writeError(w, r, clientErr(http.StatusRequestHeaderFieldsTooLarge, "invalid_request_error",
+				fmt.Sprintf("the request has %d header fields; llmgw accepts at most %d", n, s.cfg.MaxHeaderCount)))
 			return
 		}
 		presented := clientKey(r)

@@ -16,9 +16,20 @@ type Event struct {
 	Raw  []byte // the frame exactly as read, including its blank-line terminator
 }
 
+// MaxFrame is the largest frame a Reader accepts by default. Anthropic's
+// largest events (a server tool's result) are far smaller; a stream that
+// sends more without a frame end is broken, and holding it would let one
+// upstream line take all memory.
+const MaxFrame = 16 << 20
+
+// ErrFrameTooLarge is returned by Next for a frame longer than the limit.
+var ErrFrameTooLarge = errors.New("sse: frame larger than the limit")
+
 // Reader reads events from an SSE stream. It is not safe for concurrent use.
 // The slices of an Event stay valid until the next call to Next.
 type Reader struct {
+	// Max is the largest frame accepted, in bytes; NewReader sets MaxFrame.
+	Max     int
 	br      *bufio.Reader
 	raw     []byte
 	data    []byte
@@ -27,7 +38,7 @@ type Reader struct {
 
 // NewReader returns a Reader that reads from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
+	return &Reader{Max: MaxFrame, br: bufio.NewReaderSize(r, 16<<10)}
 }
 
 // Unread pushes ev back so that the next call to Next returns it. Events
@@ -101,9 +112,14 @@ func (r *Reader) readLine() ([]byte, error) {
 		chunk, err := r.br.ReadSlice('\n')
 		r.raw = append(r.raw, chunk...)
 		switch {
+		case err == nil && r.Max > 0 && len(r.raw) > r.Max:
+			return nil, ErrFrameTooLarge
 		case err == nil:
 			return r.raw[start:], nil
 		case errors.Is(err, bufio.ErrBufferFull):
+			if r.Max > 0 && len(r.raw) > r.Max {
+				return nil, ErrFrameTooLarge
+			}
 			continue
 		case errors.Is(err, io.EOF) && len(r.raw) > start:
 			// A final line without a terminator is a truncated frame.

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// keepAliveComment is an SSE comment: every SSE parser skips it, so it keeps
+// a connection busy without saying anything.
+var keepAliveComment = []byte(": keep-alive\n\n")
+
+// opening keeps a streaming client's connection alive while the answer's
+// opening is held back: while the request waits for a slot, fails over, or
+// waits for the upstream's first content. Load balancers such as nginx and
+// AWS's cut a connection after 60 s without a byte, and an opening can take
+// longer than that (several slow tries in a row).
+//
+// For the first interval it sends nothing, so a request that fails quickly
+// still gets its error as an HTTP status. After that it commits to a 200
+// stream and sends SSE comments, which carry no content: failover stays
+// possible, and a final failure becomes the stream's error event.
+type opening struct {
+	w           http.ResponseWriter
+	contentType string
+	// fail writes an error as the dialect's error event.
+	fail     func(w io.Writer, errType, msg string) error
+	interval time.Duration
+
+	mu        sync.Mutex
+	committed bool // headers sent; read without mu only after end
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// holdOpening starts keep-alives for a stream of contentType. It returns nil
+// for answers that are not SSE (a JSON array stream cannot carry comments).
+func (s *Server) holdOpening(w http.ResponseWriter, e *entry, contentType string, fail func(io.Writer, string, string) error) *opening {
+	if contentType != "text/event-stream" {
+		return nil
+	}
+	o := &opening{w: w, contentType: contentType, fail: fail, interval: s.cfg.KeepAlive,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	e.open = o
+	go o.run()
+	return o
+}
+
+func (o *opening) run() {
+	defer close(o.done)
+	t := time.NewTicker(o.interval)
+	defer t.Stop()
+	rc := http.NewResponseController(o.w)
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-t.C:
+		}
+		o.mu.Lock()
+		if !o.committed {
+			o.committed = true
+			streamHeaders(o.w.Header(), o.contentType)
+			o.w.WriteHeader(http.StatusOK)
+		}
+		_, err := o.w.Write(keepAliveComment)
+		if err == nil {
+			err = rc.Flush()
+		}
+		o.mu.Unlock()
+		if err != nil {
+			return // the client left; the handler finds out on its own
+		}
+	}
+}
+
+// end stops the keep-alives; the handler owns the writer again when it
+// returns. It is safe on a nil opening and safe to call twice.
+func (o *opening) end() {
+	if o == nil {
+		return
+	}
+	select {
+	case <-o.stop:
+	default:
+		close(o.stop)
+	}
+	<-o.done
+}
+
+// isCommitted reports, after end, whether the stream's headers were sent.
+func (o *opening) isCommitted() bool { return o != nil && o.committed }
+
+// endCommitted ends the keep-alives and reports whether headers were sent.
+func (o *opening) endCommitted() bool {
+	o.end()
+	return o.isCommitted()
+}
+
+// failWith ends a committed stream with an error event.
+func (o *opening) failWith(errType, msg string) {
+	_ = o.fail(o.w, errType, msg)
+	_ = http.NewResponseController(o.w).Flush()
+}
+
+// streamHeaders sets the headers of a stream answer.
+func streamHeaders(h http.Header, contentType string) {
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+}
