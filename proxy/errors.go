@@ -161,8 +161,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if !e.bodyRead && r.ContentLength != 0 {
 		// Refused before its body was read: rather than drain a body nobody
-		// wants (Go would, for up to 256 KiB), end the connection.
+		// wants (Go would, for up to 256 KiB), end the connection; the
+		// deadline stops the read Go still makes when it closes the body.
 		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	if o := e.open; o != nil && o.endCommitted() {
 		// A stream already open for keep-alives: the error is its last event.

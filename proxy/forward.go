@@ -232,6 +232,12 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	if c.stream {
 		t.timer = time.AfterFunc(s.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.end() // a panicking Kind must not keep the slot
+			panic(p)
+		}
+	}()
 
 	req, err := http.NewRequestWithContext(actx, c.method, strings.TrimRight(a.BaseURL, "/")+c.path, nil)
 	if err != nil {

@@ -400,10 +400,16 @@ func (p *pool) acquire(a *llmgw.Account, h *health) bool {
 
 // release gives a slot back and hands it to the first waiter it fits.
 func (p *pool) release(h *health) {
+	// Under qmu, so that no slot frees in the middle of a dispatch: one that
+	// did could go to a later waiter the loop had not passed yet.
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
 	h.mu.Lock()
 	h.inflight--
 	h.mu.Unlock()
-	p.wake()
+	if len(p.queue) > 0 {
+		p.dispatchLocked()
+	}
 }
 
 // wake lets waiters take whatever slots are free now (after a release, or
