@@ -45,6 +45,25 @@ type ServerConfig struct {
 	// TimeoutSeconds bounds upstream waits, waits for an account slot and
 	// the shutdown drain. Default 600.
 	TimeoutSeconds int `yaml:"timeout_seconds"`
+	// MaxConnections caps the client connections open at once; more wait
+	// in the kernel's accept queue. 0 (the default) derives it from the
+	// open-file limit: see defaultMaxConnections.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxHeaderBytes bounds a request's header block; more is refused with
+	// 431 before any handler runs. Default 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxHeaderCount bounds the number of request header fields; more is
+	// refused with 431. Default 200.
+	MaxHeaderCount int `yaml:"max_header_count"`
+	// BodyReadTimeoutSeconds bounds the time to read a request body.
+	// Default 60.
+	BodyReadTimeoutSeconds int `yaml:"body_read_timeout_seconds"`
+	// MaxBodyMemoryBytes bounds the request-body bytes held at once across
+	// the process; past it requests get 503. Default 256 MiB.
+	MaxBodyMemoryBytes int64 `yaml:"max_body_memory_bytes"`
+	// MaxWaiting bounds the requests waiting at once for an account slot;
+	// past it requests get 503. Default 1024.
+	MaxWaiting int `yaml:"max_waiting"`
 }
 
 // AuthConfig holds the static client keys accepted in addition to the ones
@@ -74,6 +93,9 @@ type UpstreamConfig struct {
 	BaseURL      string `yaml:"base_url"`       // default base URL for new accounts; see DefaultBaseURL
 	MaxAttempts  int    `yaml:"max_attempts"`   // accounts tried per request, default 3
 	MaxBodyBytes int64  `yaml:"max_body_bytes"` // request body limit, default 32 MiB
+	// FirstByteTimeoutSeconds bounds the wait for a streamed answer's
+	// headers and first content; past it the attempt fails over. Default 60.
+	FirstByteTimeoutSeconds int `yaml:"first_byte_timeout_seconds"`
 }
 
 // ModelsConfig holds model-name settings for converted clients.
@@ -120,6 +142,13 @@ const (
 	defaultMaxAttempts    = 3
 	defaultMaxBodyBytes   = 32 << 20
 	minStaticKeyLen       = 16
+
+	defaultMaxHeaderBytes          = 64 << 10 // Go's own default is 1 MiB
+	defaultMaxHeaderCount          = 200
+	defaultBodyReadTimeoutSeconds  = 60
+	defaultMaxBodyMemoryBytes      = 256 << 20
+	defaultMaxWaiting              = 1024
+	defaultFirstByteTimeoutSeconds = 60
 )
 
 // baseURLEnv names the environment variable that overrides
@@ -135,9 +164,22 @@ const (
 
 func defaultConfig() *Config {
 	return &Config{
-		Server:   ServerConfig{Host: defaultHost, Port: defaultPort, TimeoutSeconds: defaultTimeoutSeconds},
-		Logging:  LoggingConfig{Level: defaultLogLevel},
-		Upstream: UpstreamConfig{MaxAttempts: defaultMaxAttempts, MaxBodyBytes: defaultMaxBodyBytes},
+		Server: ServerConfig{
+			Host:                   defaultHost,
+			Port:                   defaultPort,
+			TimeoutSeconds:         defaultTimeoutSeconds,
+			MaxHeaderBytes:         defaultMaxHeaderBytes,
+			MaxHeaderCount:         defaultMaxHeaderCount,
+			BodyReadTimeoutSeconds: defaultBodyReadTimeoutSeconds,
+			MaxBodyMemoryBytes:     defaultMaxBodyMemoryBytes,
+			MaxWaiting:             defaultMaxWaiting,
+		},
+		Logging: LoggingConfig{Level: defaultLogLevel},
+		Upstream: UpstreamConfig{
+			MaxAttempts:             defaultMaxAttempts,
+			MaxBodyBytes:            defaultMaxBodyBytes,
+			FirstByteTimeoutSeconds: defaultFirstByteTimeoutSeconds,
+		},
 	}
 }
 
@@ -200,6 +242,9 @@ func (c *Config) validate() error {
 	if c.Upstream.MaxBodyBytes <= 0 {
 		return fmt.Errorf("upstream.max_body_bytes must be positive, not %d", c.Upstream.MaxBodyBytes)
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if err := c.Logging.validate(); err != nil {
 		return err
 	}
@@ -234,6 +279,45 @@ func (c *Config) validate() error {
 		if p.Input < 0 || p.Output < 0 || p.CacheRead < 0 || p.CacheWrite5m < 0 || p.CacheWrite1h < 0 {
 			return fmt.Errorf("prices: %q has a negative price", pattern)
 		}
+	}
+	return nil
+}
+
+// validateLimits checks the bounds of the server and upstream sections and
+// puts the default in place of each 0. server.max_connections stays 0: its
+// default depends on the process (see defaultMaxConnections).
+func (c *Config) validateLimits() error {
+	if c.Server.MaxConnections < 0 {
+		return fmt.Errorf("server.max_connections must be 0 (derived from the open-file limit) or positive, not %d", c.Server.MaxConnections)
+	}
+	for _, l := range []struct {
+		key string
+		val *int
+		def int
+	}{
+		{"server.max_header_bytes", &c.Server.MaxHeaderBytes, defaultMaxHeaderBytes},
+		{"server.max_header_count", &c.Server.MaxHeaderCount, defaultMaxHeaderCount},
+		{"server.body_read_timeout_seconds", &c.Server.BodyReadTimeoutSeconds, defaultBodyReadTimeoutSeconds},
+		{"server.max_waiting", &c.Server.MaxWaiting, defaultMaxWaiting},
+		{"upstream.first_byte_timeout_seconds", &c.Upstream.FirstByteTimeoutSeconds, defaultFirstByteTimeoutSeconds},
+	} {
+		switch {
+		case *l.val < 0:
+			return fmt.Errorf("%s must be 0 (the default, %d) or positive, not %d", l.key, l.def, *l.val)
+		case *l.val == 0:
+			*l.val = l.def
+		}
+	}
+	switch mem := &c.Server.MaxBodyMemoryBytes; {
+	case *mem < 0:
+		return fmt.Errorf("server.max_body_memory_bytes must be 0 (the default, %d) or positive, not %d", defaultMaxBodyMemoryBytes, *mem)
+	case *mem == 0:
+		*mem = defaultMaxBodyMemoryBytes
+	}
+	if c.Server.MaxBodyMemoryBytes < c.Upstream.MaxBodyBytes {
+		// Else a body of the allowed size could never be held.
+		return fmt.Errorf("server.max_body_memory_bytes (%d) must be at least upstream.max_body_bytes (%d)",
+			c.Server.MaxBodyMemoryBytes, c.Upstream.MaxBodyBytes)
 	}
 	return nil
 }
@@ -318,6 +402,17 @@ func (c *Config) Listen() string {
 // Timeout returns server.timeout_seconds as a duration.
 func (c *Config) Timeout() time.Duration {
 	return time.Duration(c.Server.TimeoutSeconds) * time.Second
+}
+
+// BodyReadTimeout returns server.body_read_timeout_seconds as a duration.
+func (c *Config) BodyReadTimeout() time.Duration {
+	return time.Duration(c.Server.BodyReadTimeoutSeconds) * time.Second
+}
+
+// FirstByteTimeout returns upstream.first_byte_timeout_seconds as a
+// duration.
+func (c *Config) FirstByteTimeout() time.Duration {
+	return time.Duration(c.Upstream.FirstByteTimeoutSeconds) * time.Second
 }
 
 // DefaultBaseURL returns the base URL new accounts get when none is given:

@@ -20,12 +20,23 @@ func TestLoadConfig_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Server:   ServerConfig{Host: "127.0.0.1", Port: 8080, TimeoutSeconds: 600},
+		Server: ServerConfig{
+			Host: "127.0.0.1", Port: 8080, TimeoutSeconds: 600,
+			MaxConnections: 0, // derived from the open-file limit by serve
+			MaxHeaderBytes: 64 << 10, MaxHeaderCount: 200, BodyReadTimeoutSeconds: 60,
+			MaxBodyMemoryBytes: 256 << 20, MaxWaiting: 1024,
+		},
 		Logging:  LoggingConfig{Level: "info"},
-		Upstream: UpstreamConfig{MaxAttempts: 3, MaxBodyBytes: 32 << 20},
+		Upstream: UpstreamConfig{MaxAttempts: 3, MaxBodyBytes: 32 << 20, FirstByteTimeoutSeconds: 60},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
+	}
+	if got := cfg.BodyReadTimeout(); got != time.Minute {
+		t.Errorf("BodyReadTimeout() = %v, want 1m", got)
+	}
+	if got := cfg.FirstByteTimeout(); got != time.Minute {
+		t.Errorf("FirstByteTimeout() = %v, want 1m", got)
 	}
 	if got := cfg.Listen(); got != "127.0.0.1:8080" {
 		t.Errorf("Listen() = %q, want 127.0.0.1:8080", got)
@@ -41,6 +52,12 @@ func TestLoadConfig_File(t *testing.T) {
 	p := writeFile(t, "llmgw.yaml", `server:
   host: 0.0.0.0
   port: 9090
+  max_connections: 5000
+  max_header_bytes: 32768
+  max_header_count: 100
+  body_read_timeout_seconds: 30
+  max_body_memory_bytes: 134217728
+  max_waiting: 64
 auth:
   api_keys:
     - sk-static-FAKE-plain-0123456
@@ -53,6 +70,7 @@ logging:
 upstream:
   base_url: http://127.0.0.1:9999
   max_attempts: 5
+  first_byte_timeout_seconds: 45
 prices:
   "claude-opus-4-5*": {input: 4, output: 20}
   my-model: {input: 1, output: 2, cache_read: 0.5}
@@ -62,14 +80,18 @@ prices:
 		t.Fatal(err)
 	}
 	want := &Config{
-		Server: ServerConfig{Host: "0.0.0.0", Port: 9090, TimeoutSeconds: 600},
+		Server: ServerConfig{
+			Host: "0.0.0.0", Port: 9090, TimeoutSeconds: 600,
+			MaxConnections: 5000, MaxHeaderBytes: 32 << 10, MaxHeaderCount: 100,
+			BodyReadTimeoutSeconds: 30, MaxBodyMemoryBytes: 128 << 20, MaxWaiting: 64,
+		},
 		Auth: AuthConfig{APIKeys: []StaticKey{
 			{Name: "static-1", Key: "sk-static-FAKE-plain-0123456"},
 			{Name: "ci", Key: "sk-static-FAKE-from-env-0123"},
 			{Name: "static-3", Key: "sk-static-FAKE-third-0123456"},
 		}},
 		Logging:  LoggingConfig{Level: "debug", Format: "json"},
-		Upstream: UpstreamConfig{BaseURL: "http://127.0.0.1:9999", MaxAttempts: 5, MaxBodyBytes: 32 << 20},
+		Upstream: UpstreamConfig{BaseURL: "http://127.0.0.1:9999", MaxAttempts: 5, MaxBodyBytes: 32 << 20, FirstByteTimeoutSeconds: 45},
 		Prices: map[string]Price{
 			"claude-opus-4-5*": {Input: 4, Output: 20, CacheRead: 0.4, CacheWrite5m: 5, CacheWrite1h: 8},
 			"my-model":         {Input: 1, Output: 2, CacheRead: 0.5, CacheWrite5m: 1.25, CacheWrite1h: 2},
@@ -109,6 +131,15 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"bad log level", "logging:\n  level: loud\n", `log level "loud"`},
 		{"bad log format", "logging:\n  format: xml\n", `log format "xml"`},
 		{"bad max attempts", "upstream:\n  max_attempts: 0\n", "upstream.max_attempts must be at least 1"},
+		{"negative max connections", "server:\n  max_connections: -1\n", "server.max_connections must be 0 (derived from the open-file limit) or positive, not -1"},
+		{"negative max header bytes", "server:\n  max_header_bytes: -1\n", "server.max_header_bytes must be 0 (the default, 65536) or positive, not -1"},
+		{"negative max header count", "server:\n  max_header_count: -5\n", "server.max_header_count must be 0 (the default, 200) or positive, not -5"},
+		{"negative body read timeout", "server:\n  body_read_timeout_seconds: -1\n", "server.body_read_timeout_seconds must be 0 (the default, 60) or positive"},
+		{"negative max waiting", "server:\n  max_waiting: -1\n", "server.max_waiting must be 0 (the default, 1024) or positive"},
+		{"negative max body memory", "server:\n  max_body_memory_bytes: -1\n", "server.max_body_memory_bytes must be 0 (the default, 268435456) or positive"},
+		{"body memory below one body", "server:\n  max_body_memory_bytes: 1000\nupstream:\n  max_body_bytes: 2000\n", "server.max_body_memory_bytes (1000) must be at least upstream.max_body_bytes (2000)"},
+		{"negative first byte timeout", "upstream:\n  first_byte_timeout_seconds: -1\n", "upstream.first_byte_timeout_seconds must be 0 (the default, 60) or positive"},
+		{"bad type for a limit", "server:\n  max_waiting: lots\n", "line 2:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +154,28 @@ func TestLoadConfig_Errors(t *testing.T) {
 	}
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
 	wantErr(t, err, "read config", "missing.yaml")
+}
+
+// TestLoadConfig_ZeroLimitsMeanDefaults: a limit set to 0 takes its default.
+func TestLoadConfig_ZeroLimitsMeanDefaults(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "llmgw.yaml", `server:
+  max_connections: 0
+  max_header_bytes: 0
+  max_header_count: 0
+  body_read_timeout_seconds: 0
+  max_body_memory_bytes: 0
+  max_waiting: 0
+upstream:
+  first_byte_timeout_seconds: 0
+`)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(defaultConfig(), cfg); diff != "" {
+		t.Errorf("zero limits (-want defaults +got):\n%s", diff)
+	}
 }
 
 func TestConfig_CommandLineErrors(t *testing.T) {

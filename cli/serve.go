@@ -13,6 +13,7 @@ import (
 	"time"
 
 	urfave "github.com/urfave/cli/v2"
+	"golang.org/x/net/netutil"
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/oauth"
@@ -30,6 +31,37 @@ var (
 // promise that a change shows within a second.
 const reloadInterval = 250 * time.Millisecond
 
+// Shutdown bounds after the drain (which server.timeout_seconds bounds). Each
+// step has its own, so a slow step cannot eat the next one's time; the
+// systemd unit's TimeoutStopSec covers their sum.
+const (
+	// handlerStopTimeout bounds the wait for handlers whose connections
+	// were cut when the drain ran out: their requests have ended, and they
+	// only record their usage.
+	handlerStopTimeout = 10 * time.Second
+	// backgroundStopTimeout bounds the wait for the reload loop and the
+	// token refresher. The refresher cancels a token request under way
+	// after a 2 s grace (oauth.Manager.Run).
+	backgroundStopTimeout = 5 * time.Second
+	// flushTimeout bounds writing the last usage rows.
+	flushTimeout = 30 * time.Second
+)
+
+// Connection cap defaults (server.max_connections 0).
+const (
+	// connHeadroom is the file descriptors left out of the open-file limit
+	// for everything but client connections: the database, logs, the
+	// listener, token requests.
+	connHeadroom = 256
+	// minMaxConnections is the smallest default, whatever the limit.
+	minMaxConnections = 64
+	// maxMaxConnections caps the default under an unlimited open-file limit.
+	maxMaxConnections = 1 << 20
+	// unknownLimitMaxConnections is the default where the limit cannot be
+	// read (platforms without RLIMIT_NOFILE).
+	unknownLimitMaxConnections = 4096
+)
+
 func serveCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "serve",
@@ -38,8 +70,10 @@ func serveCommand(env *appEnv) *urfave.Command {
 		Description: `Serves the Anthropic API (and the other dialects) on ADDR, over the accounts
 in the database. Changes made with the CLI while it runs take effect within a
 second; SIGHUP forces a reload. SIGINT or SIGTERM stop accepting requests,
-let running ones finish (up to server.timeout_seconds), write every usage
-row and exit 0. It refuses to start on a database with pending migrations.
+let running ones finish (up to server.timeout_seconds), stop the background
+work, write every usage row and exit 0. If serving fails (the listener
+breaks), it stops the same way and exits non-zero, so that a supervisor
+restarts it. It refuses to start on a database with pending migrations.
 
 Example:
   llmgw --db /var/lib/llmgw/llmgw.db serve --listen 0.0.0.0:8080`,
@@ -51,13 +85,14 @@ Example:
 			if c.IsSet("listen") {
 				addr = c.String("listen")
 			}
-			return serve(c.Context, env, addr)
+			return serve(c.Context, env, func() (net.Listener, error) { return net.Listen("tcp", addr) })
 		},
 	}
 }
 
-// serve runs the gateway until ctx ends.
-func serve(ctx context.Context, env *appEnv, addr string) (err error) {
+// serve runs the gateway on the listener listen returns until ctx ends, or
+// until serving fails: then it stops the same way and returns the error.
+func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)) (err error) {
 	log, closeLog, err := env.logger()
 	if err != nil {
 		return err
@@ -83,41 +118,50 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 	ocfg.Logger = log.With("component", "oauth")
 	tokens := oauth.NewManager(ocfg, db)
 	tokens.Sync(snap)
-	srv := proxy.NewServer(proxy.Config{
-		MaxAttempts:  env.cfg.Upstream.MaxAttempts,
-		MaxBodyBytes: env.cfg.Upstream.MaxBodyBytes,
-		Timeout:      env.cfg.Timeout(),
-		StaticKeys:   staticKeys(env.cfg.Auth.APIKeys),
-		Logger:       log,
-		Aliases:      env.cfg.Models.Aliases,
-		Kinds: map[llmgw.AccountType]proxy.Kind{
-			llmgw.AccountAPIKey: proxy.APIKeyKind{},
-			llmgw.AccountOAuth:  proxy.OAuthKind{Tokens: tokens},
-		},
-	}, usage)
+	pc := proxyConfig(env.cfg)
+	pc.Logger = log
+	pc.Kinds = map[llmgw.AccountType]proxy.Kind{
+		llmgw.AccountAPIKey: proxy.APIKeyKind{},
+		llmgw.AccountOAuth:  proxy.OAuthKind{Tokens: tokens},
+	}
+	srv := proxy.NewServer(pc, usage)
 	srv.SetSnapshot(snap)
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen()
 	if err != nil {
 		_ = usage.Close(context.Background())
-		return fmt.Errorf("listen on %s: %w (is another llmgw running? pass --listen ADDR)", addr, err)
+		return fmt.Errorf("%w (is another llmgw running? pass --listen ADDR)", err)
 	}
+	limit, limitKnown := openFileLimit()
+	maxConns := maxConnections(env.cfg.Server.MaxConnections, limit, limitKnown)
+	// Past the cap, Accept waits: new connections queue in the kernel
+	// rather than failing with "too many open files" in accept, which
+	// would also starve the database and the upstream dials.
+	ln = netutil.LimitListener(ln, maxConns)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// Go answers a larger header block with 431 before any handler.
+		MaxHeaderBytes: env.cfg.Server.MaxHeaderBytes,
 		// No WriteTimeout: streams may run for many minutes.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "db", db.Path(), "accounts", len(snap.Accounts), "keys", len(snap.Keys))
+	log.Info("listening", "addr", ln.Addr().String(), "db", db.Path(), "accounts", len(snap.Accounts), "keys", len(snap.Keys),
+		"max_connections", maxConns)
+	if limitKnown && env.cfg.Server.MaxConnections > 0 && uint64(maxConns) > (limit-min(limit, connHeadroom))/2 {
+		log.Warn("server.max_connections leaves too few file descriptors under the open-file limit for upstream connections: expect \"too many open files\"",
+			"max_connections", maxConns, "open_files_limit", limit)
+	}
 
-	reloadCtx, stopReload := context.WithCancel(context.Background())
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
 	reloadDone := make(chan struct{})
 	go func() {
 		defer close(reloadDone)
-		watchChanges(reloadCtx, db, snap.Version, log, func(snap *llmgw.Snapshot) {
+		watchChanges(bgCtx, db, snap.Version, log, func(snap *llmgw.Snapshot) {
 			tokens.Sync(snap) // first, so requests on the new snapshot find its tokens
 			srv.SetSnapshot(snap)
 		})
@@ -125,39 +169,105 @@ func serve(ctx context.Context, env *appEnv, addr string) (err error) {
 	refreshDone := make(chan struct{})
 	go func() {
 		defer close(refreshDone)
-		tokens.Run(reloadCtx)
+		tokens.Run(bgCtx)
 	}()
 
+	// fatal is a serving failure: serve still stops in order, then returns
+	// it, so the process exits non-zero and systemd's Restart=on-failure
+	// starts it again.
+	var fatal error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: draining requests", "timeout", env.cfg.Timeout().String())
 	case err := <-serveErr:
-		log.Error("server stopped", "err", err)
+		// Serve returns before Shutdown only when the listener fails.
+		fatal = fmt.Errorf("serve: %w", err)
+		log.Error("serving failed: draining requests and exiting", "err", err, "timeout", env.cfg.Timeout().String())
 	}
 
-	// Shutdown order: stop accepting and let streams finish; then stop the
-	// reload and token refresh loops; then write every usage row; the
-	// database closes last (deferred above).
+	// Shutdown order, each step with its own bound so that a slow one
+	// cannot eat the next one's time:
+	//  1. stop accepting and let requests finish, up to
+	//     server.timeout_seconds; past it, cut the connections left and
+	//     wait for their handlers, which still record their usage;
+	//  2. stop the reload loop and the token refresher: a token request
+	//     under way is cancelled after a short grace, and if they have not
+	//     stopped within backgroundStopTimeout, say so and go on;
+	//  3. write every usage row, under a fresh deadline;
+	//  4. close the database (deferred above).
 	drainCtx, cancel := context.WithTimeout(context.Background(), env.cfg.Timeout())
 	defer cancel()
 	if err := hs.Shutdown(drainCtx); err != nil {
 		log.Warn("drain timed out: closing open connections", "err", err)
 		_ = hs.Close()
 	}
-	// Close does not wait for handlers; each still records its usage.
-	finalCtx, cancelFinal := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancelFinal()
-	if err := srv.Drain(finalCtx); err != nil {
+	handlersCtx, cancelHandlers := context.WithTimeout(context.Background(), handlerStopTimeout)
+	defer cancelHandlers()
+	if err := srv.Drain(handlersCtx); err != nil {
 		log.Error("requests did not finish", "err", err)
 	}
-	stopReload()
-	<-reloadDone
-	<-refreshDone
-	if err := usage.Close(finalCtx); err != nil {
-		return fmt.Errorf("write usage rows: %w", err)
+
+	stopBackground()
+	if !waitClosed(backgroundStopTimeout, reloadDone, refreshDone) {
+		log.Warn("reload loop or token refresher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
+	}
+
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancelFlush()
+	if err := usage.Close(flushCtx); err != nil {
+		return errors.Join(fatal, fmt.Errorf("write usage rows: %w", err))
 	}
 	log.Info("stopped")
-	return nil
+	return fatal
+}
+
+// proxyConfig is the proxy's configuration from the config file, without
+// the Logger and Kinds that serve adds.
+func proxyConfig(cfg *Config) proxy.Config {
+	return proxy.Config{
+		MaxAttempts:      cfg.Upstream.MaxAttempts,
+		MaxBodyBytes:     cfg.Upstream.MaxBodyBytes,
+		Timeout:          cfg.Timeout(),
+		StaticKeys:       staticKeys(cfg.Auth.APIKeys),
+		Aliases:          cfg.Models.Aliases,
+		BodyReadTimeout:  cfg.BodyReadTimeout(),
+		FirstByteTimeout: cfg.FirstByteTimeout(),
+		MaxBodyMemory:    cfg.Server.MaxBodyMemoryBytes,
+		MaxWaiting:       cfg.Server.MaxWaiting,
+		MaxHeaderCount:   cfg.Server.MaxHeaderCount,
+	}
+}
+
+// maxConnections returns the cap on open client connections:
+// server.max_connections if set, else a share of the open-file limit (when
+// known): what is left after connHeadroom, halved because each client
+// connection may hold an upstream connection too, and at least
+// minMaxConnections.
+func maxConnections(configured int, limit uint64, known bool) int {
+	switch {
+	case configured > 0:
+		return configured
+	case !known:
+		return unknownLimitMaxConnections
+	case limit < connHeadroom+2*minMaxConnections:
+		return minMaxConnections
+	}
+	return int(min((limit-connHeadroom)/2, maxMaxConnections))
+}
+
+// waitClosed waits until every channel in chs is closed or d has passed,
+// and reports whether they all were.
+func waitClosed(d time.Duration, chs ...<-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		}
+	}
+	return true
 }
 
 // watchChanges reloads the snapshot whenever the database's change counter

@@ -25,6 +25,12 @@ const (
 	// defaultLifetime is assumed for a token whose issue time is unknown
 	// (imported), when working out the default refresh lead.
 	defaultLifetime = 8 * time.Hour
+	// stopGrace is how long a background token request already under way
+	// when Run's ctx ends may still take to answer before it is cancelled.
+	// A healthy endpoint answers well within it, and its answer (a rotated
+	// refresh token) is then stored rather than lost; a hanging one no
+	// longer holds up a shutdown for the whole token request timeout.
+	stopGrace = 2 * time.Second
 )
 
 // Manager holds the access tokens of every OAuth account in memory, hands
@@ -262,6 +268,10 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 			m.log.Info("token refresh works again", "account", e.name)
 			e.lastLog = outcomeOK
 		}
+	case errors.Is(err, context.Canceled):
+		// Run's ctx ended (a shutdown) during the refresh: not a failure of
+		// the account; the next Run tries again.
+		m.log.Info("token refresh abandoned: stopping", "account", e.name)
 	case errors.As(err, &lre):
 		e.dead = lre
 		if e.lastLog != outcomeDead {
@@ -341,18 +351,20 @@ func (m *Manager) dueAt(e *entry, now time.Time) (time.Time, bool) {
 }
 
 // Run refreshes every OAuth account's token ahead of its expiry until ctx
-// ends, and then returns once its refreshes have finished. A transient
-// failure (network, 5xx, 429) is retried with exponential backoff from 5 s
-// to 5 min with jitter, honouring retry-after, and the account keeps its
-// current token while it is valid. An account in status error, or whose
-// refresh token is dead, is left alone until new tokens arrive through Sync.
-// Run must be called at most once at a time.
+// ends. Then it starts no new refresh, gives a token request under way
+// stopGrace (2 s) to answer before cancelling it, and returns once its
+// refreshes have finished; a pair already received is still stored. A
+// transient failure (network, 5xx, 429) is retried with exponential backoff
+// from 5 s to 5 min with jitter, honouring retry-after, and the account
+// keeps its current token while it is valid. An account in status error,
+// or whose refresh token is dead, is left alone until new tokens arrive
+// through Sync. Run must be called at most once at a time.
 func (m *Manager) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	for ctx.Err() == nil {
 		now := m.cfg.now()
 		next := now.Add(time.Hour)
 		var due []int64
@@ -382,6 +394,25 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
+// graceful returns a context that ends grace after ctx does, or when its
+// cancel func is called.
+func graceful(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-gctx.Done():
+		}
+	})
+	return gctx, func() {
+		stop()
+		cancel()
+	}
+}
+
 // background is one refresh the Run loop decided on: storing a pending pair,
 // or refreshing a token near its expiry.
 func (m *Manager) background(ctx context.Context, id int64) {
@@ -405,11 +436,14 @@ func (m *Manager) background(ctx context.Context, id int64) {
 		m.savePending(ctx, pending)
 		return
 	}
-	// Wait for the outcome even after ctx ends, so that Run returns only
-	// when its refreshes have: the refresh stops waiting for another
-	// process's lease when ctx ends, but never abandons a token request
-	// half way.
-	_, _ = m.flight(ctx, context.Background(), id, func(row *llmgw.Account) bool {
+	// When ctx ends, the refresh (or the wait for one that a request
+	// started) gets stopGrace before it is cancelled: long enough for a
+	// healthy token endpoint to answer, so that a rotated pair is not
+	// lost, and short enough that a hanging one does not hold up the
+	// shutdown (and the database) for the token request timeout.
+	gctx, cancel := graceful(ctx, stopGrace)
+	defer cancel()
+	_, _ = m.flight(gctx, gctx, id, func(row *llmgw.Account) bool {
 		if row.RefreshToken == "" {
 			return false
 		}

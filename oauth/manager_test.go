@@ -265,6 +265,36 @@ func TestManager_RunBacksOffAndKeepsServing(t *testing.T) {
 	}
 }
 
+// TestManager_RunStopsWhileTokenEndpointHangs: a background refresh whose
+// token request gets no answer does not hold up Run's return (a shutdown)
+// beyond the grace period, and is not recorded as the account's failure.
+func TestManager_RunStopsWhileTokenEndpointHangs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 10*time.Minute) // due now
+	m := e.manager(t, e.db)
+	arrived, _ := e.s.Hold() // never answers; released when the test ends
+	stop := runUntil(m)
+	wait(t, arrived, "the background refresh")
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	wait(t, stopped, "Run to return") // 10 s: the token request timeout is 30 s
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run returned %v after its ctx ended, want within the 2 s grace", d)
+	}
+	st := e.stored(t)
+	if st.RefreshError != "" || st.AccessToken != e.a.AccessToken {
+		t.Errorf("stored refresh error %q, new token %v; want no error recorded and the pair unchanged",
+			st.RefreshError, st.AccessToken != e.a.AccessToken)
+	}
+	if tok, err := m.AccessToken(context.Background(), &e.a); err != nil || tok != e.a.AccessToken {
+		t.Errorf("AccessToken after the abandoned refresh = %q, %v; want the current token", tok, err)
+	}
+}
+
 func TestManager_InlineBackoffHonoursRetryAfter(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, -time.Minute)

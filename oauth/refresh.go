@@ -113,9 +113,12 @@ func (e *unsavedError) Unwrap() error { return e.err }
 // read, so a refresh that another goroutine or process finished meanwhile is
 // taken rather than repeated. It returns the account as stored afterwards.
 //
-// Waiting for another process's lease follows ctx. Once this refresher has
-// the lease, the token request and the save do not: cancelling them could
-// lose a refresh token the server has already rotated.
+// Waiting for another process's lease and the token request follow ctx.
+// Once the token endpoint has answered, the save does not: the old refresh
+// token may be spent, so the new pair must be stored. A token request
+// cancelled half way may also have been rotated by the server already, so a
+// caller that must not abandon one passes a ctx that is never cancelled
+// (inline refreshes do), and Run gives one a grace period.
 func (r *refresher) refresh(ctx context.Context, id int64, need func(*llmgw.Account) bool) (*llmgw.Account, error) {
 	row, claimed, err := r.claim(ctx, id, need)
 	if err != nil || !claimed {
@@ -126,9 +129,15 @@ func (r *refresher) refresh(ctx context.Context, id int64, need func(*llmgw.Acco
 	if row.RefreshToken == "" {
 		return nil, r.loginRequired(sctx, row, "no refresh token", nil)
 	}
-	hctx, hcancel := context.WithTimeout(sctx, httpBudget)
+	hctx, hcancel := context.WithTimeout(ctx, httpBudget)
 	g, err := r.client.refresh(hctx, row.RefreshToken, row.Scopes)
 	hcancel()
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// The caller stopped (a shutdown): not the account's fault, so no
+		// refresh error is recorded.
+		r.release(sctx, id, "")
+		return nil, fmt.Errorf("refresh token of account %s: %w", row.Name, ctx.Err())
+	}
 	if errors.Is(err, ErrInvalidGrant) {
 		// Another process may have rotated the token after all (a login,
 		// an import, a lease that ran out): then its pair is the good one.

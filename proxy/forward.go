@@ -165,6 +165,7 @@ type try struct {
 	start  time.Time
 	cancel context.CancelCauseFunc // ends the upstream request
 	timer  *time.Timer             // the first-byte limit, for streams
+	status int                     // the upstream's status, once it answered
 	ended  bool
 }
 
@@ -198,6 +199,9 @@ func (t *try) failed(actx context.Context, err error) error {
 	ttfb := t.s.cfg.Now().Sub(t.start)
 	switch {
 	case t.ctx.Err() != nil:
+		// The client left: the request reached the account, which is not to
+		// blame.
+		t.record(t.status, "client_closed_request", ttfb)
 		return t.ctx.Err()
 	case errors.Is(context.Cause(actx), errFirstByte):
 		err = fmt.Errorf("no first byte within %s: %w", t.s.cfg.FirstByteTimeout, context.DeadlineExceeded)
@@ -274,6 +278,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	if err != nil {
 		return nil, Verdict{}, t.failed(actx, err)
 	}
+	t.status = resp.StatusCode
 	res := &result{status: resp.StatusCode, header: resp.Header, account: a, ttfb: ttfb, sent: req.Header, close: noop}
 	if ws := ParseWindows(resp.Header, s.cfg.Now()); !ws.At.IsZero() {
 		h.mu.Lock()
@@ -310,6 +315,15 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 	if err != nil {
 		resp.Body.Close()
+		if ctx.Err() != nil && c.usage != nil {
+			// The client left during the opening: what the upstream already
+			// counted (message_start's input) is still charged.
+			var tally anthropic.Tally
+			for _, ev := range held {
+				tally.Observe(ev.Name, ev.Data)
+			}
+			c.usage.Tokens = tally.Tokens
+		}
 		return nil, Verdict{}, t.failed(actx, err)
 	}
 	if errEv != nil {
@@ -413,8 +427,8 @@ const heldEventsMax = 16
 // holdPrefix reads a stream's events up to its first content (a
 // content_block_delta, message_delta or message_stop). It returns them, or
 // the error event found among them. A read error, or a stream that ends
-// before its first content, is an error: the client has seen nothing, so
-// the request can still go elsewhere.
+// before its first content, is an error (returned with the events read so
+// far): the client has seen nothing, so the request can still go elsewhere.
 func holdPrefix(events *sse.Reader) (held []sse.Event, errEv *sse.Event, err error) {
 	for len(held) < heldEventsMax {
 		ev, err := events.Next()
@@ -422,7 +436,7 @@ func holdPrefix(events *sse.Reader) (held []sse.Event, errEv *sse.Event, err err
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			return nil, nil, err
+			return held, nil, err
 		}
 		ev = sse.Event{Name: ev.Name, Data: bytes.Clone(ev.Data), Raw: bytes.Clone(ev.Raw)}
 		if ev.Name == "error" {
