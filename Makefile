@@ -5,7 +5,7 @@ DB      ?= ./llmgw.db
 LISTEN  ?= 127.0.0.1:8080
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: build run test vet lint bench fuzz load fmt-check clean
+.PHONY: build run test vet lint bench fuzz load chaos fmt-check clean
 
 build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/llmgw ./cmd/llmgw
@@ -38,6 +38,15 @@ LOAD_CLIENTS ?= 64
 LOAD_SECONDS ?= 10
 load:
 	LLMGW_LOAD_CLIENTS=$(LOAD_CLIENTS) LLMGW_LOAD_SECONDS=$(LOAD_SECONDS) go test -tags load -run '^TestLoad$$' -count=1 -v -timeout 10m ./cli/
+
+# The fault-injection storm on 127.0.0.1: llmgw serve behind a fault proxy
+# (529, 429, resets, hang-ups, stalls) with 3 accounts and many clients; it
+# prints its figures and checks rows, failover, slots, goroutines and fds.
+# A 3-second version of it runs in `make test`.
+CHAOS_SECONDS ?= 45
+CHAOS_CLIENTS ?= 200
+chaos:
+	LLMGW_CHAOS_SECONDS=$(CHAOS_SECONDS) LLMGW_CHAOS_CLIENTS=$(CHAOS_CLIENTS) go test -run '^TestChaos' -count=1 -v -timeout 10m ./cli/
 
 # Each request decoder for 30 s: no panic, always an error in the client's dialect.
 FUZZTIME ?= 30s

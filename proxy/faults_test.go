@@ -436,3 +436,26 @@ func TestFault_OversizedSSELine(t *testing.T) {
 		t.Error("the account was blamed for an oversized line")
 	}
 }
+
+// An upstream that sends its headers and half a JSON answer and then stalls
+// fails over once the timeout passes: the client has seen nothing yet.
+func TestFault_StallInsideJSONFailsOver(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{Timeout: 300 * time.Millisecond}, account(1, "a", "key-a", up.URL), account(2, "b", "key-b", up.URL))
+	for _, path := range []string{"/v1/messages", "/v1/chat/completions"} {
+		up.Script("key-a", upstreamtest.HangMidStream(0))
+		body := jsonBody
+		if path != "/v1/messages" {
+			body = chatBody
+		}
+		st, _, b := post(t, g.URL, path, body)
+		if st != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", path, st, b)
+		}
+	}
+	for _, row := range g.rec.wait(t, 2) {
+		if len(row.Attempts) != 2 || row.Attempts[0].ErrorType != "timeout_error" || row.AccountName != "b" {
+			t.Errorf("%s: attempts %+v; want a timeout_error on a, then b", row.Dialect, row.Attempts)
+		}
+	}
+}

@@ -165,6 +165,7 @@ type try struct {
 	start  time.Time
 	cancel context.CancelCauseFunc // ends the upstream request
 	timer  *time.Timer             // the first-byte limit, for streams
+	whole  *time.Timer             // the whole-answer limit, for answers read whole
 	status int                     // the upstream's status, once it answered
 	ended  bool
 }
@@ -177,6 +178,9 @@ func (t *try) end() {
 	t.ended = true
 	if t.timer != nil {
 		t.timer.Stop()
+	}
+	if t.whole != nil {
+		t.whole.Stop()
 	}
 	t.cancel(nil)
 	t.s.pool.release(t.h)
@@ -206,6 +210,9 @@ func (t *try) failed(actx context.Context, err error) error {
 	case errors.Is(context.Cause(actx), errFirstByte):
 		err = fmt.Errorf("no first byte within %s: %w", t.s.cfg.FirstByteTimeout, context.DeadlineExceeded)
 		t.record(0, "timeout_error", ttfb)
+	case errors.Is(context.Cause(actx), errWholeAnswer):
+		err = fmt.Errorf("no whole answer within %s: %w", t.s.cfg.Timeout, context.DeadlineExceeded)
+		t.record(0, "timeout_error", ttfb)
 	case isLocalExhaustion(err):
 		t.s.log.Error("the gateway is out of resources", "account", t.a.Name, "err", rootCause(err))
 		return &errLocal{err: err}
@@ -220,8 +227,11 @@ func (t *try) failed(actx context.Context, err error) error {
 	return err
 }
 
-// errFirstByte is the cause with which the first-byte limit ends a request.
-var errFirstByte = errors.New("first-byte limit")
+// The causes with which an attempt's limits end its upstream request.
+var (
+	errFirstByte   = errors.New("first-byte limit")
+	errWholeAnswer = errors.New("whole-answer limit")
+)
 
 // attempt sends c on the chosen account and reads enough of the answer to
 // judge it: a buffered answer whole, a stream up to its first content, or to
@@ -235,6 +245,12 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	t := &try{s: s, ctx: ctx, a: a, h: h, c: c, start: s.cfg.Now(), cancel: cancel}
 	if c.stream {
 		t.timer = time.AfterFunc(s.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
+	}
+	if !c.stream || c.whole {
+		// An answer the client gets only whole must come whole within the
+		// timeout: an upstream that stalls inside it fails over, since
+		// nothing has reached the client.
+		t.whole = time.AfterFunc(s.cfg.Timeout, func() { cancel(errWholeAnswer) })
 	}
 	defer func() {
 		if p := recover(); p != nil {
