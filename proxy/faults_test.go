@@ -441,16 +441,17 @@ func TestFault_OversizedSSELine(t *testing.T) {
 // fails over once the timeout passes: the client has seen nothing yet.
 func TestFault_StallInsideJSONFailsOver(t *testing.T) {
 	up := upstreamtest.NewServer(t)
-	g := newGateway(t, Config{Timeout: 300 * time.Millisecond}, account(1, "a", "key-a", up.URL), account(2, "b", "key-b", up.URL))
+	a, b := account(1, "a", "key-a", up.URL), account(2, "b", "key-b", up.URL)
+	b.Priority = 1 // a is always tried first
+	g := newGateway(t, Config{Timeout: 300 * time.Millisecond}, a, b)
 	for _, path := range []string{"/v1/messages", "/v1/chat/completions"} {
 		up.Script("key-a", upstreamtest.HangMidStream(0))
 		body := jsonBody
 		if path != "/v1/messages" {
 			body = chatBody
 		}
-		st, _, b := post(t, g.URL, path, body)
-		if st != http.StatusOK {
-			t.Fatalf("%s: status %d: %s", path, st, b)
+		if st, _, answer := post(t, g.URL, path, body); st != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", path, st, answer)
 		}
 	}
 	for _, row := range g.rec.wait(t, 2) {
