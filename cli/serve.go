@@ -137,9 +137,10 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	// Past the cap, Accept waits: new connections queue in the kernel
 	// rather than failing with "too many open files" in accept, which
 	// would also starve the database and the upstream dials.
-	ln = netutil.LimitListener(ln, maxConns)
+	ln = proxy.GuardFraming(netutil.LimitListener(ln, maxConns))
 	hs := &http.Server{
 		Handler:           srv,
+		ConnContext:       proxy.ConnContext, // lets the proxy refuse heads GuardFraming found ambiguous
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// Go answers a larger header block with 431 before any handler.

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -573,5 +575,69 @@ func TestHostile_Drain_GivesUpWithoutLeak(t *testing.T) {
 	defer cancel()
 	if err := g.Drain(dctx); err != nil {
 		t.Errorf("Drain after the request ended: %v", err)
+	}
+}
+
+// guardedGateway serves g's handler the way llmgw serve does: behind
+// GuardFraming, with ConnContext set.
+func guardedGateway(t *testing.T, g *gateway) string {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(g.Server)
+	ts.Listener = GuardFraming(ts.Listener)
+	ts.Config.ConnContext = ConnContext
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts.Listener.Addr().String()
+}
+
+// Defect 13: a request with both Content-Length and chunked encoding is
+// refused, and its connection closed; ordinary requests on a kept-alive
+// connection (a Content-Length body, a chunked body with a trailer, no body)
+// are not mistaken for it.
+func TestHostile_ContentLengthAndChunkedRefused(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{}, account(1, "a", "key-a", up.URL))
+	addr := guardedGateway(t, g)
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	send := func(head, body string) *http.Response {
+		t.Helper()
+		if _, err := io.WriteString(conn, head+body); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		res.Body = io.NopCloser(bytes.NewReader(b))
+		return res
+	}
+	chunked := "5\r\n" + jsonBody[:5] + "\r\n" + strconv.FormatInt(int64(len(jsonBody)-5), 16) + "\r\n" + jsonBody[5:] + "\r\n0\r\nX-Trailer: 1\r\n\r\n"
+	heads := []struct{ head, body string }{
+		{"POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + testKey + "\r\nContent-Length: " + strconv.Itoa(len(jsonBody)) + "\r\n\r\n", jsonBody},
+		{"POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + testKey + "\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\r\n", chunked},
+		{"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", ""},
+	}
+	for i, h := range heads {
+		if res := send(h.head, h.body); res.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(res.Body)
+			t.Fatalf("ordinary request %d on a kept-alive connection: %d %s", i, res.StatusCode, b)
+		}
+	}
+	res := send("POST /v1/messages HTTP/1.1\r\nHost: x\r\nX-Api-Key: "+testKey+"\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", chunked)
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || !res.Close || !bytes.Contains(b, []byte("Content-Length and Transfer-Encoding")) {
+		t.Errorf("ambiguous request: %d close=%v %s; want 400 naming both headers, connection closed", res.StatusCode, res.Close, b)
+	}
+	if n := up.Count(); n != 2 {
+		t.Errorf("upstream got %d requests, want the 2 ordinary inference requests only", n)
 	}
 }

@@ -388,6 +388,7 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 			_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.cfg.BodyReadTimeout))
 		}
 		r = r.WithContext(context.WithValue(r.Context(), entryKey, e))
+		smuggled := ambiguousFraming(r.Context())
 		defer func() {
 			p := recover()
 			if p != nil && p != http.ErrAbortHandler {
@@ -413,6 +414,11 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 				panic(p) // net/http's way to drop the connection
 			}
 		}()
+		if smuggled {
+			s.writeError(sw, r, clientErr(http.StatusBadRequest, "invalid_request_error",
+				"the request has both Content-Length and Transfer-Encoding; send one of them"))
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
 }
