@@ -74,10 +74,10 @@ type framingConn struct {
 	served    int          // requests handed to handlers
 	lost      bool
 
-	state   framingState
-	head    []byte // the head being collected
-	remain  int64  // body bytes left in a Content-Length body or a chunk
-	line    []byte // a chunk-size or trailer line being collected
+	state  framingState
+	head   []byte // the head being collected
+	remain int64  // body bytes left in a Content-Length body or a chunk
+	line   []byte // a chunk-size or trailer line being collected
 }
 
 type framingState int
