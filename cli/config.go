@@ -58,8 +58,10 @@ type ServerConfig struct {
 	// BodyReadTimeoutSeconds bounds the time to read a request body.
 	// Default 60.
 	BodyReadTimeoutSeconds int `yaml:"body_read_timeout_seconds"`
-	// MaxBodyMemoryBytes bounds the request-body bytes held at once across
-	// the process; past it requests get 503. Default 256 MiB.
+	// MaxBodyMemoryBytes bounds the memory request bodies take at once
+	// across the process (a converted body counts 16 times its size, for
+	// its decoded and re-encoded copies); past it requests get 503.
+	// Default 512 MiB.
 	MaxBodyMemoryBytes int64 `yaml:"max_body_memory_bytes"`
 	// MaxWaiting bounds the requests waiting at once for an account slot;
 	// past it requests get 503. Default 1024.
@@ -146,7 +148,7 @@ const (
 	defaultMaxHeaderBytes          = 64 << 10 // Go's own default is 1 MiB
 	defaultMaxHeaderCount          = 200
 	defaultBodyReadTimeoutSeconds  = 60
-	defaultMaxBodyMemoryBytes      = 256 << 20
+	defaultMaxBodyMemoryBytes      = 512 << 20
 	defaultMaxWaiting              = 1024
 	defaultFirstByteTimeoutSeconds = 60
 )

@@ -24,7 +24,7 @@ func TestLoadConfig_Defaults(t *testing.T) {
 			Host: "127.0.0.1", Port: 8080, TimeoutSeconds: 600,
 			MaxConnections: 0, // derived from the open-file limit by serve
 			MaxHeaderBytes: 64 << 10, MaxHeaderCount: 200, BodyReadTimeoutSeconds: 60,
-			MaxBodyMemoryBytes: 256 << 20, MaxWaiting: 1024,
+			MaxBodyMemoryBytes: 512 << 20, MaxWaiting: 1024,
 		},
 		Logging:  LoggingConfig{Level: "info"},
 		Upstream: UpstreamConfig{MaxAttempts: 3, MaxBodyBytes: 32 << 20, FirstByteTimeoutSeconds: 60},
@@ -136,7 +136,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"negative max header count", "server:\n  max_header_count: -5\n", "server.max_header_count must be 0 (the default, 200) or positive, not -5"},
 		{"negative body read timeout", "server:\n  body_read_timeout_seconds: -1\n", "server.body_read_timeout_seconds must be 0 (the default, 60) or positive"},
 		{"negative max waiting", "server:\n  max_waiting: -1\n", "server.max_waiting must be 0 (the default, 1024) or positive"},
-		{"negative max body memory", "server:\n  max_body_memory_bytes: -1\n", "server.max_body_memory_bytes must be 0 (the default, 268435456) or positive"},
+		{"negative max body memory", "server:\n  max_body_memory_bytes: -1\n", "server.max_body_memory_bytes must be 0 (the default, 536870912) or positive"},
 		{"body memory below one body", "server:\n  max_body_memory_bytes: 1000\nupstream:\n  max_body_bytes: 2000\n", "server.max_body_memory_bytes (1000) must be at least upstream.max_body_bytes (2000)"},
 		{"negative first byte timeout", "upstream:\n  first_byte_timeout_seconds: -1\n", "upstream.first_byte_timeout_seconds must be 0 (the default, 60) or positive"},
 		{"bad type for a limit", "server:\n  max_waiting: lots\n", "line 2:"},

@@ -3,8 +3,12 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
@@ -117,3 +121,77 @@ func BenchmarkPassthrough_JSON(b *testing.B) { benchBaseline(b, false) }
 
 // BenchmarkPassthrough_Stream is one streaming request, likewise.
 func BenchmarkPassthrough_Stream(b *testing.B) { benchBaseline(b, true) }
+
+// BenchmarkBodyMemory reports, per dialect, the gateway's peak heap while it
+// serves one large request, as a multiple of the body's size (peak-x). The
+// upstream discards the body, so only the gateway's copies count. It is
+// what convertedBodyFactor is set from.
+func BenchmarkBodyMemory(b *testing.B) {
+	const answer = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n" +
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n" +
+		"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, answer)
+	}))
+	b.Cleanup(up.Close)
+	s := NewServer(Config{Logger: discardLogger(), MaxBodyMemory: 1 << 30}, nopRecorder{})
+	s.SetSnapshot(&llmgw.Snapshot{
+		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", up.URL)},
+		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
+	})
+	gw := httptest.NewServer(s)
+	b.Cleanup(func() { gw.Close(); s.client.CloseIdleConnections() })
+
+	text := strings.Repeat("abcdefghij ", 8<<20/11)
+	for _, tc := range []struct{ name, path, body string }{
+		{"anthropic", "/v1/messages", `{"model":"m","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"` + text + `"}]}`},
+		{"chat", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"` + text + `"}]}`},
+		{"responses", "/v1/responses", `{"model":"m","input":"` + text + `"}`},
+		{"gemini", "/v1beta/models/m:generateContent", `{"contents":[{"role":"user","parts":[{"text":"` + text + `"}]}]}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			worst := 0.0
+			for b.Loop() {
+				runtime.GC()
+				var base runtime.MemStats
+				runtime.ReadMemStats(&base)
+				var peak atomic.Uint64
+				stop, sampled := make(chan struct{}), make(chan struct{})
+				go func() {
+					defer close(sampled)
+					var m runtime.MemStats
+					for {
+						runtime.ReadMemStats(&m)
+						peak.Store(max(peak.Load(), m.HeapAlloc))
+						select {
+						case <-stop:
+							return
+						case <-time.After(time.Millisecond):
+						}
+					}
+				}()
+				req, _ := http.NewRequest(http.MethodPost, gw.URL+tc.path, strings.NewReader(tc.body))
+				req.Header.Set("X-Api-Key", testKey)
+				req.Header.Set("Authorization", "Bearer "+testKey)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				close(stop)
+				<-sampled
+				if res.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+				worst = max(worst, float64(peak.Load()-min(peak.Load(), base.HeapAlloc))/float64(len(tc.body)))
+			}
+			b.ReportMetric(worst, "peak-x")
+		})
+	}
+}

@@ -460,3 +460,25 @@ func TestFault_StallInsideJSONFailsOver(t *testing.T) {
 		}
 	}
 }
+
+// Defect 6: a converted body costs convertedBodyFactor times its size (its
+// decoded and re-encoded copies); one that could never fit gets 413.
+func TestFault_ConvertedBodiesCountTheirCopies(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{MaxBodyMemory: 1 << 20}, account(1, "a", "key-a", up.URL))
+	chat := func(n int) string {
+		return `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"` + strings.Repeat("x", n) + `"}]}`
+	}
+	if st, _, b := post(t, g.URL, "/v1/chat/completions", chat(40<<10)); st != http.StatusOK {
+		t.Fatalf("a body that fits 16 times over: %d %s", st, b)
+	}
+	st, _, b := post(t, g.URL, "/v1/chat/completions", chat(100<<10))
+	if st != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "memory budget") {
+		t.Errorf("a converted body 16 times past the budget: %d %s; want 413 naming the memory budget", st, b)
+	}
+	// The same bytes pass through natively: they cost only themselves.
+	native := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"` + strings.Repeat("x", 100<<10) + `"}]}`
+	if st, _, b := post(t, g.URL, "/v1/messages", native); st != http.StatusOK {
+		t.Errorf("native body of the same size: %d %s", st, b)
+	}
+}

@@ -72,9 +72,11 @@ type Config struct {
 	// fails over. Non-stream requests wait up to Timeout, since the upstream
 	// sends nothing before the whole answer. Default 60 s.
 	FirstByteTimeout time.Duration
-	// MaxBodyMemory bounds the request-body bytes held at once across the
-	// process, waiters for a slot included. Past it requests are refused
-	// with 503 until memory frees. Default 256 MiB.
+	// MaxBodyMemory bounds the memory request bodies take at once across
+	// the process, waiters for a slot included. A converted request (OpenAI,
+	// Gemini) counts convertedBodyFactor times its body's size. Past it
+	// requests are refused with 503 until memory frees; a body that could
+	// never fit gets 413. Default 512 MiB.
 	MaxBodyMemory int64
 	// MaxWaiting bounds how many requests may wait at once for a concurrency
 	// slot; past it requests are refused with 503. Default 1024.
@@ -137,7 +139,7 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		cfg.FirstByteTimeout = time.Minute
 	}
 	if cfg.MaxBodyMemory <= 0 {
-		cfg.MaxBodyMemory = 256 << 20
+		cfg.MaxBodyMemory = 512 << 20
 	}
 	if cfg.MaxWaiting <= 0 {
 		cfg.MaxWaiting = 1024
