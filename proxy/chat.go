@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/llmgw/llmgw"
@@ -10,38 +12,50 @@ import (
 	"github.com/llmgw/llmgw/proxy/openai"
 )
 
-// chatCompletions serves POST /v1/chat/completions (OpenAI Chat Completions):
-// the request is converted to Anthropic, sent through the same account
-// choice and failover as native traffic, and the answer converted back.
-func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
-	req, info, err := openai.DecodeChat(body, openai.DecodeOptions{Aliases: s.cfg.Aliases})
+// chatDialect is OpenAI Chat Completions (POST /v1/chat/completions): the
+// request is converted to Anthropic and the answer converted back, chunk by
+// chunk or whole.
+type chatDialect struct{ aliases map[string]string }
+
+func (chatDialect) Name() string { return llmgw.DialectOpenAI }
+
+func (d chatDialect) Decode(_ *http.Request, body []byte) (*Exchange, error) {
+	req, info, err := openai.DecodeChat(body, openai.DecodeOptions{Aliases: d.aliases})
 	if err != nil {
 		var re *openai.RequestError
 		if errors.As(err, &re) {
-			return fieldErr(re.Param, re.Error())
+			return nil, fieldErr(re.Param, re.Error())
 		}
-		return fmt.Errorf("decode chat request: %w", err)
+		return nil, fmt.Errorf("decode chat request: %w", err)
+	}
+	x := &Exchange{Model: req.Model, Stream: info.Stream, Request: req,
+		Encoder: translated{openai.NewChatEncoder(info)},
+		Final:   func(acc *anthropic.Accumulator) ([]byte, error) { return openai.ChatResult(acc, info) },
 	}
 	if len(info.Ignored) > 0 {
-		s.log.Debug("chat request fields ignored", "request_id", entryFrom(r.Context()).id, "fields", info.Ignored)
+		x.Notes = []slog.Attr{slog.Any("ignored", info.Ignored)}
 	}
-	return s.convert(w, r, &conversion{
-		dialect: llmgw.DialectOpenAI,
-		request: req,
-		stream:  info.Stream,
-		encoder: openai.NewChatEncoder(info),
-		final: func(acc *anthropic.Accumulator) ([]byte, error) {
-			return openai.ChatResult(acc, info)
-		},
-	})
+	return x, nil
 }
 
-// openaiErrorBody renders an error in OpenAI's shape, with the status the
-// OpenAI SDKs expect for it.
-func openaiErrorBody(status int, errType, msg string) (int, []byte) {
-	return openai.ErrorBody(status, errType, msg)
+func (chatDialect) Error(e ErrorInfo) (int, []byte) {
+	status, body := openai.ErrorBody(e.Status, e.Type, e.Message)
+	return status, withParam(body, e.Param)
+}
+
+// withParam sets error.param in an OpenAI-shaped error body.
+func withParam(body []byte, param string) []byte {
+	if param == "" {
+		return body
+	}
+	var doc map[string]map[string]any
+	if json.Unmarshal(body, &doc) != nil || doc["error"] == nil {
+		return body
+	}
+	doc["error"]["param"] = param
+	out, err := marshalNoEscape(doc)
+	if err != nil {
+		return body
+	}
+	return out
 }

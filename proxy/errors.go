@@ -3,7 +3,6 @@ package proxy
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/proxy/anthropic"
 	"github.com/llmgw/llmgw/proxy/sse"
 )
@@ -87,34 +85,20 @@ func (e *errBusy) Error() string {
 	return fmt.Sprintf("every account that can serve this model stayed at its concurrency limit for %s", e.wait)
 }
 
-// withParam sets error.param in an OpenAI-shaped error body; other bodies
-// are returned unchanged.
-func withParam(body []byte, param string) []byte {
-	if param == "" {
-		return body
-	}
-	var doc map[string]map[string]any
-	if json.Unmarshal(body, &doc) != nil || doc["error"] == nil {
-		return body
-	}
-	if _, ok := doc["error"]["param"]; !ok {
-		return body // not OpenAI's shape (Gemini's has no param)
-	}
-	doc["error"]["param"] = param
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return body
-	}
-	return out
-}
-
-// writeError is the one place request errors are turned into responses and
-// logged. Internal details go to the log, never to the client.
+// writeError is the one place errors reach clients and the one place a
+// failure is recorded in the request log (status, error type, message). It
+// renders through the request's dialect: as a whole answer with its status,
+// or, once a stream's headers are out, as the stream's last event. Internal
+// details go to the log, never to the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := entryFrom(r.Context())
 	e.errMsg = err.Error()
+	info := ErrorInfo{Status: http.StatusInternalServerError, Type: "api_error",
+		Message: "internal error in llmgw; the request id is " + e.id, RequestID: e.id}
 	var (
 		re  *requestError
+		ue  *upstreamError
+		se  *streamError
 		na  *errNoAccount
 		un  *errUnreachable
 		bz  *errBusy
@@ -122,76 +106,95 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		sat *errSaturated
 		lo  *errLocal
 	)
-	status, typ, msg, param := http.StatusInternalServerError, "api_error", "internal error in llmgw; the request id is "+e.id, ""
+	gone := false
 	switch {
 	case errors.As(err, &re):
-		status, typ, msg, param = re.status, re.typ, re.msg, re.param
+		info.Status, info.Type, info.Message, info.Param = re.status, re.typ, re.msg, re.param
+	case errors.As(err, &ue):
+		info.Status, info.Type, info.Message = ue.status, ue.typ, ue.msg
+		if ue.status < 400 { // an error event in a stream's opening
+			info.Status = anthropic.ErrorStatus(ue.typ)
+		}
+		info.Upstream, info.UpstreamStatus = ue.raw, ue.status
+	case errors.As(err, &se):
+		info.Status, info.Type, info.Message = http.StatusBadGateway, se.typ, se.msg
 	case errors.As(err, &na):
-		status, typ, msg = http.StatusServiceUnavailable, "overloaded_error", na.Error()
+		info.Status, info.Type, info.Message = http.StatusServiceUnavailable, "overloaded_error", na.Error()
 		if na.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(na.retryAfter.Seconds()))))
 		}
 	case errors.As(err, &bz), errors.As(err, &qf), errors.As(err, &sat):
-		status, typ, msg = http.StatusServiceUnavailable, "overloaded_error", err.Error()
+		info.Status, info.Type, info.Message = http.StatusServiceUnavailable, "overloaded_error", err.Error()
 		w.Header().Set("Retry-After", "1")
 	case errors.As(err, &lo):
-		status, typ, msg = cmp.Or(lo.status, http.StatusServiceUnavailable), "api_error", lo.Error()
-		if status == http.StatusServiceUnavailable {
-			typ = "overloaded_error"
+		info.Status, info.Type, info.Message = cmp.Or(lo.status, http.StatusServiceUnavailable), "api_error", lo.Error()
+		if info.Status == http.StatusServiceUnavailable {
+			info.Type = "overloaded_error"
 			w.Header().Set("Retry-After", "1")
 		}
 	case errors.As(err, &un):
-		status, typ, msg = http.StatusBadGateway, "api_error", un.Error()
+		info.Status, info.Type, info.Message = http.StatusBadGateway, "api_error", un.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
-			status, typ = http.StatusGatewayTimeout, "timeout_error"
+			info.Status, info.Type = http.StatusGatewayTimeout, "timeout_error"
 		}
 	case errors.Is(err, errClientGone), errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		// The client went away: there is nobody to answer.
-		if u := e.usage; u != nil {
-			u.Status, u.ErrorType = statusClientClosed, "client_closed_request"
-		}
-		w.Header().Set("Connection", "close")
-		return
+		gone = true // there is nobody to answer
+		info.Status, info.Type, info.Message = statusClientClosed, "client_closed_request", ""
 	case errors.Is(err, errPanic): // logged with its stack where it was caught
 	default:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("request_id", e.id), slog.String("err", err.Error()))
 	}
-	if u := e.usage; u != nil {
-		u.Status, u.ErrorType, u.ErrorMessage = status, typ, msg
+	u := e.usage
+	if u != nil {
+		u.ErrorType, u.ErrorMessage = info.Type, info.Message
 	}
-	if !e.bodyRead && r.ContentLength != 0 {
+
+	e.open.end()
+	if e.sw != nil && e.sw.status != 0 {
+		// A stream's headers are out (its first content, or keep-alives
+		// while its opening was held): the error is the stream's last event,
+		// unless the upstream's own error event already was.
+		if u != nil {
+			u.EndedEarly = true
+		}
+		if !gone && (se == nil || !se.sent) && e.stream != nil {
+			_ = e.stream.Fail(w, info.Type, info.Message)
+			_ = http.NewResponseController(w).Flush()
+		}
+		return
+	}
+	if gone || (!e.bodyRead && r.ContentLength != 0) {
 		// Refused before its body was read: rather than drain a body nobody
 		// wants (Go would, for up to 256 KiB), end the connection; the
 		// deadline stops the read Go still makes when it closes the body.
 		w.Header().Set("Connection", "close")
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
-	if o := e.open; o != nil && o.endCommitted() {
-		// A stream already open for keep-alives: the error is its last event.
-		if u := e.usage; u != nil {
-			u.Status, u.EndedEarly = http.StatusOK, true
+	if gone {
+		if u != nil {
+			u.Status = statusClientClosed
 		}
-		o.failWith(typ, msg)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if e.dialect != "" && e.dialect != llmgw.DialectAnthropic {
-		code, body := renderError(e.dialect, status, typ, msg)
-		body = withParam(body, param)
-		w.WriteHeader(code)
-		_, _ = w.Write(body)
-		return
+	status, body := e.dialect.Error(info)
+	if u != nil {
+		u.Status = status
+		u.EndedEarly = u.EndedEarly || info.UpstreamStatus != 0 && info.UpstreamStatus < 400
+	}
+	if w.Header().Get("Content-Type") == "" || info.Upstream == nil {
+		w.Header().Set("Content-Type", "application/json")
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(anthropic.MarshalError(typ, msg, e.id))
+	_, _ = w.Write(body)
 }
 
 // statusClientClosed is what the request log says when the client left
 // before its answer (nginx's convention; never sent).
 const statusClientClosed = 499
 
-// errClientGone means the client went away while sending its request.
-var errClientGone = errors.New("the client closed the connection while sending its request")
+// errClientGone means the client went away: while sending its request, or
+// while its answer was being sent.
+var errClientGone = errors.New("the client closed the connection")
 
 // errSaturated means the request bodies in flight fill the gateway's memory
 // budget for them.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -16,26 +17,39 @@ import (
 	"github.com/llmgw/llmgw/proxy/gemini"
 )
 
-// geminiGenerate serves POST /v1beta/models/{model}:generateContent,
-// :streamGenerateContent (alt=sse, or a JSON array without it) and
-// :countTokens.
-func (s *Server) geminiGenerate(w http.ResponseWriter, r *http.Request) error {
-	model, action := geminiTarget(chi.URLParam(r, "rest"))
-	if !validModelID(model) {
-		return clientErr(http.StatusNotFound, "not_found_error", "model: not a valid model id: "+strconv.Quote(model))
+// geminiMethod serves POST /v1beta/models/{model}:{method} (and Gemini's v1
+// paths): generateContent and streamGenerateContent are inference, through
+// the Gemini dialect; countTokens is a side call.
+func (s *Server) geminiMethod(w http.ResponseWriter, r *http.Request) error {
+	model, method, err := geminiTarget(r)
+	if err != nil {
+		return err
 	}
-	switch action {
+	switch method {
 	case "generateContent", "streamGenerateContent":
+		return s.infer(s.dialects.gemini)(w, r)
 	case "countTokens":
 		return s.geminiCountTokens(w, r, model)
 	case "":
 		return clientErr(http.StatusNotFound, "not_found_error",
 			fmt.Sprintf("name a method: models/%s:generateContent, :streamGenerateContent or :countTokens", model))
-	default:
-		return clientErr(http.StatusNotFound, "not_found_error",
-			fmt.Sprintf("llmgw does not serve %s; it serves generateContent, streamGenerateContent and countTokens", action))
 	}
-	stream := action == "streamGenerateContent"
+	return clientErr(http.StatusNotFound, "not_found_error",
+		fmt.Sprintf("llmgw does not serve %s; it serves generateContent, streamGenerateContent and countTokens", method))
+}
+
+// geminiDialect is Google's Gemini generateContent and
+// streamGenerateContent (alt=sse, or a JSON array without it).
+type geminiDialect struct{ aliases map[string]string }
+
+func (geminiDialect) Name() string { return llmgw.DialectGemini }
+
+func (d geminiDialect) Decode(r *http.Request, body []byte) (*Exchange, error) {
+	model, method, err := geminiTarget(r)
+	if err != nil {
+		return nil, err
+	}
+	stream := method == "streamGenerateContent"
 	jsonArray := false
 	if stream {
 		switch alt := r.URL.Query().Get("alt"); alt {
@@ -43,36 +57,42 @@ func (s *Server) geminiGenerate(w http.ResponseWriter, r *http.Request) error {
 		case "", "json":
 			jsonArray = true
 		default:
-			return clientErr(http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("alt=%s is not supported; use alt=sse", alt))
+			return nil, clientErr(http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("alt=%s is not supported; use alt=sse", alt))
 		}
 	}
-	body, err := s.readBody(w, r)
+	req, info, err := gemini.Decode(model, body, gemini.DecodeOptions{Aliases: d.aliases})
 	if err != nil {
-		return err
-	}
-	req, info, err := gemini.Decode(model, body, gemini.DecodeOptions{Aliases: s.cfg.Aliases})
-	if err != nil {
-		return geminiRequestError(err)
+		return nil, geminiRequestError(err)
 	}
 	info.Stream, info.JSONArray = stream, jsonArray
-	s.logGeminiDrops(r, info)
-	contentType := "text/event-stream"
-	if jsonArray {
-		contentType = "application/json"
+	x := &Exchange{Model: req.Model, Stream: stream, Request: req,
+		Encoder: translated{gemini.NewEncoder(info)},
+		Final:   func(acc *anthropic.Accumulator) ([]byte, error) { return gemini.Result(acc, info) },
+		Notes:   geminiNotes(info),
 	}
-	return s.convert(w, r, &conversion{
-		dialect:     llmgw.DialectGemini,
-		request:     req,
-		stream:      stream,
-		encoder:     gemini.NewEncoder(info),
-		final:       func(acc *anthropic.Accumulator) ([]byte, error) { return gemini.Result(acc, info) },
-		contentType: contentType,
-	})
+	if jsonArray {
+		x.ContentType = "application/json"
+	}
+	return x, nil
 }
 
-// geminiTarget splits the {rest} of /v1beta/models/{rest} into the model
-// and the method after the last colon.
-func geminiTarget(rest string) (model, action string) {
+func (geminiDialect) Error(e ErrorInfo) (int, []byte) {
+	return gemini.ErrorBody(e.Status, e.Type, e.Message)
+}
+
+// geminiTarget reads the model and the method from the {rest} of
+// /v1beta/models/{rest}; the model id must be a valid one.
+func geminiTarget(r *http.Request) (model, method string, err error) {
+	model, method = splitGeminiTarget(chi.URLParam(r, "rest"))
+	if !validModelID(model) {
+		return "", "", clientErr(http.StatusNotFound, "not_found_error", "model: not a valid model id: "+strconv.Quote(model))
+	}
+	return model, method, nil
+}
+
+// splitGeminiTarget splits {rest} into the model and the method after the
+// last colon.
+func splitGeminiTarget(rest string) (model, method string) {
 	if u, err := url.PathUnescape(rest); err == nil {
 		rest = u
 	}
@@ -92,15 +112,14 @@ func geminiRequestError(err error) error {
 	return fmt.Errorf("decode gemini request: %w", err)
 }
 
-// logGeminiDrops notes, at debug level, the fields a request carried that
-// llmgw ignores (real clients send some on every request).
-func (s *Server) logGeminiDrops(r *http.Request, info gemini.Info) {
+// geminiNotes says, for the debug log, what a Gemini request carried that
+// llmgw ignores or had to make up (real clients send some on every request).
+func geminiNotes(info gemini.Info) []slog.Attr {
 	if len(info.Ignored) == 0 && info.SynthesizedIDs == 0 && info.Orphans == 0 {
-		return
+		return nil
 	}
-	s.log.DebugContext(r.Context(), "gemini request simplified", "request_id", entryFrom(r.Context()).id,
-		"dialect", llmgw.DialectGemini, "ignored", info.Ignored, "synthesized_call_ids", info.SynthesizedIDs,
-		"orphan_responses", info.Orphans)
+	return []slog.Attr{slog.Any("ignored", info.Ignored), slog.Int("synthesized_call_ids", info.SynthesizedIDs),
+		slog.Int("orphan_responses", info.Orphans)}
 }
 
 // geminiCountTokens serves :countTokens by asking an account's
@@ -114,7 +133,10 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 	if err != nil {
 		return geminiRequestError(err)
 	}
-	s.logGeminiDrops(r, info)
+	if notes := geminiNotes(info); notes != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request simplified",
+			append([]slog.Attr{slog.String("request_id", entryFrom(r.Context()).id), slog.String("dialect", llmgw.DialectGemini)}, notes...)...)
+	}
 	entryFrom(r.Context()).model = upstreamModel
 	header := http.Header{}
 	header.Set("Content-Type", "application/json")
@@ -127,12 +149,12 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 	}
 	defer res.close()
 	entryFrom(r.Context()).account = res.account.Name
-	passRetryHeaders(w.Header(), res.header)
+	passHeaders(w.Header(), res.header, false)
 	answer := res.body
 	w.Header().Set("Content-Type", "application/json")
 	if res.status >= 400 {
 		d := anthropic.ParseError(answer)
-		code, b := geminiErrorBody(res.status, nonEmpty(d.Type, anthropic.ErrorType(res.status)), nonEmpty(d.Message, http.StatusText(res.status)))
+		code, b := gemini.ErrorBody(res.status, nonEmpty(d.Type, anthropic.ErrorType(res.status)), nonEmpty(d.Message, http.StatusText(res.status)))
 		w.WriteHeader(code)
 		_, _ = w.Write(b)
 		return nil
@@ -151,7 +173,7 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	if rest := chi.URLParam(r, "rest"); rest != "" {
-		id, _ := geminiTarget(rest)
+		id, _ := splitGeminiTarget(rest)
 		id = strings.TrimPrefix(id, "models/")
 		if !validModelID(id) {
 			return clientErr(http.StatusNotFound, "not_found_error", "model: not a valid model id: "+strconv.Quote(id))
@@ -204,10 +226,4 @@ func geminiWriteJSON(w http.ResponseWriter, v any) error {
 	}
 	_, _ = w.Write(b)
 	return nil
-}
-
-// geminiErrorBody renders an error in Google's shape, with the status each
-// Google SDK maps to its error type.
-func geminiErrorBody(status int, errType, msg string) (int, []byte) {
-	return gemini.ErrorBody(status, errType, msg)
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -24,9 +23,7 @@ var keepAliveComment = []byte(": keep-alive\n\n")
 type opening struct {
 	w           http.ResponseWriter
 	contentType string
-	// fail writes an error as the dialect's error event.
-	fail     func(w io.Writer, errType, msg string) error
-	interval time.Duration
+	interval    time.Duration
 
 	mu        sync.Mutex
 	committed bool // headers sent; read without mu only after end
@@ -34,17 +31,18 @@ type opening struct {
 	done      chan struct{}
 }
 
-// holdOpening starts keep-alives for a stream of contentType. It returns nil
-// for answers that are not SSE (a JSON array stream cannot carry comments).
-func (s *Server) holdOpening(w http.ResponseWriter, e *entry, contentType string, fail func(io.Writer, string, string) error) *opening {
+// holdOpening starts keep-alives for a stream of contentType written by enc,
+// which also writes the stream's error if the request then fails. Answers
+// that are not SSE get none (a JSON array stream cannot carry comments).
+func (s *Server) holdOpening(w http.ResponseWriter, e *entry, contentType string, enc StreamEncoder) {
+	e.stream = enc
 	if contentType != "text/event-stream" {
-		return nil
+		return
 	}
-	o := &opening{w: w, contentType: contentType, fail: fail, interval: s.cfg.KeepAlive,
+	o := &opening{w: w, contentType: contentType, interval: s.cfg.KeepAlive,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	e.open = o
 	go o.run()
-	return o
 }
 
 func (o *opening) run() {
@@ -91,18 +89,6 @@ func (o *opening) end() {
 
 // isCommitted reports, after end, whether the stream's headers were sent.
 func (o *opening) isCommitted() bool { return o != nil && o.committed }
-
-// endCommitted ends the keep-alives and reports whether headers were sent.
-func (o *opening) endCommitted() bool {
-	o.end()
-	return o.isCommitted()
-}
-
-// failWith ends a committed stream with an error event.
-func (o *opening) failWith(errType, msg string) {
-	_ = o.fail(o.w, errType, msg)
-	_ = http.NewResponseController(o.w).Flush()
-}
 
 // streamHeaders sets the headers of a stream answer.
 func streamHeaders(h http.Header, contentType string) {

@@ -88,15 +88,16 @@ type Config struct {
 
 // Server is the gateway's HTTP handler. It is safe for concurrent use.
 type Server struct {
-	cfg     Config
-	rec     UsageRecorder
-	log     *slog.Logger
-	view    atomic.Pointer[view]
-	pool    *pool
-	client  *http.Client
-	handler http.Handler
-	active  activity            // requests being served, for Drain
-	bodyMem *semaphore.Weighted // request-body bytes held, MaxBodyMemory in all
+	cfg      Config
+	rec      UsageRecorder
+	log      *slog.Logger
+	view     atomic.Pointer[view]
+	pool     *pool
+	client   *http.Client
+	handler  http.Handler
+	active   activity            // requests being served, for Drain
+	bodyMem  *semaphore.Weighted // request-body bytes held, MaxBodyMemory in all
+	dialects dialects
 }
 
 // view is a snapshot with the indexes the hot path needs.
@@ -159,6 +160,12 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		bodyMem: semaphore.NewWeighted(cfg.MaxBodyMemory),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
+	s.dialects = dialects{
+		anthropic: anthropicDialect{},
+		chat:      chatDialect{aliases: cfg.Aliases},
+		responses: responsesDialect{aliases: cfg.Aliases},
+		gemini:    geminiDialect{aliases: cfg.Aliases},
+	}
 	s.handler = s.routes()
 	return s
 }
@@ -281,16 +288,18 @@ func (s *Server) routes() http.Handler {
 	r.Get("/readyz", s.readyz)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
-		r.Post("/v1/messages", s.wrap(s.messages))
+		// Inference: one handler, one dialect each.
+		r.Post("/v1/messages", s.wrap(s.infer(s.dialects.anthropic)))
+		r.Post("/v1/chat/completions", s.wrap(s.infer(s.dialects.chat)))
+		r.Post("/v1/responses", s.wrap(s.infer(s.dialects.responses)))
+		r.Post("/v1beta/models/{rest}", s.wrap(s.geminiMethod)) // generateContent, streamGenerateContent, countTokens
+		r.Post("/v1/models/{rest}", s.wrap(s.geminiMethod))     // Gemini's v1 paths; Anthropic has no POST here
+		// Side calls: no usage row.
 		r.Post("/v1/messages/count_tokens", s.wrap(s.countTokens))
 		r.Get("/v1/models", s.wrap(s.models))
 		r.Get("/v1/models/{id}", s.wrap(s.models))
-		r.Post("/v1/chat/completions", s.wrap(s.chatCompletions))
-		r.Post("/v1/responses", s.wrap(s.responses))
 		r.Get("/v1beta/models", s.wrap(s.geminiModels))
 		r.Get("/v1beta/models/{rest}", s.wrap(s.geminiModels))
-		r.Post("/v1beta/models/{rest}", s.wrap(s.geminiGenerate))
-		r.Post("/v1/models/{rest}", s.wrap(s.geminiGenerate)) // Gemini's v1 paths; Anthropic has no POST here
 		r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 			return clientErr(http.StatusNotFound, "not_found_error", "no route for "+r.Method+" "+r.URL.Path)
 		}))
@@ -346,15 +355,17 @@ const entryKey ctxKey = iota
 // accessLog when the request ends.
 type entry struct {
 	id       string
-	dialect  string // the client's API dialect, from the path
+	dialect  Dialect // the client's API dialect, from the path
+	sw       *statusWriter
 	key      *llmgw.ClientKey
 	usage    *llmgw.Usage // set by inference handlers
 	account  string
 	model    string
 	errMsg   string
-	bodyRead bool     // the request body was read to its end
-	memHeld  int64    // bytes of bodyMem this request holds
-	open     *opening // keep-alives of a stream whose opening is held
+	bodyRead bool          // the request body was read to its end
+	memHeld  int64         // bytes of bodyMem this request holds
+	open     *opening      // keep-alives of a stream whose opening is held
+	stream   StreamEncoder // writes the answer's stream, and its error at the end
 }
 
 func entryFrom(ctx context.Context) *entry {
@@ -381,9 +392,10 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 		s.active.add()
 		defer s.active.sub()
 		start := s.cfg.Now()
-		e := &entry{id: newRequestID(), dialect: dialectFor(r.Method, r.URL.Path)}
+		e := &entry{id: newRequestID(), dialect: s.dialectFor(r.Method, r.URL.Path)}
 		w.Header().Set("X-Request-Id", e.id)
 		sw := &statusWriter{ResponseWriter: w}
+		e.sw = sw
 		if r.ContentLength != 0 {
 			// The body must arrive in time; readBody lifts the deadline once
 			// it has, and a request refused early drains under it.
@@ -396,12 +408,9 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 			if p != nil && p != http.ErrAbortHandler {
 				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request", slog.String("request_id", e.id),
 					slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
-				if sw.status == 0 || e.open.isCommitted() {
-					s.writeError(sw, r, errPanic)
-				}
+				s.writeError(sw, r, errPanic)
 				if u := e.usage; u != nil {
-					u.Status, u.ErrorType = http.StatusInternalServerError, "api_error"
-					u.ErrorMessage = errPanic.Error()
+					u.Status = http.StatusInternalServerError
 				}
 			}
 			e.open.end()

@@ -5,6 +5,7 @@ package anthropic
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/llmgw/llmgw"
 )
@@ -83,34 +84,68 @@ func MarshalError(typ, msg, requestID string) []byte {
 	return b
 }
 
-// ErrorType returns the error type Anthropic uses for an HTTP status.
+// errorTypes is Anthropic's table of error types and the HTTP status each
+// comes with: the one table the gateway maps errors by. A status Anthropic
+// gives two types (400) is listed under its usual one first.
+var errorTypes = []struct {
+	status int
+	typ    string
+}{
+	{400, "invalid_request_error"},
+	{401, "authentication_error"},
+	{402, "billing_error"},
+	{403, "permission_error"},
+	{404, "not_found_error"},
+	{409, "conflict_error"},
+	{413, "request_too_large"},
+	{429, "rate_limit_error"},
+	{500, "api_error"},
+	{504, "timeout_error"},
+	{529, "overloaded_error"},
+}
+
+// ErrorType returns the error type Anthropic uses for an HTTP status. A
+// status not in its table is an invalid_request_error below 500, a 503 is
+// an overload (what a proxy in front of Anthropic answers when it is), and
+// anything else is an api_error.
 func ErrorType(status int) string {
-	switch status {
-	case 400:
-		return "invalid_request_error"
-	case 401:
-		return "authentication_error"
-	case 402:
-		return "billing_error"
-	case 403:
-		return "permission_error"
-	case 404:
-		return "not_found_error"
-	case 405:
-		return "invalid_request_error"
-	case 409:
-		return "conflict_error"
-	case 413:
-		return "request_too_large"
-	case 429:
-		return "rate_limit_error"
-	case 504:
-		return "timeout_error"
-	case 529, 503:
-		return "overloaded_error"
-	default:
-		return "api_error"
+	for _, e := range errorTypes {
+		if e.status == status {
+			return e.typ
+		}
 	}
+	switch {
+	case status == 503:
+		return "overloaded_error"
+	case status >= 400 && status < 500:
+		return "invalid_request_error"
+	}
+	return "api_error"
+}
+
+// ErrorStatus returns the HTTP status Anthropic sends with an error type,
+// for errors that come without one (inside a stream). An unknown type is
+// the service's own failure: 500, as api_error.
+func ErrorStatus(typ string) int {
+	for _, e := range errorTypes {
+		if e.typ == typ {
+			return e.status
+		}
+	}
+	return 500
+}
+
+// IsContextOverflow reports whether an Anthropic error message says the
+// prompt does not fit the model's context window ("prompt is too long: N
+// tokens > M maximum", "input length and `max_tokens` exceed context
+// limit", and the later wordings). Dialects whose clients react to it (Codex
+// compacts its history) give it their own code.
+func IsContextOverflow(msg string) bool {
+	lower := strings.ToLower(msg)
+	return strings.Contains(lower, "prompt is too long") ||
+		strings.Contains(lower, "exceed context limit") ||
+		strings.Contains(lower, "exceeds the context window") ||
+		strings.Contains(lower, "context window exceeded")
 }
 
 // MessageHead is the part of a non-streaming response the gateway reads.

@@ -388,7 +388,7 @@ func (e *Encoder) Fail(w io.Writer, errType, message string) error {
 		return nil
 	}
 	e.ended = true
-	_, body := ErrorBody(statusForType(errType), errType, message)
+	_, body := ErrorBody(anthropic.ErrorStatus(errType), errType, message)
 	buf := e.frameStart(e.buf[:0])
 	buf = append(buf, body...)
 	buf = e.frameEnd(buf)

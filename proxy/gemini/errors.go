@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+
+	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
 // ErrorBody renders an error in Google's shape,
@@ -16,7 +18,7 @@ import (
 // status (an error that arrived inside a stream).
 func ErrorBody(status int, anthType, msg string) (int, []byte) {
 	if status < 400 {
-		status = statusForType(anthType)
+		status = anthropic.ErrorStatus(anthType)
 	}
 	code, st := googleStatus(status)
 	var buf bytes.Buffer
@@ -65,27 +67,4 @@ func googleStatus(status int) (int, string) {
 		return status, "INTERNAL"
 	}
 	return status, "INVALID_ARGUMENT" // 405, 409, 413 and other client errors
-}
-
-// statusForType is the HTTP status of an Anthropic error type.
-func statusForType(typ string) int {
-	switch typ {
-	case "invalid_request_error":
-		return http.StatusBadRequest
-	case "authentication_error":
-		return http.StatusUnauthorized
-	case "billing_error", "permission_error":
-		return http.StatusForbidden
-	case "not_found_error":
-		return http.StatusNotFound
-	case "request_too_large":
-		return http.StatusRequestEntityTooLarge
-	case "rate_limit_error":
-		return http.StatusTooManyRequests
-	case "overloaded_error":
-		return http.StatusServiceUnavailable
-	case "timeout_error":
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
 }

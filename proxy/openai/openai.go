@@ -9,9 +9,12 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
 // RequestError is a client request that cannot be converted: malformed, or
@@ -58,19 +61,23 @@ type errorEnvelope struct {
 // spend limit).
 func ErrorBody(status int, anthType, msg string) (int, []byte) {
 	outStatus, typ, code := mapError(status, anthType, msg)
-	b, err := json.Marshal(errorEnvelope{Error: errorObject{Message: msg, Type: typ, Code: code}})
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "215000 tokens > 200000 maximum" stays readable
+	if err := enc.Encode(errorEnvelope{Error: errorObject{Message: msg, Type: typ, Code: code}}); err != nil {
 		// Cannot happen with strings only; keep a valid body anyway.
-		b = []byte(`{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}`)
+		return outStatus, []byte(`{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}`)
 	}
-	return outStatus, b
+	return outStatus, bytes.TrimRight(buf.Bytes(), "\n")
 }
 
-// mapError is the A.5 table: status to send, OpenAI type and code.
+// mapError maps an Anthropic error to what OpenAI's API would answer: the
+// status to send, OpenAI's error type and code. It serves Chat Completions
+// and Responses alike, which share OpenAI's error shape.
 func mapError(status int, anthType, msg string) (int, string, *string) {
 	code := func(s string) *string { return &s }
 	if anthType == "" {
-		anthType = typeForStatus(status)
+		anthType = anthropic.ErrorType(status)
 	}
 	lower := strings.ToLower(msg)
 	switch anthType {
@@ -79,7 +86,7 @@ func mapError(status int, anthType, msg string) (int, string, *string) {
 			status = http.StatusBadRequest
 		}
 		switch {
-		case isContextOverflow(lower):
+		case anthropic.IsContextOverflow(msg):
 			return status, "invalid_request_error", code("context_length_exceeded")
 		case status == http.StatusNotFound && strings.Contains(lower, "model"):
 			return status, "invalid_request_error", code("model_not_found")
@@ -127,42 +134,4 @@ func mapError(status int, anthType, msg string) (int, string, *string) {
 		return status, "invalid_request_error", nil
 	}
 	return http.StatusInternalServerError, "server_error", nil
-}
-
-// typeForStatus is Anthropic's error type for a status, for errors that
-// arrive without one.
-func typeForStatus(status int) string {
-	switch status {
-	case 400, 405, 409, 422:
-		return "invalid_request_error"
-	case 401:
-		return "authentication_error"
-	case 402:
-		return "billing_error"
-	case 403:
-		return "permission_error"
-	case 404:
-		return "not_found_error"
-	case 413:
-		return "request_too_large"
-	case 429:
-		return "rate_limit_error"
-	case 504:
-		return "timeout_error"
-	case 503, 529:
-		return "overloaded_error"
-	}
-	if status >= 500 {
-		return "api_error"
-	}
-	return ""
-}
-
-// isContextOverflow reports whether a lower-cased Anthropic message says the
-// prompt does not fit the context window.
-func isContextOverflow(lower string) bool {
-	return strings.Contains(lower, "prompt is too long") ||
-		strings.Contains(lower, "exceed context limit") ||
-		strings.Contains(lower, "exceeds the context window") ||
-		strings.Contains(lower, "context window exceeded")
 }

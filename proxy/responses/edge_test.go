@@ -793,7 +793,7 @@ func TestEdge47_RetryableStatusesKept(t *testing.T) {
 		{500, "api_error", 500, "server_error", ""},
 		{502, "api_error", 502, "server_error", ""},
 		{504, "timeout_error", 504, "server_error", "timeout"},
-		{401, "authentication_error", 401, "authentication_error", "invalid_api_key"},
+		{401, "authentication_error", 401, "invalid_request_error", "invalid_api_key"}, // as OpenAI answers a bad key
 		{402, "billing_error", 402, "insufficient_quota", "insufficient_quota"},
 		{403, "permission_error", 403, "permission_error", ""},
 		{404, "not_found_error", 404, "invalid_request_error", "model_not_found"},

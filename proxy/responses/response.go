@@ -11,6 +11,7 @@ import (
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/proxy/anthropic"
+	"github.com/llmgw/llmgw/proxy/openai"
 )
 
 // echo holds the request fields the response object repeats, already in
@@ -400,77 +401,12 @@ func toolCallOf(x ids, index int, info *Info, callID, name string, input []byte)
 }
 
 // ErrorBody renders an error in OpenAI's shape,
-// {"error":{"message","type","param","code"}}, and returns the status to
-// send with it: the OpenAI SDKs pick their error class by status, so it
-// stays the upstream's (529 overloaded becomes 503, which every OpenAI
-// client retries). A context overflow ("prompt is too long") gets the code
-// context_length_exceeded, which makes Codex compact its history (E45).
+// {"error":{"message","type","param","code"}}, with the status the OpenAI
+// SDKs expect: Responses shares Chat Completions' errors (openai.ErrorBody),
+// so a context overflow carries code context_length_exceeded, which makes
+// Codex compact its history.
 func ErrorBody(status int, anthType, msg string) (int, []byte) {
-	typ, code := errorTypeCode(status, anthType, msg)
-	if status == 529 {
-		status = 503
-	}
-	body := struct {
-		Error struct {
-			Message string  `json:"message"`
-			Type    string  `json:"type"`
-			Param   *string `json:"param"`
-			Code    *string `json:"code"`
-		} `json:"error"`
-	}{}
-	body.Error.Message, body.Error.Type = msg, typ
-	if code != "" {
-		body.Error.Code = &code
-	}
-	out, _ := marshal(body) // strings only: cannot fail
-	return status, out
-}
-
-// errorTypeCode maps an Anthropic error to OpenAI's type and code.
-func errorTypeCode(status int, anthType, msg string) (typ, code string) {
-	switch anthType {
-	case "invalid_request_error":
-		if contextExceeded(msg) {
-			return "invalid_request_error", "context_length_exceeded"
-		}
-		if status == 404 && strings.Contains(strings.ToLower(msg), "model") {
-			return "invalid_request_error", "model_not_found"
-		}
-		return "invalid_request_error", ""
-	case "authentication_error":
-		return "authentication_error", "invalid_api_key"
-	case "billing_error":
-		return "insufficient_quota", "insufficient_quota"
-	case "permission_error":
-		return "permission_error", ""
-	case "not_found_error":
-		if strings.Contains(strings.ToLower(msg), "model") {
-			return "invalid_request_error", "model_not_found"
-		}
-		return "invalid_request_error", ""
-	case "request_too_large":
-		return "invalid_request_error", "request_too_large"
-	case "rate_limit_error":
-		return "rate_limit_error", "rate_limit_exceeded"
-	case "timeout_error":
-		return "server_error", "timeout"
-	case "overloaded_error":
-		return "server_error", "overloaded"
-	case "api_error":
-		return "server_error", ""
-	}
-	if status >= 500 {
-		return "server_error", ""
-	}
-	return "invalid_request_error", ""
-}
-
-// contextExceeded recognises Anthropic's context overflow messages: "prompt
-// is too long: N tokens > M maximum" and "input length and `max_tokens`
-// exceed context limit".
-func contextExceeded(msg string) bool {
-	m := strings.ToLower(msg)
-	return strings.Contains(m, "prompt is too long") || strings.Contains(m, "exceed context limit")
+	return openai.ErrorBody(status, anthType, msg)
 }
 
 // failureCode is the response.error.code of a response.failed event: the
@@ -480,7 +416,7 @@ func contextExceeded(msg string) bool {
 func failureCode(anthType, msg string) string {
 	switch anthType {
 	case "invalid_request_error":
-		if contextExceeded(msg) {
+		if anthropic.IsContextOverflow(msg) {
 			return "context_length_exceeded"
 		}
 		return "invalid_prompt"
