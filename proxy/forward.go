@@ -79,9 +79,16 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 	refreshed := make(map[int64]bool)
 	var last *result // the latest refusal, to deliver if nothing better comes; it holds nothing
 	var lastErr error
+	var retry int64 // the account to retry on after a credential refresh
 	for n := 0; n < s.cfg.MaxAttempts; n++ {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		ch, err := s.pool.pick(pctx, v.snap.Accounts, c.model, func(a *llmgw.Account) string { return s.servable(a, c.key) }, tried)
+		accts := v.snap.Accounts
+		if retry != 0 {
+			// After a refresh the retry goes to the same account.
+			accts = sameAccount(accts, retry)
+			retry = 0
+		}
+		ch, err := s.pool.pick(pctx, accts, c.model, func(a *llmgw.Account) string { return s.servable(a, c.key) }, tried)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -110,21 +117,25 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 				slog.String("account", ch.a.Name), slog.String("err", rootCause(err)))
 			continue
 		}
-		switch verdict.Action {
+		switch verdict.Next {
 		case Deliver:
 			return res, nil
-		case Refresh:
+		case Retry:
 			if r, ok := s.cfg.Kinds[ch.a.Type].(Refresher); ok && !refreshed[ch.a.ID] {
 				refreshed[ch.a.ID] = true
 				rerr := r.Refresh(ctx, ch.a, res.sent)
 				if rerr == nil {
-					n-- // the retry on the same account is part of the same attempt
+					// The same account again; the retry is recorded as an
+					// attempt of its own but does not use up one of
+					// max_attempts, which count accounts tried.
+					n--
+					retry = ch.a.ID
 					continue
 				}
 				s.log.LogAttrs(ctx, slog.LevelWarn, "token refresh failed", slog.String("account", ch.a.Name), slog.String("err", rerr.Error()))
 			}
 			// No refresh helped: the credential itself is bad.
-			s.applyVerdict(ch.a, ch.h, Verdict{Broken: verdict.Broken}, verdict.Broken)
+			s.applyEffect(ch.a, ch.h, verdict.Account, verdict.Account.Broken)
 		}
 		tried[ch.a.ID] = true
 		last, lastErr = res, nil
@@ -135,6 +146,17 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 		return last, nil
 	}
 	return nil, lastErr
+}
+
+// sameAccount returns the one account of accts with id, as a slice pick
+// can choose from.
+func sameAccount(accts []llmgw.Account, id int64) []llmgw.Account {
+	for i := range accts {
+		if accts[i].ID == id {
+			return accts[i : i+1]
+		}
+	}
+	return nil
 }
 
 // Refresher is implemented by kinds whose credentials can be renewed, such
@@ -279,7 +301,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		t.record(0, "credential_error", 0)
 		s.pool.observe(h, 0, true, false)
 		if errors.Is(err, llmgw.ErrLoginRequired) {
-			s.applyVerdict(a, h, Verdict{Broken: err.Error()}, err.Error())
+			s.applyEffect(a, h, Effect{Broken: err.Error()}, err.Error())
 		}
 		return nil, Verdict{}, fmt.Errorf("prepare request: %w", err)
 	}
@@ -317,7 +339,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		res.body = b
 		t.record(resp.StatusCode, "", ttfb)
 		s.pool.observe(h, ttfb, false, false)
-		return res, Verdict{Action: Deliver}, nil
+		return res, Verdict{Next: Deliver}, nil
 	}
 
 	// Hold back the events before the first content: a failure there (an
@@ -369,7 +391,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 	t.record(resp.StatusCode, "", ttfb)
 	s.pool.observe(h, ttfb, false, false)
-	return res, Verdict{Action: Deliver}, nil
+	return res, Verdict{Next: Deliver}, nil
 }
 
 // judgeRefusal reads an upstream error answer and lets the account's kind
@@ -384,18 +406,18 @@ func (s *Server) judgeRefusal(t *try, kind Kind, resp *http.Response, res *resul
 	res.body = errBody
 	detail := anthropic.ParseError(errBody)
 	errType := nonEmpty(detail.Type, anthropic.ErrorType(resp.StatusCode))
-	verdict := kind.Classify(t.a, resp, errBody)
+	verdict := kind.Classify(t.a, resp, errBody, s.cfg.Now())
 	t.record(resp.StatusCode, errType, res.ttfb)
-	if verdict.Action == Deliver {
+	if verdict.Next == Deliver {
 		// The request's own fault: the account is fine.
 		s.pool.observe(t.h, res.ttfb, false, false)
 		return res, verdict, nil
 	}
-	s.pool.observe(t.h, 0, true, verdict.Transient)
-	if verdict.Action == Refresh {
+	s.pool.observe(t.h, 0, true, verdict.Account.Transient)
+	if verdict.Next == Retry {
 		return res, verdict, nil // do decides, once it knows whether a refresh helps
 	}
-	s.applyVerdict(t.a, t.h, verdict, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
+	s.applyEffect(t.a, t.h, verdict.Account, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
 	return res, verdict, nil
 }
 
@@ -409,7 +431,7 @@ func (s *Server) streamRefusal(t *try, res *result, errEv *sse.Event) (*result, 
 	t.record(res.status, nonEmpty(detail.Type, "api_error"), res.ttfb)
 	s.pool.observe(t.h, 0, true, true)
 	s.noteTransient(t.a, t.h, "stream error: "+detail.Type+": "+detail.Message)
-	return res, Verdict{Action: Failover, Transient: true}, nil
+	return res, Verdict{Next: TryNext, Account: Effect{Transient: true}}, nil
 }
 
 // collect reads the rest of a stream into an Accumulator: the rebuilt
@@ -467,8 +489,8 @@ func holdPrefix(events *sse.Reader) (held []sse.Event, errEv *sse.Event, err err
 	return held, nil, nil
 }
 
-// applyVerdict turns a Kind's verdict into account state.
-func (s *Server) applyVerdict(a *llmgw.Account, h *health, v Verdict, lastErr string) {
+// applyEffect turns what an answer meant for an account into its state.
+func (s *Server) applyEffect(a *llmgw.Account, h *health, v Effect, lastErr string) {
 	switch {
 	case v.Broken != "":
 		st := s.pool.setState(a, h, func(st *llmgw.AccountState) {
@@ -476,8 +498,8 @@ func (s *Server) applyVerdict(a *llmgw.Account, h *health, v Verdict, lastErr st
 		})
 		s.rec.RecordState(a.ID, st)
 		s.log.Warn("account put in error", "account", a.Name, "reason", v.Broken)
-	case v.Cooldown > 0:
-		until := s.cfg.Now().Add(v.Cooldown)
+	case v.CoolUntil.After(s.cfg.Now()):
+		until := v.CoolUntil
 		st := s.pool.setState(a, h, func(st *llmgw.AccountState) {
 			st.CooldownUntil, st.LastError = until, lastErr
 		})

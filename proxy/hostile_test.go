@@ -474,7 +474,7 @@ func (hostilePanicKind) Prepare(context.Context, *llmgw.Account, *http.Request, 
 	panic("hostile kind: boom")
 }
 
-func (hostilePanicKind) Classify(a *llmgw.Account, res *http.Response, body []byte) Verdict {
+func (hostilePanicKind) Classify(a *llmgw.Account, res *http.Response, body []byte, _ time.Time) Verdict {
 	return ClassifyCommon(res, body, time.Now())
 }
 

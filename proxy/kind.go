@@ -21,37 +21,46 @@ type Kind interface {
 	// account needs on req, whose headers already hold what the client sent
 	// (minus the client's own credentials). It returns the body to send.
 	Prepare(ctx context.Context, a *llmgw.Account, req *http.Request, body []byte) ([]byte, error)
-	// Classify decides what an upstream error response means for the account.
-	// body is the (bounded) error body.
-	Classify(a *llmgw.Account, res *http.Response, body []byte) Verdict
+	// Classify reads an upstream error answer: what the request does next
+	// and what it means for the account. body is the (bounded) error body;
+	// now is the server's clock.
+	Classify(a *llmgw.Account, res *http.Response, body []byte, now time.Time) Verdict
 }
 
-// Action is what the proxy does with an upstream response.
-type Action int
+// Next is what the proxy does with a request after an upstream answer.
+type Next int
 
-// Actions.
+// The next steps.
 const (
-	// Deliver hands the response to the client: a success, or an error about
+	// Deliver hands the answer to the client: a success, or an error about
 	// the request itself that no other account would answer differently.
-	Deliver Action = iota
-	// Failover tries the request on another account.
-	Failover
-	// Refresh renews the account's credentials and retries once on the same
-	// account (OAuth access tokens).
-	Refresh
+	Deliver Next = iota
+	// Retry renews the account's credentials (its Kind must be a Refresher)
+	// and sends the request again on the same account, once. The retry is an
+	// attempt of its own in the request log.
+	Retry
+	// TryNext sends the request to the next account.
+	TryNext
 )
 
-// Verdict is a Kind's reading of an upstream error.
-type Verdict struct {
-	Action Action
-	// Cooldown keeps the account out of rotation for this long.
-	Cooldown time.Duration
+// Effect is what an upstream answer means for the account that gave it,
+// whatever the request does next.
+type Effect struct {
+	// CoolUntil keeps the account out of rotation until then.
+	CoolUntil time.Time
 	// Broken, when set, puts the account in status error with this reason
-	// until an operator re-enables it.
+	// until an operator re-enables it. With Retry it applies only if the
+	// retry does not help.
 	Broken string
 	// Transient marks the service's own trouble (5xx, 529): it counts toward
 	// a brief cooldown only after several in a row.
 	Transient bool
+}
+
+// Verdict is a Kind's reading of an upstream error answer.
+type Verdict struct {
+	Next    Next
+	Account Effect
 }
 
 // APIKeyKind serves accounts of type api_key.
@@ -64,8 +73,8 @@ func (APIKeyKind) Prepare(_ context.Context, a *llmgw.Account, req *http.Request
 }
 
 // Classify reads an API-key account's error responses.
-func (APIKeyKind) Classify(a *llmgw.Account, res *http.Response, body []byte) Verdict {
-	return ClassifyCommon(res, body, time.Now())
+func (APIKeyKind) Classify(a *llmgw.Account, res *http.Response, body []byte, now time.Time) Verdict {
+	return ClassifyCommon(res, body, now)
 }
 
 // ClassifyCommon is the reading of upstream errors shared by every kind.
@@ -84,24 +93,24 @@ func ClassifyCommon(res *http.Response, body []byte, now time.Time) Verdict {
 	}
 	switch code := res.StatusCode; {
 	case code == http.StatusTooManyRequests:
-		return Verdict{Action: Failover, Cooldown: rateLimitWait(res.Header, now)}
+		return Verdict{Next: TryNext, Account: Effect{CoolUntil: now.Add(rateLimitWait(res.Header, now))}}
 	case code == http.StatusUnauthorized:
-		return Verdict{Action: Failover, Broken: describe()}
+		return Verdict{Next: TryNext, Account: Effect{Broken: describe()}}
 	case code == http.StatusForbidden:
 		if accountLevel(msg) {
-			return Verdict{Action: Failover, Broken: describe()}
+			return Verdict{Next: TryNext, Account: Effect{Broken: describe()}}
 		}
-		return Verdict{Action: Failover, Cooldown: 30 * time.Second}
+		return Verdict{Next: TryNext, Account: Effect{CoolUntil: now.Add(30 * time.Second)}}
 	case code == http.StatusPaymentRequired:
-		return Verdict{Action: Failover, Broken: describe()}
+		return Verdict{Next: TryNext, Account: Effect{Broken: describe()}}
 	case code == http.StatusBadRequest && accountLevel(msg):
-		return Verdict{Action: Failover, Broken: describe()}
+		return Verdict{Next: TryNext, Account: Effect{Broken: describe()}}
 	case code == 529 || code >= 500:
-		return Verdict{Action: Failover, Transient: true}
+		return Verdict{Next: TryNext, Account: Effect{Transient: true}}
 	case code == http.StatusRequestTimeout || code == http.StatusConflict:
-		return Verdict{Action: Failover, Transient: true}
+		return Verdict{Next: TryNext, Account: Effect{Transient: true}}
 	}
-	return Verdict{Action: Deliver}
+	return Verdict{Next: Deliver}
 }
 
 // accountLevel reports whether an error message is about the account rather

@@ -16,35 +16,35 @@ func TestClassifyCommon(t *testing.T) {
 		status    int
 		msg       string
 		header    http.Header
-		action    Action
+		next      Next
 		broken    bool
 		cooldown  time.Duration
 		transient bool
 	}{
 		{"200", 200, "", nil, Deliver, false, 0, false},
 		{"400 request", 400, "max_tokens: field required", nil, Deliver, false, 0, false},
-		{"400 org disabled", 400, "This organization has been disabled.", nil, Failover, true, 0, false},
-		{"400 credit", 400, "Your credit balance is too low to access the Anthropic API.", nil, Failover, true, 0, false},
-		{"401", 401, "invalid x-api-key", nil, Failover, true, 0, false},
-		{"403 other", 403, "not allowed to use this model", nil, Failover, false, 30 * time.Second, false},
-		{"403 org", 403, "OAuth authentication is currently not allowed for this organization", nil, Failover, true, 0, false},
+		{"400 org disabled", 400, "This organization has been disabled.", nil, TryNext, true, 0, false},
+		{"400 credit", 400, "Your credit balance is too low to access the Anthropic API.", nil, TryNext, true, 0, false},
+		{"401", 401, "invalid x-api-key", nil, TryNext, true, 0, false},
+		{"403 other", 403, "not allowed to use this model", nil, TryNext, false, 30 * time.Second, false},
+		{"403 org", 403, "OAuth authentication is currently not allowed for this organization", nil, TryNext, true, 0, false},
 		{"404", 404, "model: nope", nil, Deliver, false, 0, false},
 		{"413", 413, "too large", nil, Deliver, false, 0, false},
-		{"429 retry-after", 429, "", http.Header{"Retry-After": {"42"}}, Failover, false, 42 * time.Second, false},
-		{"429 retry-after-ms", 429, "", http.Header{"Retry-After-Ms": {"1500"}}, Failover, false, 1500 * time.Millisecond, false},
+		{"429 retry-after", 429, "", http.Header{"Retry-After": {"42"}}, TryNext, false, 42 * time.Second, false},
+		{"429 retry-after-ms", 429, "", http.Header{"Retry-After-Ms": {"1500"}}, TryNext, false, 1500 * time.Millisecond, false},
 		{"429 reset header", 429, "", http.Header{
 			"Anthropic-Ratelimit-Tokens-Remaining":   {"0"},
 			"Anthropic-Ratelimit-Tokens-Reset":       {now.Add(90 * time.Second).Format(time.RFC3339)},
 			"Anthropic-Ratelimit-Requests-Remaining": {"10"},
 			"Anthropic-Ratelimit-Requests-Reset":     {now.Add(time.Hour).Format(time.RFC3339)},
-		}, Failover, false, 90 * time.Second, false},
+		}, TryNext, false, 90 * time.Second, false},
 		{"429 unified reset", 429, "", http.Header{
 			"Anthropic-Ratelimit-Unified-Reset": {strconv.FormatInt(now.Add(2*time.Hour).Unix(), 10)},
-		}, Failover, false, 2 * time.Hour, false},
-		{"429 bare", 429, "", nil, Failover, false, defaultRateLimitWait, false},
-		{"500", 500, "", nil, Failover, false, 0, true},
-		{"503", 503, "", nil, Failover, false, 0, true},
-		{"529", 529, "Overloaded", nil, Failover, false, 0, true},
+		}, TryNext, false, 2 * time.Hour, false},
+		{"429 bare", 429, "", nil, TryNext, false, defaultRateLimitWait, false},
+		{"500", 500, "", nil, TryNext, false, 0, true},
+		{"503", 503, "", nil, TryNext, false, 0, true},
+		{"529", 529, "Overloaded", nil, TryNext, false, 0, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := tt.header
@@ -57,8 +57,12 @@ func TestClassifyCommon(t *testing.T) {
 				body = anthropic.MarshalError(anthropic.ErrorType(tt.status), tt.msg, "req_1")
 			}
 			v := ClassifyCommon(res, body, now)
-			if v.Action != tt.action || (v.Broken != "") != tt.broken || v.Cooldown != tt.cooldown || v.Transient != tt.transient {
-				t.Errorf("verdict = %+v, want action %d broken %v cooldown %v transient %v", v, tt.action, tt.broken, tt.cooldown, tt.transient)
+			var cooldown time.Duration
+			if !v.Account.CoolUntil.IsZero() {
+				cooldown = v.Account.CoolUntil.Sub(now)
+			}
+			if v.Next != tt.next || (v.Account.Broken != "") != tt.broken || cooldown != tt.cooldown || v.Account.Transient != tt.transient {
+				t.Errorf("verdict = %+v, want next %d broken %v cooldown %v transient %v", v, tt.next, tt.broken, tt.cooldown, tt.transient)
 			}
 		})
 	}

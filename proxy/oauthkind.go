@@ -74,7 +74,7 @@ func (k OAuthKind) Refresh(ctx context.Context, a *llmgw.Account, sent http.Head
 // 5.4): an expired or invalid token means refresh; a revoked token or an
 // organization that is barred or disabled breaks the account; a 429 cools it
 // only when a subscription window says it is exhausted.
-func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte) Verdict {
+func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte, now time.Time) Verdict {
 	detail := anthropic.ParseError(body)
 	msg := strings.ToLower(detail.Message)
 	reason := fmt.Sprintf("upstream answered %d %s: %s", res.StatusCode, detail.Type, detail.Message)
@@ -82,32 +82,40 @@ func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte) Ver
 	case strings.Contains(msg, "revoked"),
 		strings.Contains(msg, "not allowed for this organization"),
 		strings.Contains(msg, "organization has been disabled"):
-		return Verdict{Action: Failover, Broken: reason + `: run "llmgw account login --name ` + a.Name + `"` + " once the account is usable again"}
+		return Verdict{Next: TryNext, Account: Effect{Broken: reason + `: run "llmgw account login --name ` + a.Name + `"` + " once the account is usable again"}}
 	case code == http.StatusUnauthorized && strings.Contains(msg, "oauth authentication is currently not supported"):
 		// The beta flag was missing: our fault, not the account's.
-		return Verdict{Action: Failover}
+		return Verdict{Next: TryNext}
 	case code == http.StatusUnauthorized:
 		// Expired or invalid: refresh once and retry; if that does not help,
 		// the account is broken.
-		return Verdict{Action: Refresh, Broken: reason}
+		return Verdict{Next: Retry, Account: Effect{Broken: reason}}
 	case code == http.StatusBadRequest && strings.Contains(msg, "only authorized for use with claude code"):
 		// Judged not to come from Claude Code: another account (an API key)
 		// may serve it; the account itself is fine.
-		return Verdict{Action: Failover}
+		return Verdict{Next: TryNext}
 	case code == http.StatusTooManyRequests:
-		if until, ok := windowReset(res.Header); ok {
-			return Verdict{Action: Failover, Cooldown: max(time.Until(until), time.Second)}
+		if until, ok := windowReset(res.Header, now); ok {
+			return Verdict{Next: TryNext, Account: Effect{CoolUntil: later(until, now.Add(time.Second))}}
 		}
 		// Not a subscription window: overage, fast-mode credits, a spend cap.
 		// Try elsewhere for this request only.
-		return Verdict{Action: Failover}
+		return Verdict{Next: TryNext}
 	}
-	return ClassifyCommon(res, body, time.Now())
+	return ClassifyCommon(res, body, now)
+}
+
+// later returns the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // windowReset returns the reset time of a rejected 5-hour or 7-day window.
-func windowReset(h http.Header) (time.Time, bool) {
-	ws := ParseWindows(h, time.Now())
+func windowReset(h http.Header, now time.Time) (time.Time, bool) {
+	ws := ParseWindows(h, now)
 	var until time.Time
 	for _, w := range []llmgw.Window{ws.FiveHour, ws.SevenDay} {
 		if w.Status == "rejected" && w.ResetsAt.After(until) {
