@@ -31,6 +31,10 @@ func TestPriceTable_Builtins(t *testing.T) {
 		{"claude-haiku-4-5-20251001", 1, 5},
 		{"claude-3-5-haiku-20241022", 0.8, 4},
 		{"claude-3-haiku-20240307", 0.25, 1.25},
+		{"claude-opus-5-5", 4, 20},
+		{"claude-fable-5-1", 10, 50},
+		{"claude-sonnet-5-5", 2, 10},
+		{"claude-haiku-5-5", 0.1, 0.5}, // its short-prompt rates
 	}
 	for _, tt := range tests {
 		p, ok := table.lookup(tt.model)
@@ -38,8 +42,43 @@ func TestPriceTable_Builtins(t *testing.T) {
 			t.Errorf("lookup(%q) = %+v, %v; want input %v, output %v", tt.model, p, ok, tt.input, tt.output)
 		}
 	}
-	if p, ok := table.lookup("gpt-4o"); ok {
-		t.Errorf("lookup(gpt-4o) = %+v, want no price", p)
+	// A model the catalog does not know has no price, not a neighbour's:
+	// Sonnet 5 costs less than Sonnet 4 did, so a guess would be wrong.
+	for _, m := range []string{"gpt-4o", "claude-sonnet-6", "claude-fable-5-2"} {
+		if p, ok := table.lookup(m); ok {
+			t.Errorf("lookup(%s) = %+v, want no price", m, p)
+		}
+	}
+}
+
+func TestPriceTable_ScaledCost(t *testing.T) {
+	t.Parallel()
+	table := newPriceTable(map[string]Price{"claude-sonnet-4-5*": derivePrice(3, 15)})
+	tests := []struct {
+		name  string
+		model string
+		tok   llmgw.Tokens
+		want  float64 // USD
+		ok    bool
+	}{
+		{"flat", "claude-opus-4-6", llmgw.Tokens{Input: 1000, Output: 2000}, 0.055, true},
+		{"unsplit cache write is 5m", "claude-opus-4-6", llmgw.Tokens{CacheWrite: 4000}, 0.025, true},
+		// Haiku 5.5 bills a whole request at its higher rates once the prompt,
+		// cache reads and writes included, passes 100,000 tokens.
+		{"short prompt", "claude-haiku-5-5", llmgw.Tokens{Input: 50_000, CacheRead: 50_000, Output: 1_000_000}, 0.005 + 0.0005 + 0.5, true},
+		{"long prompt", "claude-haiku-5-5", llmgw.Tokens{Input: 50_000, CacheRead: 50_000, CacheWrite: 1, Output: 1_000_000}, 0.025 + 0.0025 + 0.000000625 + 2.5, true},
+		// A config price is flat: it replaces the long-prompt tier too.
+		{"config price", "claude-sonnet-4-5-20250929", llmgw.Tokens{Input: 300_000}, 0.9, true},
+		{"unknown", "claude-next", llmgw.Tokens{Input: 1}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := table.scaledCost(tt.model, tt.tok)
+			if got /= 1e6; ok != tt.ok || got-tt.want > 1e-12 || tt.want-got > 1e-12 {
+				t.Errorf("scaledCost = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
 	}
 }
 

@@ -255,8 +255,8 @@ func buildReport(rows []store.UsageRow, by string, loc *time.Location, prices *p
 		}
 		failed := u.Status >= 400 || u.ErrorType != "" || u.EndedEarly
 		var cost float64
-		if p, ok := prices.lookup(u.Model); ok {
-			cost = p.scaledCost(u.Tokens)
+		if c, ok := prices.scaledCost(u.Model, u.Tokens); ok {
+			cost = c
 		} else if u.Tokens != (llmgw.Tokens{}) {
 			unpriced[modelName(u.Model)] = true
 		}
