@@ -181,8 +181,8 @@ func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
 		return geminiWriteJSON(w, s.geminiModel(id))
 	}
 	var list []gemini.Model
-	for _, m := range builtinModels {
-		list = append(list, gemini.ModelEntry(m.id, m.name))
+	for _, m := range anthropic.Models() {
+		list = append(list, gemini.ModelEntry(m.SnapshotID(), m.DisplayName))
 	}
 	aliases := make([]string, 0, len(s.cfg.Aliases))
 	for a := range s.cfg.Aliases {
@@ -206,10 +206,8 @@ func (s *Server) geminiModel(id string) gemini.Model {
 	if a, ok := s.cfg.Aliases[id]; ok && a != "" {
 		target = a
 	}
-	for _, m := range builtinModels {
-		if m.id == target {
-			display = m.name
-		}
+	if m, ok := anthropic.Lookup(target); ok {
+		display = m.DisplayName
 	}
 	e := gemini.ModelEntry(target, display)
 	if target != id {

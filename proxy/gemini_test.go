@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 )
 
@@ -330,14 +331,17 @@ func TestGemini_Models(t *testing.T) {
 	for _, m := range list.Models {
 		names = append(names, m.Name)
 	}
-	want := []string{"models/claude-opus-4-5-20251101", "models/claude-haiku-4-5-20251001", "models/claude-sonnet-4-5-20250929",
-		"models/claude-opus-4-1-20250805", "models/claude-opus-4-20250514", "models/claude-sonnet-4-20250514",
-		"models/claude-3-5-haiku-20241022", "models/gemini-2.5-flash"}
+	// The model catalog's list, newest first, then the aliases.
+	var want []string
+	for _, m := range anthropic.Models() {
+		want = append(want, "models/"+m.SnapshotID())
+	}
+	want = append(want, "models/gemini-2.5-flash")
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("model names (-want +got):\n%s", diff)
 	}
-	if m := list.Models[0]; m.DisplayName != "Claude Opus 4.5" || len(m.SupportedGenerationMethods) != 3 {
-		t.Errorf("first model = %+v", m)
+	if m, first := list.Models[0], anthropic.Models()[0]; m.DisplayName != first.DisplayName || len(m.SupportedGenerationMethods) != 3 {
+		t.Errorf("first model = %+v, want %s", m, first.DisplayName)
 	}
 	var one struct {
 		Name        string `json:"name"`

@@ -205,18 +205,6 @@ func addOpenAIModelFields(m map[string]any) {
 	m["created"] = created
 }
 
-// builtinModels answers /v1/models when no account can. Listed newest first,
-// as the API does.
-var builtinModels = []struct{ id, name, created string }{
-	{"claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-01T00:00:00Z"},
-	{"claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z"},
-	{"claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"},
-	{"claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"},
-	{"claude-opus-4-20250514", "Claude Opus 4", "2025-05-14T00:00:00Z"},
-	{"claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-14T00:00:00Z"},
-	{"claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"},
-}
-
 // modelInfo is one model in both SDK families' shapes.
 type modelInfo struct {
 	Type        string `json:"type"`
@@ -228,13 +216,14 @@ type modelInfo struct {
 	OwnedBy     string `json:"owned_by"`
 }
 
+// writeBuiltinModels answers /v1/models from the model catalog when no
+// account can: the models on offer, newest first, as the API lists them.
 func writeBuiltinModels(w http.ResponseWriter, id string) error {
 	var list []modelInfo
-	for _, m := range builtinModels {
-		created, _ := time.Parse(time.RFC3339, m.created)
-		info := modelInfo{Type: "model", ID: m.id, DisplayName: m.name, CreatedAt: m.created,
-			Object: "model", Created: created.Unix(), OwnedBy: "anthropic"}
-		if id == m.id {
+	for _, m := range anthropic.Models() {
+		info := modelInfo{Type: "model", ID: m.SnapshotID(), DisplayName: m.DisplayName,
+			CreatedAt: m.Created.Format(time.RFC3339), Object: "model", Created: m.Created.Unix(), OwnedBy: "anthropic"}
+		if id == m.SnapshotID() || id == m.ID {
 			w.Header().Set("Content-Type", "application/json")
 			return json.NewEncoder(w).Encode(info)
 		}
