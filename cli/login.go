@@ -389,8 +389,9 @@ Example:
 	}
 }
 
-// claudeCredentials is Claude Code's credentials file (~/.claude/.credentials.json,
-// reference 1.8). Only the claudeAiOauth object matters.
+// claudeCredentials is Claude Code's credentials file
+// (~/.claude/.credentials.json, where Claude Code keeps its login on Linux).
+// Only the claudeAiOauth object matters.
 type claudeCredentials struct {
 	ClaudeAiOauth *struct {
 		AccessToken      string   `json:"accessToken"`

@@ -22,7 +22,7 @@ import (
 const maxTokenBody = 1 << 20
 
 // tokenClient posts token requests. x/oauth2 always form-encodes them; Claude
-// Code sends JSON (reference 1.5), so this client does too.
+// Code sends JSON, so this client does too.
 //
 // Form fallback: reports disagree on whether the endpoint also takes form
 // encoding, and one (pi#2743) saw JSON refused with 400 "Invalid request
@@ -183,7 +183,8 @@ func jsonObject(ps []param) []byte {
 	return b.Bytes()
 }
 
-// tokenResponse is the token endpoint's answer (reference 1.6).
+// tokenResponse is the token endpoint's answer: the token pair, its
+// lifetime, the scopes and the account it belongs to.
 type tokenResponse struct {
 	TokenType    string `json:"token_type"`
 	AccessToken  string `json:"access_token"`

@@ -50,7 +50,7 @@ func NewLogin(cfg Config) (*Login, error) {
 		Scopes:      cfg.Scopes,
 	}
 	// code=true makes the manual callback page show a code to copy; Claude
-	// Code sends it with a loopback redirect too (reference 1.2).
+	// Code sends it with a loopback redirect too.
 	l.URL = oc.AuthCodeURL(l.State, oauth2.SetAuthURLParam("code", "true"), oauth2.S256ChallengeOption(l.verifier))
 	return l, nil
 }

@@ -29,8 +29,8 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// The real Claude Code values (reference 1.1). Private deployments and tests
-// override them through Config.
+// The values Claude Code itself uses for its login. Private deployments and
+// tests override them through Config.
 const (
 	DefaultAuthorizeURL = "https://claude.ai/oauth/authorize"
 	DefaultTokenURL     = "https://platform.claude.com/v1/oauth/token"

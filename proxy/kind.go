@@ -113,8 +113,9 @@ func ClassifyCommon(res *http.Response, body []byte, now time.Time) Verdict {
 	return Verdict{Next: Deliver}
 }
 
-// accountLevel reports whether an error message is about the account rather
-// than the request (reference 5.2).
+// accountLevel reports whether an error message is about the account (its
+// key, organization or balance) rather than the request: such an error would
+// fail every request on the account.
 func accountLevel(msg string) bool {
 	for _, s := range []string{
 		"organization has been disabled",

@@ -32,7 +32,8 @@ const OAuthBeta = "oauth-2025-04-20"
 const ClaudeCodeIdentity = "You are Claude Code, Anthropic's official CLI for Claude."
 
 // identityPrefixes are the first-party system texts that count as the
-// identity being present already (reference 3.4).
+// identity being present already: Claude Code's own, and those of Anthropic's
+// Agent SDK, which Anthropic accepts on the same tokens.
 var identityPrefixes = []string{
 	ClaudeCodeIdentity,
 	"You are Claude Code, Anthropic's official CLI for Claude, running within the Claude Agent SDK.",
@@ -70,8 +71,8 @@ func (k OAuthKind) Refresh(ctx context.Context, a *llmgw.Account, sent http.Head
 	return k.Tokens.Refresh(ctx, a, rejected)
 }
 
-// Classify reads an OAuth account's error responses (reference 3.6, 5.2,
-// 5.4): an expired or invalid token means refresh; a revoked token or an
+// Classify reads an OAuth account's error responses: an expired or invalid
+// token means refresh; a revoked token or an
 // organization that is barred or disabled breaks the account; a 429 cools it
 // only when a subscription window says it is exhausted.
 func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte, now time.Time) Verdict {

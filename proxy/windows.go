@@ -9,8 +9,9 @@ import (
 )
 
 // ParseWindows reads the subscription windows from the
-// anthropic-ratelimit-unified-* headers of a response (reference 5.4). The
-// zero Windows (At zero) means the response carried none.
+// anthropic-ratelimit-unified-* headers of a response: the 5-hour and 7-day
+// windows of a subscription, their status, use and reset. The zero Windows
+// (At zero) means the response carried none.
 func ParseWindows(h http.Header, now time.Time) llmgw.Windows {
 	// Canonical keys, read straight from the map: this runs on every
 	// response, and most carry none of these headers.

@@ -2,9 +2,8 @@
 // 127.0.0.1 for tests: an authorize endpoint that records the PKCE challenge
 // it was shown, and a token endpoint that checks the verifier against it,
 // issues short-lived access tokens and rotating refresh tokens, and rejects a
-// spent refresh token with invalid_grant, as Anthropic's does (reference 1
-// and 2). Failures can be scripted and requests held, and every token
-// request is counted.
+// spent refresh token with invalid_grant, as Anthropic's does. Failures can
+// be scripted and requests held, and every token request is counted.
 //
 // Only tests import it. Its tokens are obviously fake ("sk-ant-oat01-fake-…").
 package oauthtest
@@ -36,7 +35,7 @@ import (
 // real server by mistake would fail.
 const ClientID = "00000000-fake-4000-8000-oauthtest000"
 
-// Identity the token responses carry (reference 1.6).
+// Identity the token responses carry, in the fields Anthropic's carry it in.
 const (
 	Email            = "subscriber@example.com"
 	AccountUUID      = "11111111-1111-4111-8111-111111111111"
@@ -168,8 +167,8 @@ func (s *Server) SetRotation(on bool) {
 }
 
 // RequireForm makes the token endpoint refuse JSON bodies with 400
-// invalid_request "Invalid request format", as one report says the real one
-// did (reference 1.5).
+// invalid_request "Invalid request format", as one user report says the real
+// one did.
 func (s *Server) RequireForm(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
