@@ -602,15 +602,3 @@ func upstreamQuery(r *http.Request) string {
 	q.Del("key")
 	return q.Encode()
 }
-
-// copyResponseHeader copies the upstream headers a client may see.
-func copyResponseHeader(dst, src http.Header) {
-	for k, vs := range src {
-		lk := strings.ToLower(k)
-		switch {
-		case lk == "content-type", lk == "request-id", lk == "retry-after", lk == "retry-after-ms",
-			lk == "x-should-retry", strings.HasPrefix(lk, "anthropic-ratelimit-"):
-			dst[k] = vs
-		}
-	}
-}
