@@ -3,6 +3,9 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
 )
 
 // Request is an Anthropic Messages request as the dialect converters build
@@ -45,7 +48,9 @@ type ContentBlock struct {
 	// image, document
 	Source *Source `json:"source,omitempty"`
 
-	// tool_use
+	// tool_use. On a tool_result, Name is never sent: a decoder sets it (the
+	// upstream tool name) with an empty or unknown ToolUseID to have
+	// Normalize pair the result with a call of that tool.
 	ID    string          `json:"id,omitempty"`
 	Name  string          `json:"name,omitempty"`
 	Input json.RawMessage `json:"input,omitempty"` // always set for tool_use ({} when empty)
@@ -68,6 +73,9 @@ type ContentBlock struct {
 // display was omitted has empty thinking text).
 func (b ContentBlock) MarshalJSON() ([]byte, error) {
 	type plain ContentBlock
+	if b.Type == "tool_result" {
+		b.Name = ""
+	}
 	var v any = plain(b)
 	if b.Type == "thinking" {
 		v = struct {
@@ -91,6 +99,92 @@ type Source struct {
 	MediaType string `json:"media_type,omitempty"`
 	Data      string `json:"data,omitempty"`
 	URL       string `json:"url,omitempty"`
+}
+
+// ImageMediaType returns the media type Anthropic takes for an image of
+// media type mt (jpeg, png, gif or webp; image/jpg is named image/jpeg), and
+// whether it takes it at all.
+func ImageMediaType(mt string) (string, bool) {
+	switch mt = strings.ToLower(strings.TrimSpace(mt)); mt {
+	case "image/jpeg", "image/png", "image/gif", "image/webp":
+		return mt, true
+	case "image/jpg":
+		return "image/jpeg", true
+	}
+	return "", false
+}
+
+// ParseDataURL splits a data URL, data:<media type>[;param…][;base64],<data>
+// (the prefix in any case). The media type comes back in lower case, without
+// its parameters; isBase64 says whether data is base64 (else it is
+// percent-encoded text). The error says what is malformed, for the client.
+func ParseDataURL(u string) (mediaType, data string, isBase64 bool, err error) {
+	if len(u) < len("data:") || !strings.EqualFold(u[:len("data:")], "data:") {
+		return "", "", false, errors.New("not a data URL")
+	}
+	head, data, ok := strings.Cut(u[len("data:"):], ",")
+	if !ok {
+		return "", "", false, errors.New("malformed data URL: no comma")
+	}
+	params := strings.Split(head, ";")
+	mediaType = strings.ToLower(strings.TrimSpace(params[0]))
+	for _, p := range params[1:] {
+		isBase64 = isBase64 || strings.EqualFold(strings.TrimSpace(p), "base64")
+	}
+	return mediaType, data, isBase64, nil
+}
+
+// ToolResultContent is the content of a tool_result that holds blocks: none
+// for no blocks, a JSON string for a single text block (the form every
+// client sends and the model reads best), else the block list. Blank text
+// blocks are left out: Anthropic refuses them. Text is encoded as written
+// (no HTML escaping).
+func ToolResultContent(blocks []ContentBlock) json.RawMessage {
+	kept := make([]ContentBlock, 0, len(blocks))
+	for _, b := range blocks {
+		if b.Type != "text" || strings.TrimSpace(b.Text) != "" {
+			kept = append(kept, b)
+		}
+	}
+	var v any = kept
+	switch {
+	case len(kept) == 0:
+		return nil
+	case len(kept) == 1 && kept[0].Type == "text" && kept[0].CacheControl == nil:
+		v = kept[0].Text
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil { // blocks of strings: cannot fail
+		return nil
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
+}
+
+// JSONKind names a Go type the way a JSON client thinks of it ("a string",
+// "an array"…), for the message of a request whose field has the wrong
+// JSON type (json.UnmarshalTypeError.Type).
+func JSONKind(t reflect.Type) string {
+	if t == nil {
+		return "a value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return JSONKind(t.Elem())
+	}
+	return "an object"
 }
 
 // Tool is a custom (client-run) tool.

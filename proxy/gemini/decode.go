@@ -9,26 +9,17 @@ import (
 	"math"
 	"mime"
 	"path"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
-// placeholder is the text of the user turn added when a request has none
-// (E4): Anthropic needs at least one message, and the first one a user's.
-const placeholder = "."
-
-// interrupted is the result given to a function call the history leaves
-// unanswered (E9).
-const interrupted = "The function call was interrupted: no result was returned."
-
 // Decode translates a generateContent request for model (the model named in
-// the path; "models/" is optional) into an Anthropic request, and returns
-// what the response side needs in Info. Every error is a *RequestError; no
-// input makes it panic. Info.Stream and Info.JSONArray are left for the
-// caller to set.
+// the path; "models/" is optional) into an Anthropic request, repaired by
+// anthropic.Normalize, and returns what the response side needs in Info.
+// Every error is a *RequestError; no input makes it panic. Info.Stream and
+// Info.JSONArray are left for the caller to set.
 func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 	info := Info{Names: new(anthropic.ToolNames)}
 	model = strings.TrimPrefix(strings.TrimSpace(model), "models/")
@@ -73,7 +64,7 @@ func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, I
 	}
 
 	req := &anthropic.Request{Model: model}
-	d := decoder{info: &info, used: map[string]bool{}}
+	d := decoder{info: &info}
 
 	gc := gr.GenerationConfig
 	if gc == nil {
@@ -89,45 +80,45 @@ func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, I
 	if err := d.tools(req, gr.Tools, gr.ToolConfig); err != nil {
 		return nil, info, err
 	}
-	if err := d.contents(gr.Contents); err != nil {
+	if err := d.contents(req, gr.Contents); err != nil {
 		return nil, info, err
 	}
 	if err := d.jsonOutput(req, gc); err != nil {
 		return nil, info, err
 	}
-	d.thinking(req, gc)
-	d.sampling(req, gc)
-	req.Messages = d.finish(req.Thinking != nil)
-	if len(req.Messages) == 0 {
-		if len(req.System) == 0 {
-			return nil, info, reqErr("contents", "at least one content with a non-empty part is required")
-		}
-		req.Messages = []anthropic.Message{userText(placeholder)}
-	} else if req.Messages[0].Role != "user" {
-		req.Messages = append([]anthropic.Message{userText(placeholder)}, req.Messages...)
+	if d.budget > 0 {
+		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: d.budget}
+	}
+	sampling(req, gc)
+
+	n := anthropic.Normalize(req, anthropic.NormalizeOptions{})
+	if n.Empty && len(req.System) == 0 {
+		// Gemini refuses a request with nothing in it; so does llmgw,
+		// rather than send a placeholder alone.
+		return nil, info, reqErr("contents", "at least one content with a non-empty part is required")
+	}
+	info.Orphans = n.Orphans
+	if d.budget > 0 && req.Thinking == nil {
+		info.Ignored = append(info.Ignored, "generationConfig.thinkingConfig ("+thinkingOff(n.Notes)+")")
 	}
 	return req, info, nil
 }
 
+// thinkingOff returns Normalize's note on why it turned thinking off.
+func thinkingOff(notes []string) string {
+	for _, s := range notes {
+		if strings.HasPrefix(s, "thinking off") {
+			return s
+		}
+	}
+	return "thinking off"
+}
+
 // decoder holds the state of one Decode.
 type decoder struct {
-	info  *Info
-	msgs  []anthropic.Message
-	calls map[int][]call // function calls of each assistant message, by index
-	used  map[string]bool
+	info *Info
 	// budget is the thinking budget asked for; 0 for none.
 	budget int
-}
-
-// call is a function call in the history: the client's id (possibly
-// empty), the id sent upstream, and the client's function name.
-type call struct {
-	clientID, id, name string
-	answer             *anthropic.ContentBlock
-}
-
-func userText(s string) anthropic.Message {
-	return anthropic.Message{Role: "user", Content: []anthropic.ContentBlock{{Type: "text", Text: s}}}
 }
 
 // generation reads the sampling and length settings.
@@ -136,12 +127,11 @@ func (d *decoder) generation(req *anthropic.Request, gc *GenerationConfig) error
 		return reqErr("generationConfig.candidateCount", "llmgw returns exactly one candidate; set candidateCount to 1 or leave it out")
 	}
 	switch n := gc.MaxOutputTokens; {
-	case n == nil || *n == 0:
-		req.MaxTokens = anthropic.DefaultMaxTokens(req.Model) // E15
+	case n == nil || *n == 0: // Normalize gives the model's default
 	case *n < 0:
 		return reqErr("generationConfig.maxOutputTokens", "must be positive, got %d", *n)
 	default:
-		req.MaxTokens = anthropic.ClampMaxTokens(req.Model, *n) // E16
+		req.MaxTokens = *n
 	}
 	if t := gc.Temperature; t != nil && (*t < 0 || *t > 2 || math.IsNaN(*t)) {
 		return reqErr("generationConfig.temperature", "must be between 0 and 2, got %v", *t)
@@ -149,11 +139,7 @@ func (d *decoder) generation(req *anthropic.Request, gc *GenerationConfig) error
 	if p := gc.TopP; p != nil && (*p < 0 || *p > 1 || math.IsNaN(*p)) {
 		return reqErr("generationConfig.topP", "must be between 0 and 1, got %v", *p)
 	}
-	for _, s := range gc.StopSequences {
-		if strings.TrimSpace(s) != "" { // E24: Anthropic refuses blank ones
-			req.StopSequences = append(req.StopSequences, s)
-		}
-	}
+	req.StopSequences = gc.StopSequences
 	if len(gc.ResponseModalities) > 0 {
 		text := false
 		for _, m := range gc.ResponseModalities {
@@ -251,9 +237,9 @@ func (d *decoder) tools(req *anthropic.Request, tools []Tool, tc *ToolConfig) er
 			}
 			declared[fd.Name] = true
 			req.Tools = append(req.Tools, anthropic.Tool{
-				Name:        names.Upstream(fd.Name), // E11
+				Name:        names.Upstream(fd.Name),
 				Description: fd.Description,
-				InputSchema: toolSchema(fd.Parameters, fd.ParametersJSONSchema), // E38, E39
+				InputSchema: toolSchema(fd.Parameters, fd.ParametersJSONSchema),
 			})
 		}
 	}
@@ -295,16 +281,14 @@ func (d *decoder) tools(req *anthropic.Request, tools []Tool, tc *ToolConfig) er
 	default:
 		return reqErr(field+".mode", "unknown mode %q; use AUTO, ANY, NONE or VALIDATED", fc.Mode)
 	}
-	if len(req.Tools) == 0 {
-		req.ToolChoice = nil // E41: a choice among no tools
-	}
 	return nil
 }
 
-// contents translates the turns, merging consecutive turns of one role
-// (E5) and pairing function responses with their calls (E37).
-func (d *decoder) contents(contents []Content) error {
-	d.calls = map[int][]call{}
+// contents translates the turns, one message each, in order: Normalize
+// merges consecutive turns of one role and pairs each function response
+// with its call (by id, else by function name, else in call order).
+func (d *decoder) contents(req *anthropic.Request, contents []Content) error {
+	req.Messages = make([]anthropic.Message, 0, len(contents))
 	for ci, c := range contents {
 		var role string
 		switch strings.ToLower(c.Role) {
@@ -316,7 +300,17 @@ func (d *decoder) contents(contents []Content) error {
 			return reqErr(fmt.Sprintf("contents[%d].role", ci), `must be "user" or "model", got %q`, c.Role)
 		}
 		var blocks []anthropic.ContentBlock
-		var calls []call
+		// text appends a text block, joined to the one before in a model
+		// turn: clients send a streamed answer back as one part per chunk.
+		text := func(s string) {
+			if role == "assistant" {
+				if last := lastBlock(req.Messages, blocks); last != nil && last.Type == "text" {
+					last.Text += s
+					return
+				}
+			}
+			blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: s})
+		}
 		for pi, p := range c.Parts {
 			field := fmt.Sprintf("contents[%d].parts[%d]", ci, pi)
 			if p.ThoughtSignature != "" && role == "assistant" {
@@ -331,10 +325,11 @@ func (d *decoder) contents(contents []Content) error {
 				if fc.Name == "" {
 					return reqErr(field+".functionCall.name", "a function call needs a name")
 				}
-				id := d.callID(fc.ID, ci, pi)
-				calls = append(calls, call{clientID: fc.ID, id: id, name: fc.Name})
+				if fc.ID == "" {
+					d.info.SynthesizedIDs++ // Normalize makes one
+				}
 				blocks = append(blocks, anthropic.ContentBlock{
-					Type: "tool_use", ID: id, Name: d.info.Names.Upstream(fc.Name), Input: argsObject(fc.Args), // E10, E11, E12
+					Type: "tool_use", ID: fc.ID, Name: d.info.Names.Upstream(fc.Name), Input: fc.Args,
 				})
 			case p.FunctionResponse != nil:
 				if role != "user" {
@@ -363,153 +358,45 @@ func (d *decoder) contents(contents []Content) error {
 					if lang == "language_unspecified" {
 						lang = ""
 					}
-					blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: "```" + lang + "\n" + code + "\n```"})
+					text("```" + lang + "\n" + code + "\n```")
 				}
 			case p.CodeExecutionResult != nil:
 				if out := p.CodeExecutionResult.Output; out != "" {
-					blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: "Code execution result (" + p.CodeExecutionResult.Outcome + "):\n" + out})
+					text("Code execution result (" + p.CodeExecutionResult.Outcome + "):\n" + out)
 				}
-			case p.Text != nil && *p.Text != "" && !p.Thought: // E1: empty text dropped
-				blocks = append(blocks, anthropic.ContentBlock{Type: "text", Text: *p.Text})
+			case p.Text != nil && !p.Thought: // thought text is shown only; the carrier holds the real thinking
+				text(*p.Text)
 			}
 		}
-		if len(blocks) == 0 {
-			continue // E1: a turn with nothing left
-		}
-		if n := len(d.msgs); n > 0 && d.msgs[n-1].Role == role { // E5
-			d.msgs[n-1].Content = append(d.msgs[n-1].Content, blocks...)
-			d.calls[n-1] = append(d.calls[n-1], calls...)
-			continue
-		}
-		if len(calls) > 0 {
-			d.calls[len(d.msgs)] = calls
-		}
-		d.msgs = append(d.msgs, anthropic.Message{Role: role, Content: blocks})
+		req.Messages = append(req.Messages, anthropic.Message{Role: role, Content: blocks})
 	}
-	d.pair()
 	return nil
 }
 
-// callID returns the upstream id of a function call: the client's id made
-// valid for Anthropic (E10), or a deterministic one when there is none
-// (E37), unique in the request either way.
-func (d *decoder) callID(clientID string, ci, pi int) string {
-	id := anthropic.SanitizeID(clientID)
-	if id == "" {
-		id = "call_" + strconv.Itoa(ci) + "_" + strconv.Itoa(pi)
-		d.info.SynthesizedIDs++
+// lastBlock returns the block before the one being added: the last of
+// blocks, else the last of the previous message when it is a model turn
+// too, or nil.
+func lastBlock(msgs []anthropic.Message, blocks []anthropic.ContentBlock) *anthropic.ContentBlock {
+	if n := len(blocks); n > 0 {
+		return &blocks[n-1]
 	}
-	for base, n := id, 2; d.used[id]; n++ {
-		id = base + "_" + strconv.Itoa(n)
+	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
+		if c := msgs[n-1].Content; len(c) > 0 {
+			return &c[len(c)-1]
+		}
 	}
-	d.used[id] = true
-	return id
+	return nil
 }
 
-// pendingResult marks a tool_result whose call is not known yet: Name and
-// ToolUseID hold the client's function name and id until pair resolves them.
-const pendingResult = "tool_result"
-
-// pair gives every function response the id of the call it answers: by id
-// when the client kept ids, else the oldest unanswered call of the same name
-// (E37). A call answered twice keeps the last answer (E8); a call left
-// unanswered gets an "interrupted" error result, and a response to no call
-// becomes text (E9). Results go first in their user turn, in call order.
-func (d *decoder) pair() {
-	for i := range d.msgs {
-		m := &d.msgs[i]
-		if m.Role != "user" {
-			continue
-		}
-		var calls []call
-		if i > 0 {
-			calls = d.calls[i-1]
-		}
-		hasResults := false
-		for _, b := range m.Content {
-			hasResults = hasResults || b.Type == pendingResult
-		}
-		if !hasResults && len(calls) == 0 {
-			continue
-		}
-		var rest []anthropic.ContentBlock
-		for _, b := range m.Content {
-			if b.Type != pendingResult {
-				rest = append(rest, b)
-				continue
-			}
-			k := match(calls, b.ToolUseID, b.Name)
-			if k < 0 {
-				d.info.Orphans++
-				rest = append(rest, orphanText(b))
-				continue
-			}
-			b.ToolUseID, b.Name = calls[k].id, ""
-			calls[k].answer = &b
-		}
-		content := make([]anthropic.ContentBlock, 0, len(calls)+len(rest))
-		for _, c := range calls {
-			if c.answer != nil {
-				content = append(content, *c.answer)
-				continue
-			}
-			content = append(content, anthropic.ContentBlock{
-				Type: "tool_result", ToolUseID: c.id, Content: jsonString(interrupted), IsError: true,
-			})
-		}
-		m.Content = append(content, rest...)
-	}
-	// A final assistant turn with calls awaits results that never came:
-	// nothing to pair; the upstream decides.
-}
-
-// match finds the call a response answers: the call with its id, else the
-// oldest unanswered call of its name, else (a response naming nothing) the
-// oldest unanswered call. It returns -1 for none.
-func match(calls []call, id, name string) int {
-	if id != "" {
-		// An answer to a call already answered replaces it (E8).
-		for k, c := range calls {
-			if c.clientID == id {
-				return k
-			}
-		}
-		sid := anthropic.SanitizeID(id)
-		for k, c := range calls {
-			if c.id == sid {
-				return k
-			}
-		}
-	}
-	for k, c := range calls {
-		if c.answer == nil && c.name == name {
-			return k
-		}
-	}
-	if name == "" {
-		for k, c := range calls {
-			if c.answer == nil {
-				return k
-			}
-		}
-	}
-	return -1
-}
-
-// orphanText renders a function response that answers no call.
-func orphanText(b anthropic.ContentBlock) anthropic.ContentBlock {
-	var s string
-	if json.Unmarshal(b.Content, &s) != nil {
-		s = string(b.Content)
-	}
-	return anthropic.ContentBlock{Type: "text", Text: fmt.Sprintf("Result of function %s: %s", b.Name, s)}
-}
-
-// functionResponse builds the (still unpaired) tool_result of a function
-// response: response.output or response.result when it is a string, else
-// the response as JSON text, plus any media parts (E7).
+// functionResponse builds the tool_result of a function response:
+// response.output or response.result when it is a string, else the response
+// as JSON text, plus any media parts. It carries the client's id (maybe
+// none) and the function's upstream name, for Normalize to pair it.
 func (d *decoder) functionResponse(fr *FunctionResponse, field string) (anthropic.ContentBlock, error) {
-	b := anthropic.ContentBlock{Type: pendingResult, ToolUseID: fr.ID, Name: fr.Name}
+	b := anthropic.ContentBlock{Type: "tool_result", ToolUseID: fr.ID}
+	if fr.Name != "" {
+		b.Name = d.info.Names.Upstream(fr.Name)
+	}
 	text := ""
 	raw := bytes.TrimSpace(fr.Response)
 	if len(raw) > 0 {
@@ -534,7 +421,7 @@ func (d *decoder) functionResponse(fr *FunctionResponse, field string) (anthropi
 			text = compactJSON(raw)
 		}
 	}
-	var media []anthropic.ContentBlock
+	blocks := []anthropic.ContentBlock{{Type: "text", Text: text}}
 	for i, p := range fr.Parts {
 		pf := fmt.Sprintf("%s.parts[%d]", field, i)
 		switch {
@@ -543,90 +430,27 @@ func (d *decoder) functionResponse(fr *FunctionResponse, field string) (anthropi
 			if err != nil {
 				return b, err
 			}
-			media = append(media, mb)
+			blocks = append(blocks, mb)
 		case p.FileData != nil:
 			mb, err := fileBlock(p.FileData, pf+".fileData")
 			if err != nil {
 				return b, err
 			}
-			media = append(media, mb)
+			blocks = append(blocks, mb)
 		}
 	}
-	switch {
-	case len(media) == 0 && text != "":
-		b.Content = jsonString(text)
-	case len(media) > 0:
-		var list []anthropic.ContentBlock
-		if text != "" {
-			list = append(list, anthropic.ContentBlock{Type: "text", Text: text})
-		}
-		list = append(list, media...)
-		b.Content, _ = json.Marshal(list)
-	}
+	b.Content = anthropic.ToolResultContent(blocks)
 	return b, nil
 }
 
-// thinking turns the asked-for budget into Anthropic's thinking setting
-// (E17) and keeps the request valid with it.
-func (d *decoder) thinking(req *anthropic.Request, gc *GenerationConfig) {
-	if d.budget <= 0 {
-		return
-	}
-	if tc := req.ToolChoice; tc != nil && (tc.Type == "any" || tc.Type == "tool") {
-		// Anthropic refuses thinking with a forced function call; the
-		// function call is what the client asked for.
-		d.info.Ignored = append(d.info.Ignored, "generationConfig.thinkingConfig (with functionCallingConfig mode ANY)")
-		return
-	}
-	if !d.loopHasThinking() {
-		// The turn that called the functions being answered came without
-		// its signed thinking; Anthropic refuses thinking then.
-		d.info.Ignored = append(d.info.Ignored, "generationConfig.thinkingConfig (the function-calling turn has no thinking to continue)")
-		return
-	}
-	budget, maxTokens := anthropic.FitThinking(req.Model, d.budget, req.MaxTokens)
-	if budget <= 0 {
-		return
-	}
-	req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget}
-	req.MaxTokens = maxTokens
-}
-
-// loopHasThinking reports whether a request that ends in function results
-// has thinking at the start of the turn that made the calls.
-func (d *decoder) loopHasThinking() bool {
-	n := len(d.msgs)
-	if n < 2 || d.msgs[n-1].Role != "user" || d.msgs[n-2].Role != "assistant" {
-		return true
-	}
-	results := false
-	for _, b := range d.msgs[n-1].Content {
-		results = results || b.Type == "tool_result"
-	}
-	if !results {
-		return true
-	}
-	first := d.msgs[n-2].Content[0].Type
-	return first == "thinking" || first == "redacted_thinking"
-}
-
-// sampling applies Anthropic's rules to temperature, topP and topK (E18,
-// E19, E20).
-func (d *decoder) sampling(req *anthropic.Request, gc *GenerationConfig) {
-	if req.Thinking != nil {
-		// With thinking only temperature 1, top_p >= 0.95 and no top_k pass.
-		if t := gc.Temperature; t != nil && *t == 1 {
-			req.Temperature = ptr(1.0)
-		}
-		if p := gc.TopP; p != nil && *p >= 0.95 && req.Temperature == nil {
-			req.TopP = ptr(*p)
-		}
-		return
-	}
+// sampling copies temperature, topP and topK; Normalize fits them to
+// Anthropic's rules (temperature at most 1, not with top_p, the thinking
+// limits).
+func sampling(req *anthropic.Request, gc *GenerationConfig) {
 	if t := gc.Temperature; t != nil {
-		req.Temperature = ptr(min(*t, 1))
+		req.Temperature = ptr(*t)
 	}
-	if p := gc.TopP; p != nil && req.Temperature == nil {
+	if p := gc.TopP; p != nil {
 		req.TopP = ptr(*p)
 	}
 	if k := gc.TopK; k != nil && *k >= 1 && *k < math.MaxInt32 {
@@ -636,68 +460,12 @@ func (d *decoder) sampling(req *anthropic.Request, gc *GenerationConfig) {
 
 func ptr[T any](v T) *T { return &v }
 
-// finish drops thinking when it is off (Anthropic only reads it with
-// thinking on), drops turns left empty, merges what that makes adjacent,
-// and joins the text fragments of streamed model turns.
-func (d *decoder) finish(thinking bool) []anthropic.Message {
-	var out []anthropic.Message
-	for _, m := range d.msgs {
-		var blocks []anthropic.ContentBlock
-		for _, b := range m.Content {
-			if !thinking && (b.Type == "thinking" || b.Type == "redacted_thinking") {
-				continue
-			}
-			if m.Role == "assistant" && b.Type == "text" && len(blocks) > 0 && blocks[len(blocks)-1].Type == "text" {
-				blocks[len(blocks)-1].Text += b.Text
-				continue
-			}
-			blocks = append(blocks, b)
-		}
-		if len(blocks) == 0 {
-			continue
-		}
-		if n := len(out); n > 0 && out[n-1].Role == m.Role {
-			out[n-1].Content = append(out[n-1].Content, blocks...)
-			continue
-		}
-		out = append(out, anthropic.Message{Role: m.Role, Content: blocks})
-	}
-	return out
-}
-
-// argsObject returns a function call's arguments as a JSON object: {} for
-// anything else (E12); a string holding an object is unwrapped.
-func argsObject(raw json.RawMessage) json.RawMessage {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			raw = bytes.TrimSpace([]byte(s))
-		}
-	}
-	if len(raw) > 0 && raw[0] == '{' && json.Valid(raw) {
-		return json.RawMessage(compactJSON(raw))
-	}
-	return json.RawMessage("{}")
-}
-
 func compactJSON(raw []byte) string {
 	var buf bytes.Buffer
 	if json.Compact(&buf, raw) != nil {
 		return string(raw)
 	}
 	return buf.String()
-}
-
-func jsonString(s string) json.RawMessage {
-	b, _ := json.Marshal(s)
-	return b
-}
-
-// Media types Claude reads.
-var imageTypes = map[string]string{
-	"image/jpeg": "image/jpeg", "image/jpg": "image/jpeg", "image/png": "image/png",
-	"image/gif": "image/gif", "image/webp": "image/webp",
 }
 
 const supportedMedia = "image/jpeg, image/png, image/gif, image/webp, application/pdf and text/plain"
@@ -715,7 +483,7 @@ func isText(mt string) bool {
 	return strings.HasPrefix(mt, "text/") || mt == "application/json"
 }
 
-// inlineBlock turns inline data into an image or document block (E40).
+// inlineBlock turns inline data into an image or document block.
 func inlineBlock(b *Blob, field string) (anthropic.ContentBlock, error) {
 	mt := mediaType(b.MIMEType)
 	data, ok := stdBase64(b.Data)
@@ -725,9 +493,10 @@ func inlineBlock(b *Blob, field string) (anthropic.ContentBlock, error) {
 	if data == "" {
 		return anthropic.ContentBlock{}, reqErr(field+".data", "is empty")
 	}
+	if canon, ok := anthropic.ImageMediaType(mt); ok {
+		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: canon, Data: data}}, nil
+	}
 	switch {
-	case imageTypes[mt] != "":
-		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: imageTypes[mt], Data: data}}, nil
 	case mt == "application/pdf":
 		return anthropic.ContentBlock{Type: "document", Source: &anthropic.Source{Type: "base64", MediaType: mt, Data: data}}, nil
 	case isText(mt):
@@ -740,7 +509,7 @@ func inlineBlock(b *Blob, field string) (anthropic.ContentBlock, error) {
 	return anthropic.ContentBlock{}, reqErr(field+".mimeType", "Claude cannot read %q; it reads %s", b.MIMEType, supportedMedia)
 }
 
-// fileBlock turns a file URI into a URL-sourced image or PDF (E40). Only
+// fileBlock turns a file URI into a URL-sourced image or PDF. Only
 // https URLs can be passed on: files uploaded to Google (files/…) and gs://
 // objects are out of reach.
 func fileBlock(f *FileData, field string) (anthropic.ContentBlock, error) {
@@ -758,9 +527,10 @@ func fileBlock(f *FileData, field string) (anthropic.ContentBlock, error) {
 		}
 		mt = mediaType(mime.TypeByExtension(strings.ToLower(path.Ext(p))))
 	}
-	switch {
-	case imageTypes[mt] != "":
+	if _, ok := anthropic.ImageMediaType(mt); ok {
 		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "url", URL: uri}}, nil
+	}
+	switch {
 	case mt == "application/pdf":
 		return anthropic.ContentBlock{Type: "document", Source: &anthropic.Source{Type: "url", URL: uri}}, nil
 	case mt == "":

@@ -136,7 +136,7 @@ func TestEdge01_EmptyTextParts(t *testing.T) {
 
 func TestEdge04_OnlySystemInstruction(t *testing.T) {
 	got, _ := decodeJSON(t, "claude-x", `{"systemInstruction":{"parts":[{"text":"You are a poet."}]}}`, DecodeOptions{})
-	want := parseJSON(t, `[{"role":"user","content":[{"type":"text","text":"."}]}]`)
+	want := parseJSON(t, `[{"role":"user","content":[{"type":"text","text":"Continue."}]}]`)
 	if diff := cmp.Diff(want, got["messages"]); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
 	}
@@ -158,8 +158,8 @@ func TestEdge05_ConsecutiveSameRoleMerged(t *testing.T) {
 		{"role":"function","parts":[{"functionResponse":{"name":"f","response":{"result":"F"}}}]}]}`)
 	want := parseJSON(t, `[
 		{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
-		{"role":"assistant","content":[{"type":"tool_use","id":"call_2_0","name":"f","input":{"x":1}},{"type":"tool_use","id":"call_3_0","name":"g","input":{}}]},
-		{"role":"user","content":[{"type":"tool_result","tool_use_id":"call_2_0","content":"F"},{"type":"tool_result","tool_use_id":"call_3_0","content":"G"},
+		{"role":"assistant","content":[{"type":"tool_use","id":"toolu_llmgw_1","name":"f","input":{"x":1}},{"type":"tool_use","id":"toolu_llmgw_2","name":"g","input":{}}]},
+		{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_llmgw_1","content":"F"},{"type":"tool_result","tool_use_id":"toolu_llmgw_2","content":"G"},
 			{"type":"text","text":"and?"}]}]`)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
@@ -174,7 +174,7 @@ func TestEdge07_FunctionResponseContent(t *testing.T) {
 			{"functionResponse":{"id":"b","name":"stat","response":{"size":3,"mode":"rw"}}},
 			{"functionResponse":{"id":"c","name":"fail","response":{"error":"disk full"}}}]}]}`)
 	want := parseJSON(t, `[
-		{"role":"user","content":[{"type":"text","text":"."}]},
+		{"role":"user","content":[{"type":"text","text":"Continue."}]},
 		{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"shot","input":{}},{"type":"tool_use","id":"b","name":"stat","input":{}},{"type":"tool_use","id":"c","name":"fail","input":{}}]},
 		{"role":"user","content":[
 			{"type":"tool_result","tool_use_id":"a","content":[{"type":"text","text":"here"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]},
@@ -515,13 +515,13 @@ func TestEdge37_FunctionCallsWithoutIDs(t *testing.T) {
 	want := parseJSON(t, `[
 		{"role":"user","content":[{"type":"text","text":"weather in Paris and Rome, and the time"}]},
 		{"role":"assistant","content":[
-			{"type":"tool_use","id":"call_1_0","name":"weather","input":{"city":"Paris"}},
-			{"type":"tool_use","id":"call_1_1","name":"time","input":{}},
-			{"type":"tool_use","id":"call_1_2","name":"weather","input":{"city":"Rome"}}]},
+			{"type":"tool_use","id":"toolu_llmgw_1","name":"weather","input":{"city":"Paris"}},
+			{"type":"tool_use","id":"toolu_llmgw_2","name":"time","input":{}},
+			{"type":"tool_use","id":"toolu_llmgw_3","name":"weather","input":{"city":"Rome"}}]},
 		{"role":"user","content":[
-			{"type":"tool_result","tool_use_id":"call_1_0","content":"sunny"},
-			{"type":"tool_result","tool_use_id":"call_1_1","content":"noon"},
-			{"type":"tool_result","tool_use_id":"call_1_2","content":"rainy"}]}]`)
+			{"type":"tool_result","tool_use_id":"toolu_llmgw_1","content":"sunny"},
+			{"type":"tool_result","tool_use_id":"toolu_llmgw_2","content":"noon"},
+			{"type":"tool_result","tool_use_id":"toolu_llmgw_3","content":"rainy"}]}]`)
 	if diff := cmp.Diff(want, got["messages"]); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
 	}
@@ -541,7 +541,9 @@ func TestEdge37_FunctionCallsWithoutIDs(t *testing.T) {
 }
 
 // TestDecode_Pairing covers what happens around unmatched calls and
-// responses (E8, E9) in Gemini histories.
+// responses in Gemini histories: a call answered twice keeps the last
+// answer, a call never answered is sent as interrupted, and a response to
+// no call is kept as text.
 func TestDecode_Pairing(t *testing.T) {
 	got, info := decodeJSON(t, "claude-x", `{"contents":[
 		{"role":"user","parts":[{"text":"go"}]},
@@ -556,8 +558,8 @@ func TestDecode_Pairing(t *testing.T) {
 		{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"f","input":{}},{"type":"tool_use","id":"b","name":"f","input":{}}]},
 		{"role":"user","content":[
 			{"type":"tool_result","tool_use_id":"a","content":"second"},
-			{"type":"tool_result","tool_use_id":"b","content":"The function call was interrupted: no result was returned.","is_error":true},
-			{"type":"text","text":"Result of function g: stray"},
+			{"type":"tool_result","tool_use_id":"b","content":"interrupted: no result was sent for this tool call","is_error":true},
+			{"type":"text","text":"Result of tool call zzz:\nstray"},
 			{"type":"text","text":"stop there"}]}]`)
 	if diff := cmp.Diff(want, got["messages"]); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)

@@ -22,8 +22,8 @@ type schemaMode struct {
 }
 
 // toolSchema returns a function declaration's parameter schema in a form
-// Anthropic accepts as input_schema (E38, E39). parametersJsonSchema wins
-// over parameters when both are given.
+// Anthropic accepts as input_schema. parametersJsonSchema wins over
+// parameters when both are given.
 func toolSchema(params, jsonSchema json.RawMessage) json.RawMessage {
 	if len(bytes.TrimSpace(jsonSchema)) > 0 && string(bytes.TrimSpace(jsonSchema)) != "null" {
 		return anthropic.NormalizeSchema(jsonSchema)

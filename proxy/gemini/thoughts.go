@@ -32,9 +32,8 @@ func encodeCarrier(blocks []carried) string {
 	return base64.StdEncoding.EncodeToString(bytes.TrimRight(buf.Bytes(), "\n"))
 }
 
-// decodeCarrier returns the thinking blocks a thoughtSignature carries, or
-// nil when it is not one of ours. Only signed blocks come back, exactly as
-// they were received (D.2, E23).
+// decodeCarrier returns the thinking blocks a thoughtSignature carries,
+// exactly as they were received, or nil when it is not one of ours.
 func decodeCarrier(sig string) []anthropic.ContentBlock {
 	s, ok := stdBase64(sig)
 	if !ok {
@@ -50,11 +49,8 @@ func decodeCarrier(sig string) []anthropic.ContentBlock {
 	}
 	var out []anthropic.ContentBlock
 	for _, c := range list {
-		switch {
-		case c.Type == "thinking" && c.Signature != "":
-			out = append(out, anthropic.ContentBlock{Type: "thinking", Thinking: c.Thinking, Signature: c.Signature})
-		case c.Type == "redacted_thinking" && c.Data != "":
-			out = append(out, anthropic.ContentBlock{Type: "redacted_thinking", Data: c.Data})
+		if c.Type == "thinking" || c.Type == "redacted_thinking" {
+			out = append(out, anthropic.ContentBlock{Type: c.Type, Thinking: c.Thinking, Signature: c.Signature, Data: c.Data})
 		}
 	}
 	return out

@@ -205,22 +205,16 @@ type chatTool struct {
 	CacheControl *cacheControl `json:"cache_control"`
 }
 
-// placeholderUser is the user turn added when a conversation has none
-// (only system messages, or everything else was empty): Anthropic needs one.
-const placeholderUser = "Continue."
-
-// maxThinkingBudget bounds a thinking budget a client sets directly.
-const maxThinkingBudget = 1 << 20
-
 // jsonObjectHint is the system text that asks for JSON when a client sets
 // response_format json_object: Anthropic's structured outputs need a real
 // schema, so a permissive one cannot be sent.
 const jsonObjectHint = "Respond only with a single valid JSON object, with no text before or after it."
 
 // DecodeChat converts a Chat Completions request body to an Anthropic
-// request. It never panics; every error it returns is a *RequestError.
-// The request it returns has no cache breakpoints beyond those the client
-// set (at most anthropic.MaxBreakpoints of them); the caller adds its own.
+// request, repaired by anthropic.Normalize. It never panics; every error it
+// returns is a *RequestError. The request it returns has no cache
+// breakpoints beyond those the client set (at most anthropic.MaxBreakpoints
+// of them); the caller adds its own.
 func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, error) {
 	d := &decoder{names: new(anthropic.ToolNames)}
 	req, err := d.decode(body, opt)
@@ -231,6 +225,7 @@ func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, e
 		}
 		return nil, ChatInfo{}, re
 	}
+	anthropic.Normalize(req, anthropic.NormalizeOptions{})
 	return req, d.info, nil
 }
 
@@ -239,7 +234,6 @@ type decoder struct {
 	info  ChatInfo
 	names *anthropic.ToolNames
 	model string // the Anthropic model id
-	genID int    // ids generated for tool calls that had none
 }
 
 func reqErr(param, format string, args ...any) error {
@@ -261,30 +255,13 @@ func typeError(prefix string, err error) error {
 		if param == "" {
 			return reqErr("", "expected a JSON %s, got %s", te.Type, te.Value)
 		}
-		return reqErr(param, "expected %s, got %s", jsonKind(te.Type.String()), te.Value)
+		return reqErr(param, "expected %s, got %s", anthropic.JSONKind(te.Type), te.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return reqErr("", "request body is not valid JSON: %s", se.Error())
 	}
 	return reqErr(prefix, "%s", err.Error())
-}
-
-// jsonKind names a Go type the way a JSON user thinks of it.
-func jsonKind(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "[]"):
-		return "an array"
-	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.HasPrefix(goType, "openai."):
-		return "an object"
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"), strings.HasPrefix(goType, "uint"):
-		return "a number"
-	case goType == "bool":
-		return "a boolean"
-	case goType == "string":
-		return "a string"
-	}
-	return goType
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -344,28 +321,28 @@ func (d *decoder) decode(body []byte, opt DecodeOptions) (*anthropic.Request, er
 		return nil, err
 	}
 
-	// max_completion_tokens is the current name; max_tokens the deprecated one.
-	maxTok := anthropic.DefaultMaxTokens(d.model)
+	// max_completion_tokens is the current name; max_tokens the deprecated
+	// one. Unset, Normalize gives the model's default.
 	switch {
 	case cr.MaxCompletionTokens != nil:
 		if *cr.MaxCompletionTokens < 1 {
 			return nil, reqErr("max_completion_tokens", "must be at least 1")
 		}
-		maxTok = *cr.MaxCompletionTokens
+		req.MaxTokens = *cr.MaxCompletionTokens
 	case cr.MaxTokens != nil:
 		if *cr.MaxTokens < 1 {
 			return nil, reqErr("max_tokens", "must be at least 1")
 		}
-		maxTok = *cr.MaxTokens
+		req.MaxTokens = *cr.MaxTokens
 	}
-	req.MaxTokens = anthropic.ClampMaxTokens(d.model, maxTok)
 
 	if err := d.thinking(req, &cr); err != nil {
 		return nil, err
 	}
-	if err := d.sampling(req, &cr); err != nil {
-		return nil, err
+	if cr.TopP != nil && (*cr.TopP < 0 || *cr.TopP > 1) {
+		return nil, reqErr("top_p", "must be between 0 and 1")
 	}
+	req.Temperature, req.TopP, req.TopK = cr.Temperature, cr.TopP, cr.TopK
 	stops, err := stopSequences(cr.Stop)
 	if err != nil {
 		return nil, err
@@ -381,7 +358,6 @@ func (d *decoder) decode(body []byte, opt DecodeOptions) (*anthropic.Request, er
 	if err := d.responseFormat(req, cr.ResponseFormat); err != nil {
 		return nil, err
 	}
-	limitBreakpoints(req)
 	return req, nil
 }
 
@@ -414,8 +390,7 @@ func (d *decoder) tools(req *anthropic.Request, raw []json.RawMessage) error {
 	return nil
 }
 
-// toolChoice maps tool_choice and parallel_tool_calls. A choice without
-// tools to choose from is dropped (Anthropic refuses it).
+// toolChoice maps tool_choice and parallel_tool_calls.
 func (d *decoder) toolChoice(req *anthropic.Request, raw json.RawMessage, parallel *bool) error {
 	var tc *anthropic.ToolChoice
 	if !isNull(raw) {
@@ -497,16 +472,11 @@ func (d *decoder) toolChoice(req *anthropic.Request, raw json.RawMessage, parall
 			}
 		}
 	}
-	if parallel != nil && !*parallel && len(req.Tools) > 0 {
+	if parallel != nil && !*parallel {
 		if tc == nil {
 			tc = &anthropic.ToolChoice{Type: "auto"}
 		}
-		if tc.Type != "none" {
-			tc.DisableParallelToolUse = true
-		}
-	}
-	if len(req.Tools) == 0 {
-		tc = nil
+		tc.DisableParallelToolUse = true
 	}
 	req.ToolChoice = tc
 	return nil
@@ -522,127 +492,46 @@ func hasTool(tools []anthropic.Tool, name string) bool {
 }
 
 // thinking maps reasoning_effort (or Anthropic's own thinking object) to
-// extended thinking within Anthropic's rules: budget >= 1024 and below
-// max_tokens, max_tokens within the model's cap.
+// extended thinking. Normalize fits the budget to max_tokens and the model,
+// and turns thinking off where Anthropic would refuse it.
 func (d *decoder) thinking(req *anthropic.Request, cr *chatRequest) error {
-	budget := 0
 	switch {
 	case cr.ReasoningEffort != nil:
 		b, ok := anthropic.ThinkingBudget(*cr.ReasoningEffort)
 		if !ok {
 			return reqErr("reasoning_effort", "must be one of none, minimal, low, medium, high, xhigh, max; got %q", *cr.ReasoningEffort)
 		}
-		budget = b
+		if b > 0 {
+			req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: b}
+		}
 	case cr.Thinking != nil:
 		switch cr.Thinking.Type {
 		case "enabled":
-			// Bounded so that FitThinking's arithmetic cannot overflow;
-			// no model thinks for a million tokens in one answer.
-			budget = min(max(cr.Thinking.BudgetTokens, anthropic.MinThinkingBudget), maxThinkingBudget)
+			req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: cr.Thinking.BudgetTokens}
 		case "adaptive":
-			if !toolLoopWithoutThinking(req.Messages) {
-				req.Thinking = &anthropic.Thinking{Type: "adaptive"}
-			}
-			return nil
+			req.Thinking = &anthropic.Thinking{Type: "adaptive"}
 		case "disabled", "":
 		default:
 			return reqErr("thinking.type", "must be enabled, adaptive or disabled, got %q", cr.Thinking.Type)
 		}
 	}
-	if budget <= 0 {
-		return nil
-	}
-	// E22: a client that drops thinking blocks between tool-loop turns
-	// cannot have thinking on for the next turn (Anthropic wants the last
-	// assistant turn of an active tool loop to start with signed thinking).
-	if toolLoopWithoutThinking(req.Messages) {
-		return nil
-	}
-	budget, maxTok := anthropic.FitThinking(d.model, budget, req.MaxTokens)
-	if budget <= 0 {
-		return nil
-	}
-	req.MaxTokens = maxTok
-	req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget}
 	return nil
 }
 
-// toolLoopWithoutThinking reports whether the conversation ends in tool
-// results answering an assistant turn that does not start with thinking.
-func toolLoopWithoutThinking(msgs []anthropic.Message) bool {
-	n := len(msgs)
-	if n < 2 || msgs[n-1].Role != "user" || msgs[n-2].Role != "assistant" {
-		return false
-	}
-	results := false
-	for _, b := range msgs[n-1].Content {
-		if b.Type == "tool_result" {
-			results = true
-		}
-	}
-	a := msgs[n-2].Content
-	if !results || len(a) == 0 {
-		return false
-	}
-	return a[0].Type != "thinking" && a[0].Type != "redacted_thinking"
-}
-
-// sampling applies temperature, top_p and top_k within Anthropic's rules:
-// temperature clamped to [0, 1]; temperature and top_p together keep only
-// temperature (newer models refuse both); with thinking on, temperature
-// other than 1, top_k and top_p below 0.95 are dropped and forced tool use
-// becomes auto.
-func (d *decoder) sampling(req *anthropic.Request, cr *chatRequest) error {
-	temp, topP, topK := cr.Temperature, cr.TopP, cr.TopK
-	if temp != nil {
-		t := min(max(*temp, 0), 1)
-		temp = &t
-	}
-	if topP != nil && (*topP < 0 || *topP > 1) {
-		return reqErr("top_p", "must be between 0 and 1")
-	}
-	if topK != nil && *topK < 1 {
-		topK = nil
-	}
-	if temp != nil && topP != nil {
-		topP = nil
-	}
-	if req.Thinking != nil && req.Thinking.Type != "disabled" {
-		if temp != nil && *temp != 1 {
-			temp = nil
-		}
-		topK = nil
-		if topP != nil && *topP < 0.95 {
-			topP = nil
-		}
-		if tc := req.ToolChoice; tc != nil && (tc.Type == "any" || tc.Type == "tool") {
-			tc.Type, tc.Name = "auto", ""
-		}
-	}
-	req.Temperature, req.TopP, req.TopK = temp, topP, topK
-	return nil
-}
-
-// stopSequences reads stop (a string or an array of strings) and drops the
-// empty and whitespace-only entries Anthropic refuses.
+// stopSequences reads stop: a string or an array of strings.
 func stopSequences(raw json.RawMessage) ([]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
-	var list []string
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
-		list = []string{one}
-	} else if err := json.Unmarshal(raw, &list); err != nil {
+		return []string{one}, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
 		return nil, reqErr("stop", "must be a string or an array of strings")
 	}
-	var out []string
-	for _, s := range list {
-		if strings.TrimSpace(s) != "" {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+	return list, nil
 }
 
 // responseFormat maps response_format: json_schema to Anthropic structured
@@ -680,62 +569,14 @@ func (d *decoder) responseFormat(req *anthropic.Request, raw json.RawMessage) er
 	return nil
 }
 
-// limitBreakpoints drops the earliest client cache_control marks beyond
-// Anthropic's limit of four, and their TTLs: Anthropic refuses a 1h mark
-// after a 5m one, and the proxy adds default (5m) marks to the tools, the
-// system prompt and recent user turns, before any mark a client could put on
-// a message.
-func limitBreakpoints(req *anthropic.Request) {
-	var marks []**anthropic.CacheControl
-	for i := range req.Tools {
-		if req.Tools[i].CacheControl != nil {
-			marks = append(marks, &req.Tools[i].CacheControl)
-		}
-	}
-	for i := range req.System {
-		if req.System[i].CacheControl != nil {
-			marks = append(marks, &req.System[i].CacheControl)
-		}
-	}
-	for i := range req.Messages {
-		for j := range req.Messages[i].Content {
-			if req.Messages[i].Content[j].CacheControl != nil {
-				marks = append(marks, &req.Messages[i].Content[j].CacheControl)
-			}
-		}
-	}
-	for i, m := range marks {
-		if i < len(marks)-anthropic.MaxBreakpoints {
-			*m = nil
-			continue
-		}
-		if (*m).TTL != "" {
-			*m = &anthropic.CacheControl{Type: (*m).Type}
-		}
-	}
-}
-
-// turn is a message being built.
-type turn struct {
-	role   string
-	blocks []anthropic.ContentBlock
-}
-
 // messages converts the conversation: system and developer messages are
-// hoisted into system, consecutive same-role messages merged, tool results
-// moved to the front of their user turn and paired with the tool calls they
-// answer, empty content dropped.
+// hoisted into system, every other message becomes one turn (a tool result
+// a user turn), in order. Normalize merges the turns and pairs the results
+// with their calls.
 func (d *decoder) messages(req *anthropic.Request, raw []json.RawMessage) error {
-	var turns []turn
-	add := func(role string, blocks []anthropic.ContentBlock) {
-		if len(blocks) == 0 {
-			return
-		}
-		if n := len(turns); n > 0 && turns[n-1].role == role {
-			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
-			return
-		}
-		turns = append(turns, turn{role: role, blocks: blocks})
+	req.Messages = make([]anthropic.Message, 0, len(raw))
+	add := func(role string, blocks ...anthropic.ContentBlock) {
+		req.Messages = append(req.Messages, anthropic.Message{Role: role, Content: blocks})
 	}
 	for i, r := range raw {
 		param := "messages[" + strconv.Itoa(i) + "]"
@@ -753,47 +594,31 @@ func (d *decoder) messages(req *anthropic.Request, raw []json.RawMessage) error 
 			}
 			applyMessageCache(blocks, m.CacheControl)
 			req.System = append(req.System, blocks...)
-			continue
 		case "user":
 			blocks, err = d.userContent(param+".content", m.Content)
 			if err != nil {
 				return err
 			}
 			applyMessageCache(blocks, m.CacheControl)
-			add("user", blocks)
+			add("user", blocks...)
 		case "assistant":
 			blocks, err = d.assistantContent(param, &m)
 			if err != nil {
 				return err
 			}
 			applyMessageCache(blocks, m.CacheControl)
-			add("assistant", blocks)
+			add("assistant", blocks...)
 		case "tool", "function":
 			b, err := d.toolResult(param, &m)
 			if err != nil {
 				return err
 			}
-			add("user", []anthropic.ContentBlock{b})
+			add("user", b)
 		case "":
 			return reqErr(param+".role", "field required")
 		default:
 			return reqErr(param+".role", "must be system, developer, user, assistant or tool, got %q", m.Role)
 		}
-	}
-	resolveUnnamed(turns)
-	turns = pairToolResults(turns)
-	// A trailing assistant turn is a prefill, which newer models refuse:
-	// drop it, unless it calls tools (then it awaits results, and the
-	// upstream says so).
-	if n := len(turns); n > 0 && turns[n-1].role == "assistant" && !hasBlock(turns[n-1].blocks, "tool_use") {
-		turns = turns[:n-1]
-	}
-	if len(turns) == 0 || turns[0].role != "user" {
-		turns = append([]turn{{role: "user", blocks: []anthropic.ContentBlock{{Type: "text", Text: placeholderUser}}}}, turns...)
-	}
-	req.Messages = make([]anthropic.Message, len(turns))
-	for i, t := range turns {
-		req.Messages[i] = anthropic.Message{Role: t.role, Content: t.blocks}
 	}
 	return nil
 }
@@ -810,148 +635,9 @@ func hasBlock(blocks []anthropic.ContentBlock, typ string) bool {
 // applyMessageCache puts a message-level cache_control (not OpenAI's, sent
 // by some clients) on the message's last block.
 func applyMessageCache(blocks []anthropic.ContentBlock, cc *cacheControl) {
-	n := len(blocks)
-	if n == 0 || cc.anthropic() == nil || blocks[n-1].CacheControl != nil {
-		return
-	}
-	if t := blocks[n-1].Type; t != "thinking" && t != "redacted_thinking" { // Anthropic cannot cache those
+	if n := len(blocks); n > 0 && blocks[n-1].CacheControl == nil {
 		blocks[n-1].CacheControl = cc.anthropic()
 	}
-}
-
-// pairToolResults makes every tool_use answered by exactly one tool_result
-// at the start of the next user turn: duplicate answers keep the last
-// payload, unanswered calls get an "interrupted" error result, results for
-// calls that are not in the previous assistant turn become text, and
-// results come first in their turn, in the order of the calls.
-func pairToolResults(turns []turn) []turn {
-	uniqueToolIDs(turns)
-	for i := range turns {
-		if turns[i].role != "user" {
-			continue
-		}
-		var calls []string // tool_use ids of the assistant turn before
-		if i > 0 {
-			for _, b := range turns[i-1].blocks {
-				if b.Type == "tool_use" {
-					calls = append(calls, b.ID)
-				}
-			}
-		}
-		byID := map[string]anthropic.ContentBlock{}
-		var rest []anthropic.ContentBlock
-		for _, b := range turns[i].blocks {
-			if b.Type != "tool_result" {
-				rest = append(rest, b)
-				continue
-			}
-			if contains(calls, b.ToolUseID) {
-				byID[b.ToolUseID] = b // the last answer wins
-				continue
-			}
-			if t := orphanText(b); t.Text != "" {
-				rest = append(rest, t)
-			}
-		}
-		results := make([]anthropic.ContentBlock, 0, len(calls)+len(rest))
-		for _, id := range calls {
-			b, ok := byID[id]
-			if !ok {
-				b = anthropic.ContentBlock{Type: "tool_result", ToolUseID: id, IsError: true,
-					Content: json.RawMessage(`"interrupted: no result was sent for this tool call"`)}
-			}
-			results = append(results, b)
-			delete(byID, id)
-		}
-		turns[i].blocks = append(results, rest...)
-	}
-	// A user turn of nothing but empty orphan results is now empty: drop it
-	// and merge the assistant turns around it (the first calls no tools, or
-	// the turn would hold their results).
-	out := turns[:0]
-	for _, t := range turns {
-		switch n := len(out); {
-		case len(t.blocks) == 0:
-		case n > 0 && out[n-1].role == t.role:
-			out[n-1].blocks = append(out[n-1].blocks, t.blocks...)
-		default:
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// uniqueToolIDs renames tool calls that reuse the id of a call in an
-// earlier turn (Kimi numbers its ids per turn: functions.f:0 every time),
-// and the results that answer them, since Anthropic wants every tool_use id
-// in a conversation to be distinct.
-func uniqueToolIDs(turns []turn) {
-	seen := map[string]bool{}
-	for i := range turns {
-		if turns[i].role != "assistant" {
-			continue
-		}
-		rename := map[string]string{}
-		for j := range turns[i].blocks {
-			b := &turns[i].blocks[j]
-			if b.Type != "tool_use" {
-				continue
-			}
-			if seen[b.ID] {
-				if _, done := rename[b.ID]; !done {
-					id := b.ID
-					for n := 2; seen[id]; n++ {
-						id = b.ID + "_" + strconv.Itoa(n)
-					}
-					rename[b.ID] = id
-					b.ID = id
-				}
-			}
-			seen[b.ID] = true
-		}
-		if len(rename) == 0 || i+1 >= len(turns) {
-			continue
-		}
-		for j := range turns[i+1].blocks {
-			b := &turns[i+1].blocks[j]
-			if id, ok := rename[b.ToolUseID]; ok && b.Type == "tool_result" {
-				b.ToolUseID = id
-			}
-		}
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// orphanText renders a tool result whose call is not in the conversation
-// (history truncated) as text, so what it said is not lost.
-func orphanText(b anthropic.ContentBlock) anthropic.ContentBlock {
-	var text string
-	var s string
-	if json.Unmarshal(b.Content, &s) == nil {
-		text = s
-	} else {
-		var blocks []anthropic.ContentBlock
-		_ = json.Unmarshal(b.Content, &blocks)
-		var parts []string
-		for _, x := range blocks {
-			if x.Type == "text" && x.Text != "" {
-				parts = append(parts, x.Text)
-			}
-		}
-		text = strings.Join(parts, "\n")
-	}
-	if strings.TrimSpace(text) == "" {
-		return anthropic.ContentBlock{}
-	}
-	return anthropic.ContentBlock{Type: "text", Text: "Result of tool call " + b.ToolUseID + ":\n" + text}
 }
 
 // parts reads content that is a string, null or an array of parts. A bare
@@ -1063,12 +749,6 @@ func (d *decoder) part(param string, p chatPart) ([]anthropic.ContentBlock, erro
 	return nil, reqErr(param+".type", "unsupported content part type %q", p.Type)
 }
 
-// imageMediaTypes are the image types Anthropic accepts.
-var imageMediaTypes = map[string]string{
-	"image/jpeg": "image/jpeg", "image/jpg": "image/jpeg", "image/png": "image/png",
-	"image/gif": "image/gif", "image/webp": "image/webp",
-}
-
 // imageSource converts an image_url ({url, detail} or a bare string): a data
 // URL becomes base64 data with its media type, an http(s) URL a url source
 // (never downloaded: the upstream fetches it, without the 5 MB base64 cap).
@@ -1088,11 +768,11 @@ func imageSource(param string, raw json.RawMessage) (*anthropic.Source, error) {
 	case url == "":
 		return nil, reqErr(param+".url", "field required")
 	case hasPrefixFold(url, "data:"):
-		mt, data, err := parseDataURL(url)
+		mt, data, err := base64DataURL(url)
 		if err != nil {
 			return nil, reqErr(param+".url", "%s", err.Error())
 		}
-		canon, ok := imageMediaTypes[mt]
+		canon, ok := anthropic.ImageMediaType(mt)
 		if !ok {
 			return nil, reqErr(param+".url", "image type %q is not supported: send jpeg, png, gif or webp", mt)
 		}
@@ -1107,25 +787,15 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// parseDataURL splits data:<media type>[;params];base64,<data>. Only base64
-// data URLs are accepted.
-func parseDataURL(u string) (mediaType, data string, err error) {
-	head, data, ok := strings.Cut(u[len("data:"):], ",")
-	if !ok {
-		return "", "", errors.New("malformed data URL: no comma")
-	}
-	params := strings.Split(head, ";")
-	mediaType = strings.ToLower(strings.TrimSpace(params[0]))
-	b64 := false
-	for _, p := range params[1:] {
-		if strings.EqualFold(strings.TrimSpace(p), "base64") {
-			b64 = true
-		}
-	}
-	if !b64 {
+// base64DataURL splits a data URL that must hold base64 data.
+func base64DataURL(u string) (mediaType, data string, err error) {
+	mediaType, data, isBase64, err := anthropic.ParseDataURL(u)
+	switch {
+	case err != nil:
+		return "", "", err
+	case !isBase64:
 		return "", "", errors.New("data URL must be base64-encoded")
-	}
-	if data == "" {
+	case data == "":
 		return "", "", errors.New("data URL has no data")
 	}
 	return mediaType, data, nil
@@ -1146,7 +816,7 @@ func fileBlock(param string, f *chatFile) (anthropic.ContentBlock, error) {
 	mt, data := "", f.FileData
 	if hasPrefixFold(f.FileData, "data:") {
 		var err error
-		mt, data, err = parseDataURL(f.FileData)
+		mt, data, err = base64DataURL(f.FileData)
 		if err != nil {
 			return anthropic.ContentBlock{}, reqErr(param+".file_data", "%s", err.Error())
 		}
@@ -1162,10 +832,11 @@ func fileBlock(param string, f *chatFile) (anthropic.ContentBlock, error) {
 			return anthropic.ContentBlock{}, reqErr(param+".file_data", "text file is not valid base64")
 		}
 		return anthropic.ContentBlock{Type: "document", Source: &anthropic.Source{Type: "text", MediaType: mt, Data: string(text)}}, nil
-	case imageMediaTypes[mt] != "":
-		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: imageMediaTypes[mt], Data: data}}, nil
 	case mt == "":
 		return anthropic.ContentBlock{}, reqErr(param+".file_data", "send the file as a data URL (data:application/pdf;base64,...)")
+	}
+	if canon, ok := anthropic.ImageMediaType(mt); ok {
+		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: canon, Data: data}}, nil
 	}
 	return anthropic.ContentBlock{}, reqErr(param+".file_data", "file type %q is not supported: send a PDF, plain text or an image", mt)
 }
@@ -1174,8 +845,9 @@ func fileBlock(param string, f *chatFile) (anthropic.ContentBlock, error) {
 // text, then tool calls.
 func (d *decoder) assistantContent(param string, m *chatMessage) ([]anthropic.ContentBlock, error) {
 	var out []anthropic.ContentBlock
-	// Signed thinking goes back exactly as received; unsigned thinking (and
-	// bare reasoning_content) cannot be verified by Anthropic and is dropped.
+	// Thinking goes back exactly as received (Normalize drops the unsigned
+	// blocks Anthropic would refuse); bare reasoning_content carries no
+	// signature and is not sent.
 	signed := 0
 	for _, tb := range m.ThinkingBlocks {
 		if (tb.Type == "thinking" && tb.Signature != "") || (tb.Type == "redacted_thinking" && tb.Data != "") {
@@ -1183,16 +855,16 @@ func (d *decoder) assistantContent(param string, m *chatMessage) ([]anthropic.Co
 		}
 	}
 	for _, tb := range m.ThinkingBlocks {
-		switch {
-		case tb.Type == "thinking" && tb.Signature != "":
+		switch tb.Type {
+		case "thinking":
 			text := tb.Thinking
-			if text == "" && signed == 1 {
+			if text == "" && tb.Signature != "" && signed == 1 {
 				// The streaming convention sends the signature with empty
 				// text; the text itself came as reasoning_content.
 				text = m.ReasoningContent
 			}
 			out = append(out, anthropic.ContentBlock{Type: "thinking", Thinking: text, Signature: tb.Signature})
-		case tb.Type == "redacted_thinking" && tb.Data != "":
+		case "redacted_thinking":
 			out = append(out, anthropic.ContentBlock{Type: "redacted_thinking", Data: tb.Data})
 		}
 	}
@@ -1229,59 +901,23 @@ func (d *decoder) assistantContent(param string, m *chatMessage) ([]anthropic.Co
 		if tc.Function.Name == "" {
 			return nil, reqErr(cp+".function.name", "field required")
 		}
-		id := anthropic.SanitizeID(tc.ID)
-		if id == "" {
-			id = d.newToolID()
-		}
+		// The id as sent (Normalize sanitizes it, or makes one when there is
+		// none) and the arguments as sent (Normalize unwraps the JSON string).
 		out = append(out, anthropic.ContentBlock{
-			Type: "tool_use", ID: id, Name: d.names.Upstream(tc.Function.Name), Input: arguments(tc.Function.Arguments),
+			Type: "tool_use", ID: tc.ID, Name: d.names.Upstream(tc.Function.Name), Input: tc.Function.Arguments,
 		})
 	}
 	return out, nil
 }
 
-// newToolID makes an id for a tool call that came without one.
-func (d *decoder) newToolID() string {
-	d.genID++
-	return "toolu_llmgw_" + strconv.Itoa(d.genID)
-}
-
-// arguments turns function.arguments into a tool_use input object: the
-// JSON string parsed, an object taken as is; anything else ("", invalid
-// JSON, an array, a number) becomes {} because Anthropic refuses non-objects.
-func arguments(raw json.RawMessage) json.RawMessage {
-	empty := json.RawMessage("{}")
-	if isNull(raw) {
-		return empty
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s)
-	}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
-		return empty
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, raw) != nil {
-		return empty
-	}
-	return buf.Bytes()
-}
-
 // toolResult converts a tool (or legacy function) message to a tool_result.
-// Its pairing with the call is checked later, in pairToolResults.
+// Normalize pairs it with the call it answers: by tool_call_id, by function
+// name for a legacy function result (which has no id), and in call order
+// for a tool message without an id (some clients never send one).
 func (d *decoder) toolResult(param string, m *chatMessage) (anthropic.ContentBlock, error) {
-	b := anthropic.ContentBlock{Type: "tool_result", ToolUseID: anthropic.SanitizeID(m.ToolCallID)}
-	switch {
-	case m.Role == "function":
-		// Legacy function results carry the function name, not an id:
-		// resolveUnnamed matches them to the call by name.
-		b.ToolUseID = byNamePrefix + d.names.Upstream(m.Name)
-	case b.ToolUseID == "":
-		// No id (some clients never send one): resolveUnnamed pairs it with
-		// the first call left unanswered.
-		b.ToolUseID = byOrderPrefix
+	b := anthropic.ContentBlock{Type: "tool_result", ToolUseID: m.ToolCallID}
+	if m.Role == "function" {
+		b.ToolUseID, b.Name = "", d.names.Upstream(m.Name)
 	}
 	ps, err := parts(param+".content", m.Content)
 	if err != nil {
@@ -1296,77 +932,15 @@ func (d *decoder) toolResult(param string, m *chatMessage) (anthropic.ContentBlo
 		}
 		blocks = append(blocks, bs...)
 	}
-	switch {
-	case len(blocks) == 0:
-	case len(blocks) == 1 && blocks[0].Type == "text" && blocks[0].CacheControl == nil:
-		b.Content, _ = json.Marshal(blocks[0].Text)
-	default:
-		// A block carrying a cache mark keeps it on the result instead.
-		for i := range blocks {
-			if blocks[i].CacheControl != nil {
-				b.CacheControl, blocks[i].CacheControl = blocks[i].CacheControl, nil
-			}
-		}
-		if len(blocks) == 1 && blocks[0].Type == "text" {
-			b.Content, _ = json.Marshal(blocks[0].Text)
-		} else {
-			b.Content, _ = json.Marshal(blocks)
+	// A block carrying a cache mark gives it to the result instead.
+	for i := range blocks {
+		if blocks[i].CacheControl != nil {
+			b.CacheControl, blocks[i].CacheControl = blocks[i].CacheControl, nil
 		}
 	}
+	b.Content = anthropic.ToolResultContent(blocks)
 	if cc := m.CacheControl.anthropic(); cc != nil {
 		b.CacheControl = cc
 	}
 	return b, nil
-}
-
-// byNamePrefix and byOrderPrefix mark tool results that came without an id
-// until resolveUnnamed pairs them. They cannot clash with real ids, which
-// SanitizeID keeps to [A-Za-z0-9_-].
-const (
-	byNamePrefix  = "\x00name:"
-	byOrderPrefix = "\x00next"
-)
-
-// resolveUnnamed gives tool results that came without an id the id of the
-// call they answer in the assistant turn before them: legacy function
-// results by function name, id-less results in call order, each to a call no
-// other result of the turn answers. Those left unpaired become orphans.
-func resolveUnnamed(turns []turn) {
-	for i := range turns {
-		if turns[i].role != "user" {
-			continue
-		}
-		var calls []anthropic.ContentBlock
-		if i > 0 {
-			for _, c := range turns[i-1].blocks {
-				if c.Type == "tool_use" {
-					calls = append(calls, c)
-				}
-			}
-		}
-		used := map[string]bool{}
-		for _, b := range turns[i].blocks {
-			if b.Type == "tool_result" {
-				used[b.ToolUseID] = true
-			}
-		}
-		for j := range turns[i].blocks {
-			b := &turns[i].blocks[j]
-			if b.Type != "tool_result" || !strings.HasPrefix(b.ToolUseID, "\x00") {
-				continue
-			}
-			name, byName := strings.CutPrefix(b.ToolUseID, byNamePrefix)
-			b.ToolUseID = "unknown"
-			if byName {
-				b.ToolUseID = name
-			}
-			for _, c := range calls {
-				if !used[c.ID] && (!byName || c.Name == name) {
-					b.ToolUseID = c.ID
-					used[c.ID] = true
-					break
-				}
-			}
-		}
-	}
 }

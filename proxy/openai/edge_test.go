@@ -390,14 +390,22 @@ func TestEdge20_TemperatureClamped(t *testing.T) {
 	}
 }
 
-func TestEdge21_ThinkingDowngradesToolChoice(t *testing.T) {
-	for _, choice := range []string{`"required"`, `{"type":"function","function":{"name":"f"}}`} {
-		req, _ := decode(t, `{"model":"claude-sonnet-4-5","reasoning_effort":"high","parallel_tool_calls":false,
+func TestEdge21_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
+	// Anthropic refuses thinking with forced tool use; the forced tool is
+	// what the client parses, so it stays and thinking goes.
+	for choice, want := range map[string]string{
+		`"required"`: `{"type":"any","disable_parallel_tool_use":true}`,
+		`{"type":"function","function":{"name":"f"}}`: `{"type":"tool","name":"f","disable_parallel_tool_use":true}`,
+	} {
+		req, _ := decode(t, `{"model":"claude-sonnet-4-5","reasoning_effort":"high","temperature":0.2,"parallel_tool_calls":false,
 			"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":`+choice+`,"messages":[{"role":"user","content":"x"}]}`)
-		if req.Thinking == nil {
-			t.Fatal("thinking off, want on")
+		if req.Thinking != nil {
+			t.Errorf("thinking = %+v, want off with tool_choice %s", req.Thinking, choice)
 		}
-		wantField(t, req, "tool_choice", `{"type":"auto","disable_parallel_tool_use":true}`)
+		wantField(t, req, "tool_choice", want)
+		if req.Temperature == nil || *req.Temperature != 0.2 {
+			t.Errorf("temperature = %v: with thinking off it must stay", req.Temperature)
+		}
 	}
 }
 
@@ -678,11 +686,12 @@ func TestEdge42_TrailingAssistantPrefill(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"Write JSON"},{"role":"assistant","content":"{"}]}`)
 	wantField(t, req, "messages", `[{"role":"user","content":[{"type":"text","text":"Write JSON"}]}]`)
 
-	// A trailing tool-call turn stays: it awaits results.
+	// A trailing tool-call turn stays, and its calls are answered as
+	// interrupted: the upstream refuses a turn that awaits results.
 	req, _ = decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}]}`)
-	if n := len(req.Messages); n != 2 || req.Messages[1].Role != "assistant" {
-		t.Errorf("messages = %+v, want the tool-call turn kept", req.Messages)
-	}
+	wantField(t, req, "messages", `[{"role":"user","content":[{"type":"text","text":"go"}]},
+		{"role":"assistant","content":[{"type":"tool_use","id":"c1","name":"f","input":{}}]},
+		{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","is_error":true,"content":"interrupted: no result was sent for this tool call"}]}]`)
 }
 
 func TestEdge45_ContextLengthExceeded(t *testing.T) {

@@ -3,6 +3,7 @@ package openai
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,7 +133,7 @@ func checkRequest(t *testing.T, req *anthropic.Request) {
 				if !results {
 					t.Fatalf("message %d block %d: tool_result after other content", i, j)
 				}
-				if !contains(calls, b.ToolUseID) {
+				if !slices.Contains(calls, b.ToolUseID) {
 					t.Fatalf("message %d block %d: tool_result for %q answers no call of %v", i, j, b.ToolUseID, calls)
 				}
 				continue

@@ -78,9 +78,10 @@ var informational = []string{
 	"prompt_cache_retention", "metadata",
 }
 
-// Decode converts a Responses request body into an Anthropic request. The
-// returned request has no stream flag and no cache breakpoints: the proxy
-// sets both. Every error is a *RequestError.
+// Decode converts a Responses request body into an Anthropic request,
+// repaired by anthropic.Normalize. The returned request has no stream flag
+// and no cache breakpoints: the proxy sets both. Every error is a
+// *RequestError.
 func Decode(body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
@@ -90,11 +91,12 @@ func Decode(body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 	if err := json.Unmarshal(body, &wr); err != nil {
 		return nil, Info{}, jsonError("", err, "request body must be a JSON object")
 	}
-	d := &decoder{names: &anthropic.ToolNames{}, tools: map[string]Tool{}, byClient: map[toolKey]string{}, callIDs: map[string]bool{}}
+	d := &decoder{names: &anthropic.ToolNames{}, tools: map[string]Tool{}, byClient: map[toolKey]string{}}
 	req, err := d.request(&wr, fields, opt)
 	if err != nil {
 		return nil, Info{}, err
 	}
+	d.notes = append(d.notes, anthropic.Normalize(req, anthropic.NormalizeOptions{}).Notes...)
 	info := Info{
 		Model:   wr.Model,
 		Stream:  wr.Stream != nil && *wr.Stream,
@@ -115,7 +117,7 @@ func jsonError(param string, err error, fallback string) *RequestError {
 		if te.Field != "" {
 			field = joinParam(param, te.Field)
 		}
-		return badParam(field, "expected %s, got %s", jsonKind(te.Type.String()), te.Value)
+		return badParam(field, "expected %s, got %s", anthropic.JSONKind(te.Type), te.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -134,21 +136,6 @@ func joinParam(prefix, field string) string {
 	return prefix + "." + field
 }
 
-// jsonKind names a Go type the way a JSON client thinks of it.
-func jsonKind(goType string) string {
-	switch {
-	case goType == "string":
-		return "a string"
-	case goType == "bool":
-		return "a boolean"
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"):
-		return "a number"
-	case strings.HasPrefix(goType, "[]"):
-		return "an array"
-	}
-	return "an object"
-}
-
 // decoder holds the state of one Decode call.
 type decoder struct {
 	names    *anthropic.ToolNames
@@ -156,8 +143,6 @@ type decoder struct {
 	byClient map[toolKey]string // client tool → upstream name
 	defs     []declaredTool     // in declaration order
 	notes    []string
-	genID    int             // ids generated for tool calls without one
-	callIDs  map[string]bool // tool call ids used so far
 }
 
 type toolKey struct{ namespace, name string }
@@ -208,16 +193,15 @@ func (d *decoder) request(wr *wireRequest, fields map[string]json.RawMessage, op
 		return nil, err
 	}
 	req.System = append(system, b.system...)
-	req.Messages = b.finish()
+	req.Messages = b.msgs
 	req.Tools = d.toolList()
 
-	// max_output_tokens: Anthropic requires max_tokens.
-	req.MaxTokens = anthropic.DefaultMaxTokens(model)
+	// max_output_tokens; unset, Normalize gives the model's default.
 	if wr.MaxOutputTokens != nil {
 		if *wr.MaxOutputTokens < 1 {
 			return nil, badParam("max_output_tokens", "must be at least 1, got %d", *wr.MaxOutputTokens)
 		}
-		req.MaxTokens = anthropic.ClampMaxTokens(model, *wr.MaxOutputTokens)
+		req.MaxTokens = *wr.MaxOutputTokens
 	}
 
 	if err := d.textFormat(req, wr.Text); err != nil {
@@ -282,9 +266,6 @@ func instructions(raw json.RawMessage) ([]anthropic.ContentBlock, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, badParam("instructions", "expected a string")
 	}
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
 	return []anthropic.ContentBlock{{Type: "text", Text: s}}, nil
 }
 
@@ -312,60 +293,37 @@ func (d *decoder) textFormat(req *anthropic.Request, t *wireTextConfig) error {
 }
 
 // stopSequences reads the non-standard stop field (a string or an array)
-// that some Chat-minded clients send; blank entries are dropped (E24).
+// that some Chat-minded clients send.
 func (d *decoder) stopSequences(req *anthropic.Request, raw json.RawMessage) error {
 	if isNull(raw) {
 		return nil
 	}
-	var list []string
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
-		list = []string{one}
-	} else if err := json.Unmarshal(raw, &list); err != nil {
+		req.StopSequences = []string{one}
+		return nil
+	}
+	if err := json.Unmarshal(raw, &req.StopSequences); err != nil {
 		return badParam("stop", "expected a string or an array of strings")
 	}
-	for _, s := range list {
-		if strings.TrimSpace(s) == "" {
-			d.note("dropped a blank stop sequence")
-			continue
-		}
-		req.StopSequences = append(req.StopSequences, s)
-	}
 	return nil
 }
 
-// sampling applies temperature and top_p within Anthropic's rules: the
-// range is 0..1 (OpenAI's is 0..2: E20), and newer models refuse both
-// together, so top_p goes when temperature is set (E19). The thinking rules
-// come later, in thinking.
+// sampling reads temperature and top_p; Normalize fits them to Anthropic's
+// rules (temperature at most 1, not both, the thinking limits).
 func (d *decoder) sampling(req *anthropic.Request, temp, topP *float64) error {
-	if temp != nil {
-		t := *temp
-		if t < 0 || math.IsNaN(t) {
-			return badParam("temperature", "must be between 0 and 2, got %g", t)
-		}
-		if t > 1 {
-			d.note("temperature %g clamped to 1", t)
-			t = 1
-		}
-		req.Temperature = &t
+	if temp != nil && (*temp < 0 || math.IsNaN(*temp)) {
+		return badParam("temperature", "must be between 0 and 2, got %g", *temp)
 	}
-	if topP != nil {
-		p := *topP
-		if p < 0 || p > 1 || math.IsNaN(p) {
-			return badParam("top_p", "must be between 0 and 1, got %g", p)
-		}
-		if req.Temperature != nil {
-			d.note("top_p dropped: Anthropic takes temperature or top_p, not both")
-		} else {
-			req.TopP = &p
-		}
+	if topP != nil && (*topP < 0 || *topP > 1 || math.IsNaN(*topP)) {
+		return badParam("top_p", "must be between 0 and 1, got %g", *topP)
 	}
+	req.Temperature, req.TopP = temp, topP
 	return nil
 }
 
-// thinking maps reasoning.effort to extended thinking and applies the rules
-// that come with it (E17, E18, E21, E22).
+// thinking maps reasoning.effort to extended thinking; Normalize fits the
+// budget and turns thinking off where Anthropic would refuse it.
 func (d *decoder) thinking(req *anthropic.Request, r *wireReasoning) error {
 	if r == nil || r.Effort == nil || *r.Effort == "" {
 		return nil
@@ -374,51 +332,8 @@ func (d *decoder) thinking(req *anthropic.Request, r *wireReasoning) error {
 	if !ok {
 		return badParam("reasoning.effort", "unknown effort %q (use none, minimal, low, medium, high, xhigh or max)", *r.Effort)
 	}
-	if budget == 0 {
-		return nil
-	}
-	budget, maxTokens := anthropic.FitThinking(req.Model, budget, req.MaxTokens)
-	if budget == 0 {
-		d.note("thinking off: no budget fits under the model's output cap")
-		return nil
-	}
-	if !signedToolLoop(req.Messages) {
-		// The turn that asked for the pending tool results carries no signed
-		// thinking (the client dropped it, or it came from another model):
-		// Anthropic would refuse the request with thinking on.
-		d.note("thinking off for this request: the open tool-call turn has no signed thinking block")
-		return nil
-	}
-	req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget}
-	req.MaxTokens = maxTokens
-	if req.Temperature != nil && *req.Temperature != 1 {
-		d.note("temperature dropped: thinking needs the default")
-		req.Temperature = nil
-	}
-	if req.TopP != nil && *req.TopP < 0.95 {
-		d.note("top_p dropped: thinking needs 0.95 or more")
-		req.TopP = nil
-	}
-	req.TopK = nil
-	if c := req.ToolChoice; c != nil && (c.Type == "any" || c.Type == "tool") {
-		d.note("tool_choice %s became auto: Anthropic does not force tool use with thinking on", c.Type)
-		c.Type, c.Name = "auto", ""
+	if budget > 0 {
+		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget}
 	}
 	return nil
-}
-
-// signedToolLoop reports whether thinking may be on for messages: when the
-// conversation ends with tool results, the assistant turn that made those
-// calls must start with a thinking block.
-func signedToolLoop(msgs []anthropic.Message) bool {
-	n := len(msgs)
-	if n < 2 || msgs[n-1].Role != "user" || len(msgs[n-1].Content) == 0 || msgs[n-1].Content[0].Type != "tool_result" {
-		return true
-	}
-	prev := msgs[n-2]
-	if prev.Role != "assistant" || len(prev.Content) == 0 {
-		return true
-	}
-	t := prev.Content[0].Type
-	return t == "thinking" || t == "redacted_thinking"
 }

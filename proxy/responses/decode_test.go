@@ -160,7 +160,7 @@ func TestDecode(t *testing.T) {
 			body: `{"model":"claude-sonnet-4-5","instructions":"Say hi."}`,
 			want: &anthropic.Request{
 				Model: "claude-sonnet-4-5", MaxTokens: 32000, System: []anthropic.ContentBlock{text("Say hi.")},
-				Messages: []anthropic.Message{user(text(placeholder))},
+				Messages: []anthropic.Message{user(text("Continue."))},
 			},
 		},
 	}

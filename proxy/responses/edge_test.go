@@ -32,7 +32,7 @@ func TestEdge01_EmptyTextDropped(t *testing.T) {
 	// Nothing left at all: a minimal user turn keeps the request valid.
 	req, _ = decode(t, `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":""}]}`)
 	mustValidate(t, req)
-	if got := req.Messages[0].Content[0].Text; got != placeholder {
+	if got := req.Messages[0].Content[0].Text; got != "Continue." {
 		t.Errorf("placeholder = %q", got)
 	}
 }
@@ -317,12 +317,20 @@ func TestEdge20_TemperatureClamped(t *testing.T) {
 	}
 }
 
-func TestEdge21_ThinkingDowngradesForcedToolChoice(t *testing.T) {
-	for _, choice := range []string{`"required"`, `{"type":"function","name":"get_weather"}`} {
-		req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","tools":[`+weatherTool+`],"tool_choice":`+choice+`,"reasoning":{"effort":"low"}}`)
+func TestEdge21_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
+	// Anthropic refuses thinking with forced tool use; the forced tool is
+	// what the client parses, so it stays and thinking goes.
+	for choice, want := range map[string]anthropic.ToolChoice{
+		`"required"`: {Type: "any"},
+		`{"type":"function","name":"get_weather"}`: {Type: "tool", Name: "get_weather"},
+	} {
+		req, info := decode(t, `{"model":"claude-sonnet-4-5","input":"x","tools":[`+weatherTool+`],"tool_choice":`+choice+`,"reasoning":{"effort":"low"}}`)
 		mustValidate(t, req)
-		if req.ToolChoice == nil || req.ToolChoice.Type != "auto" || req.ToolChoice.Name != "" || req.Thinking == nil {
-			t.Errorf("%s: tool_choice %+v, thinking %+v", choice, req.ToolChoice, req.Thinking)
+		if req.ToolChoice == nil || *req.ToolChoice != want || req.Thinking != nil {
+			t.Errorf("%s: tool_choice %+v, thinking %+v; want %+v without thinking", choice, req.ToolChoice, req.Thinking, want)
+		}
+		if !slices.ContainsFunc(info.Notes, func(n string) bool { return strings.Contains(n, "thinking off") }) {
+			t.Errorf("notes %q do not say why thinking is off", info.Notes)
 		}
 	}
 }

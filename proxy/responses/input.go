@@ -5,24 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/url"
 	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
-
-// placeholder is the user turn sent when the input leaves none: Anthropic
-// needs at least one message, and the first must be the user's (E1, E4).
-const placeholder = "Continue."
-
-// interrupted is the result given to a tool call the input never answers
-// (the user interrupted it), so the upstream accepts the history (E9).
-const interrupted = "interrupted: no result was recorded for this tool call"
 
 // wireItem is any input item. Only the fields of its type are set.
 type wireItem struct {
@@ -52,24 +41,16 @@ type wirePart struct {
 }
 
 // turns builds the system blocks and the message list from input items.
-// Items are walked in order; adjacent items of one role become one turn
-// (E5), and finish repairs what Anthropic would refuse.
+// Items are walked in order, each becoming a turn of its own; Normalize
+// merges adjacent turns of one role and repairs what Anthropic would refuse.
 type turns struct {
 	d      *decoder
 	system []anthropic.ContentBlock
 	msgs   []anthropic.Message
 }
 
-// add appends blocks to the conversation, merging with the last turn if it
-// has the same role. Nothing is added for no blocks, so no turn is empty.
+// add appends a turn to the conversation.
 func (b *turns) add(role string, blocks ...anthropic.ContentBlock) {
-	if len(blocks) == 0 {
-		return
-	}
-	if n := len(b.msgs); n > 0 && b.msgs[n-1].Role == role {
-		b.msgs[n-1].Content = append(b.msgs[n-1].Content, blocks...)
-		return
-	}
 	b.msgs = append(b.msgs, anthropic.Message{Role: role, Content: blocks})
 }
 
@@ -80,10 +61,6 @@ func (b *turns) input(raw json.RawMessage) error {
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		if blank(s) {
-			b.d.note("dropped empty input text")
-			return nil
-		}
 		b.add("user", textBlock(s))
 		return nil
 	}
@@ -98,8 +75,6 @@ func (b *turns) input(raw json.RawMessage) error {
 	}
 	return nil
 }
-
-func blank(s string) bool { return strings.TrimSpace(s) == "" }
 
 func textBlock(s string) anthropic.ContentBlock { return anthropic.ContentBlock{Type: "text", Text: s} }
 
@@ -120,9 +95,10 @@ func (b *turns) item(p string, raw json.RawMessage) error {
 		if it.Name == "" {
 			return badParam(p+".name", "field required")
 		}
+		// The call id and arguments as sent: Normalize makes the id valid
+		// and unique and the arguments an object.
 		b.add("assistant", anthropic.ContentBlock{
-			Type: "tool_use", ID: b.callID(it.CallID), Name: b.d.upstreamName(it.Namespace, it.Name),
-			Input: toolInput(it.Arguments),
+			Type: "tool_use", ID: it.CallID, Name: b.d.upstreamName(it.Namespace, it.Name), Input: it.Arguments,
 		})
 	case "custom_tool_call":
 		if it.Name == "" {
@@ -136,7 +112,7 @@ func (b *turns) item(p string, raw json.RawMessage) error {
 		}
 		wrapped, _ := marshal(map[string]string{"input": in}) // a string map: cannot fail
 		b.add("assistant", anthropic.ContentBlock{
-			Type: "tool_use", ID: b.callID(it.CallID), Name: b.d.upstreamName(it.Namespace, it.Name), Input: wrapped,
+			Type: "tool_use", ID: it.CallID, Name: b.d.upstreamName(it.Namespace, it.Name), Input: wrapped,
 		})
 	case "function_call_output", "custom_tool_call_output":
 		if it.CallID == "" {
@@ -146,9 +122,7 @@ func (b *turns) item(p string, raw json.RawMessage) error {
 		if err != nil {
 			return err
 		}
-		b.add("user", anthropic.ContentBlock{
-			Type: "tool_result", ToolUseID: anthropic.SanitizeID(it.CallID), Content: content, IsError: isErr,
-		})
+		b.add("user", anthropic.ContentBlock{Type: "tool_result", ToolUseID: it.CallID, Content: content, IsError: isErr})
 	case "reasoning":
 		if it.EncryptedContent == nil || *it.EncryptedContent == "" {
 			b.d.note("dropped %s: a reasoning item without encrypted_content cannot be replayed", p)
@@ -175,49 +149,11 @@ func (b *turns) item(p string, raw json.RawMessage) error {
 	return nil
 }
 
-// callID returns the upstream id of a tool call: sanitized the same way as
-// the results that answer it (E10), made up when missing.
-func (b *turns) callID(id string) string {
-	s := anthropic.SanitizeID(id)
-	if s != "" && !b.d.callIDs[s] {
-		b.d.callIDs[s] = true
-		return s
-	}
-	if s != "" {
-		// Tool call ids must be unique upstream; results for this id will
-		// answer the first call.
-		b.d.note("tool call id %s used twice: the second call got a new id", s)
-	}
-	for {
-		b.d.genID++
-		g := "call_llmgw_" + strconv.Itoa(b.d.genID)
-		if !b.d.callIDs[g] {
-			b.d.callIDs[g] = true
-			return g
-		}
-	}
-}
-
-// toolInput turns a function call's arguments (a JSON string, or an object
-// from lenient clients) into a tool_use input: always an object, {} when the
-// arguments are empty, invalid or not an object (E12).
-func toolInput(raw json.RawMessage) json.RawMessage {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s)
-	}
-	t := bytes.TrimSpace(raw)
-	if len(t) > 0 && t[0] == '{' && json.Valid(t) {
-		return json.RawMessage(bytes.Clone(t))
-	}
-	return json.RawMessage("{}")
-}
-
 // message reads a message item.
 func (b *turns) message(p string, it *wireItem) error {
 	switch it.Role {
 	case "system", "developer":
-		// Hoisted into system, in order, wherever they appear (E3).
+		// Hoisted into system, in order, wherever they appear.
 		blocks, err := b.parts(p+".content", it.Content, it.Role)
 		if err != nil {
 			return err
@@ -237,17 +173,13 @@ func (b *turns) message(p string, it *wireItem) error {
 	return nil
 }
 
-// parts reads message content: a string or a list of parts. Empty text is
-// dropped (E1).
+// parts reads message content: a string or a list of parts.
 func (b *turns) parts(p string, raw json.RawMessage, role string) ([]anthropic.ContentBlock, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		if blank(s) {
-			return nil, nil
-		}
 		return []anthropic.ContentBlock{textBlock(s)}, nil
 	}
 	var parts []json.RawMessage
@@ -263,14 +195,10 @@ func (b *turns) parts(p string, raw json.RawMessage, role string) ([]anthropic.C
 		}
 		switch part.Type {
 		case "input_text", "output_text", "text":
-			if !blank(part.Text) {
-				out = append(out, textBlock(part.Text))
-			}
+			out = append(out, textBlock(part.Text))
 			continue
 		case "refusal":
-			if !blank(part.Refusal) {
-				out = append(out, textBlock(part.Refusal))
-			}
+			out = append(out, textBlock(part.Refusal))
 			continue
 		case "input_audio":
 			return nil, badParam(pp, "audio input is not supported by Anthropic models")
@@ -309,9 +237,6 @@ func media(p string, part *wirePart) (anthropic.ContentBlock, bool, error) {
 	return anthropic.ContentBlock{}, false, nil
 }
 
-// imageTypes are the media types Anthropic accepts for images (E40).
-var imageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true}
-
 // image converts an input_image: a data URL becomes a base64 source, an
 // http(s) URL a url source (not downloaded: the URL source has no 5 MB base64
 // cap), a file id is refused (only OpenAI holds the file).
@@ -336,14 +261,15 @@ func image(p string, part *wirePart) (anthropic.ContentBlock, error) {
 		return anthropic.ContentBlock{}, badParam(p+".image_url", "field required")
 	}
 	if strings.HasPrefix(u, "data:") {
-		mt, data, isBase64, ok := parseDataURL(u)
-		if !ok || !isBase64 {
+		mt, data, isBase64, err := anthropic.ParseDataURL(u)
+		if err != nil || !isBase64 {
 			return anthropic.ContentBlock{}, badParam(p+".image_url", "expected a base64 data URL (data:image/png;base64,…)")
 		}
-		if !imageTypes[mt] {
+		canon, ok := anthropic.ImageMediaType(mt)
+		if !ok {
 			return anthropic.ContentBlock{}, badParam(p+".image_url", "image type %q is not supported (use jpeg, png, gif or webp)", mt)
 		}
-		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: mt, Data: data}}, nil
+		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: canon, Data: data}}, nil
 	}
 	if isHTTP(u) {
 		return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "url", URL: u}}, nil
@@ -356,26 +282,6 @@ func isHTTP(u string) bool {
 	return err == nil && (pu.Scheme == "https" || pu.Scheme == "http") && pu.Host != ""
 }
 
-// parseDataURL splits data:<media type>[;param…][;base64],<data>. The media
-// type comes back lower-case, image/jpg as image/jpeg.
-func parseDataURL(s string) (mediaType, data string, isBase64, ok bool) {
-	rest, found := strings.CutPrefix(s, "data:")
-	if !found {
-		return "", "", false, false
-	}
-	head, data, found := strings.Cut(rest, ",")
-	if !found {
-		return "", "", false, false
-	}
-	params := strings.Split(head, ";")
-	mediaType = strings.ToLower(strings.TrimSpace(params[0]))
-	if mediaType == "image/jpg" {
-		mediaType = "image/jpeg"
-	}
-	isBase64 = slices.Contains(params[1:], "base64")
-	return mediaType, data, isBase64, true
-}
-
 // file converts an input_file to a document: PDF as base64 or URL, plain
 // text as a text source. A file id is refused (only OpenAI holds the file).
 func file(p string, part *wirePart) (anthropic.ContentBlock, error) {
@@ -384,8 +290,8 @@ func file(p string, part *wirePart) (anthropic.ContentBlock, error) {
 		return anthropic.ContentBlock{}, badParam(p+".file_id",
 			"OpenAI file ids cannot be read through llmgw; send the file as file_data or file_url")
 	case part.FileData != "":
-		mt, data, isBase64, ok := parseDataURL(part.FileData)
-		if !ok {
+		mt, data, isBase64, err := anthropic.ParseDataURL(part.FileData)
+		if err != nil {
 			// Bare base64: the file name says what it is.
 			mt, data, isBase64 = mediaTypeOf(part.Filename), part.FileData, true
 		}
@@ -401,10 +307,11 @@ func file(p string, part *wirePart) (anthropic.ContentBlock, error) {
 				return anthropic.ContentBlock{}, badParam(p+".file_data", "%s", err.Error())
 			}
 			return anthropic.ContentBlock{Type: "document", Source: &anthropic.Source{Type: "text", MediaType: "text/plain", Data: text}}, nil
-		case imageTypes[mt] && isBase64:
-			return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: mt, Data: data}}, nil
 		case mt == "":
 			return anthropic.ContentBlock{}, badParam(p+".file_data", "unknown file type: send a data URL (data:application/pdf;base64,…) or a filename with an extension")
+		}
+		if canon, ok := anthropic.ImageMediaType(mt); ok && isBase64 {
+			return anthropic.ContentBlock{Type: "image", Source: &anthropic.Source{Type: "base64", MediaType: canon, Data: data}}, nil
 		}
 		return anthropic.ContentBlock{}, badParam(p+".file_data", "file type %q is not supported (use PDF or plain text)", mt)
 	case part.FileURL != "":
@@ -458,7 +365,7 @@ func decodeText(data string, isBase64 bool) (string, error) {
 }
 
 // toolOutput converts a function or custom tool output: a string, a list of
-// parts (E7: a single text part becomes a plain string), or Codex's older
+// parts (a single text part becomes a plain string), or Codex's older
 // {content, success} object. Empty output gives no content.
 func (b *turns) toolOutput(p string, raw json.RawMessage) (json.RawMessage, bool, error) {
 	if isNull(raw) {
@@ -466,11 +373,7 @@ func (b *turns) toolOutput(p string, raw json.RawMessage) (json.RawMessage, bool
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		if s == "" {
-			return nil, false, nil
-		}
-		out, err := marshal(s)
-		return out, false, err
+		return anthropic.ToolResultContent([]anthropic.ContentBlock{textBlock(s)}), false, nil
 	}
 	if isObject(raw) {
 		var o struct {
@@ -501,9 +404,7 @@ func (b *turns) toolOutput(p string, raw json.RawMessage) (json.RawMessage, bool
 		}
 		switch part.Type {
 		case "input_text", "output_text", "text":
-			if part.Text != "" {
-				blocks = append(blocks, textBlock(part.Text))
-			}
+			blocks = append(blocks, textBlock(part.Text))
 			continue
 		}
 		blk, ok, err := media(pp, &part)
@@ -516,15 +417,7 @@ func (b *turns) toolOutput(p string, raw json.RawMessage) (json.RawMessage, bool
 		}
 		blocks = append(blocks, blk)
 	}
-	switch {
-	case len(blocks) == 0:
-		return nil, false, nil
-	case len(blocks) == 1 && blocks[0].Type == "text":
-		out, err := marshal(blocks[0].Text)
-		return out, false, err
-	}
-	out, err := marshal(blocks)
-	return out, false, err
+	return anthropic.ToolResultContent(blocks), false, nil
 }
 
 // marshal encodes v without HTML escaping: text reaches the upstream as
@@ -537,123 +430,4 @@ func marshal(v any) (json.RawMessage, error) {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return json.RawMessage(bytes.TrimRight(buf.Bytes(), "\n")), nil
-}
-
-// finish returns the conversation repaired the way Anthropic needs it:
-// every tool call answered in the next user turn, results first (E6, E8,
-// E9), assistant turns ordered thinking, text, tool calls, no trailing
-// assistant prefill (E42), and a user turn first (E1, E4).
-func (b *turns) finish() []anthropic.Message {
-	msgs := pairResults(b.msgs, b.d)
-	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
-		// Tool calls got results above, so this is text or thinking only: a
-		// prefill, which newer models refuse.
-		b.d.note("dropped the trailing assistant message (prefill is not supported)")
-		msgs = msgs[:n-1]
-	}
-	if len(msgs) == 0 || msgs[0].Role != "user" {
-		msgs = append([]anthropic.Message{{Role: "user", Content: []anthropic.ContentBlock{textBlock(placeholder)}}}, msgs...)
-	}
-	return msgs
-}
-
-// pairResults puts the results of each assistant turn's tool calls at the
-// start of the next user turn, in call order. A call answered more than once
-// gets the last answer (E8); a call never answered gets an error result
-// (E9); a result for no known call is dropped (E9).
-func pairResults(msgs []anthropic.Message, d *decoder) []anthropic.Message {
-	type found struct {
-		block anthropic.ContentBlock
-		at    int
-	}
-	last := map[string]found{}
-	for i, m := range msgs {
-		for _, blk := range m.Content {
-			if blk.Type == "tool_result" {
-				last[blk.ToolUseID] = found{blk, i}
-			}
-		}
-	}
-	used := map[string]bool{}
-	results := func(ids []string, after int) []anthropic.ContentBlock {
-		out := make([]anthropic.ContentBlock, 0, len(ids))
-		for _, id := range ids {
-			if f, ok := last[id]; ok && f.at > after && !used[id] {
-				used[id] = true
-				out = append(out, f.block)
-				continue
-			}
-			d.note("tool call %s had no result: sent as interrupted", id)
-			content, _ := marshal(interrupted)
-			out = append(out, anthropic.ContentBlock{Type: "tool_result", ToolUseID: id, Content: content, IsError: true})
-		}
-		return out
-	}
-	out := make([]anthropic.Message, 0, len(msgs)+1)
-	var pending []string
-	pendingAt := -1
-	for i, m := range msgs {
-		if m.Role == "assistant" {
-			if len(pending) > 0 {
-				out = append(out, anthropic.Message{Role: "user", Content: results(pending, pendingAt)})
-			}
-			pending, pendingAt = nil, i
-			for _, blk := range m.Content {
-				if blk.Type == "tool_use" {
-					pending = append(pending, blk.ID)
-				}
-			}
-			out = append(out, m)
-			continue
-		}
-		content := results(pending, pendingAt)
-		for _, blk := range m.Content {
-			if blk.Type != "tool_result" {
-				content = append(content, blk)
-			}
-		}
-		pending = nil
-		if len(content) > 0 {
-			out = append(out, anthropic.Message{Role: m.Role, Content: content})
-		}
-	}
-	if len(pending) > 0 {
-		out = append(out, anthropic.Message{Role: "user", Content: results(pending, pendingAt)})
-	}
-	for _, id := range slices.Sorted(maps.Keys(last)) {
-		if !used[id] {
-			d.note("dropped the result of unknown tool call %s", id)
-		}
-	}
-	return mergeTurns(out)
-}
-
-// mergeTurns merges adjacent turns of one role (dropping results can leave
-// two assistant turns side by side) and orders each assistant turn as
-// Anthropic produces it: thinking, then text, then tool calls.
-func mergeTurns(msgs []anthropic.Message) []anthropic.Message {
-	out := msgs[:0]
-	for _, m := range msgs {
-		if n := len(out); n > 0 && out[n-1].Role == m.Role {
-			out[n-1].Content = append(out[n-1].Content, m.Content...)
-			continue
-		}
-		out = append(out, m)
-	}
-	for i := range out {
-		if out[i].Role == "assistant" {
-			slices.SortStableFunc(out[i].Content, func(a, b anthropic.ContentBlock) int { return rank(a) - rank(b) })
-		}
-	}
-	return out
-}
-
-func rank(b anthropic.ContentBlock) int {
-	switch b.Type {
-	case "thinking", "redacted_thinking":
-		return 0
-	case "tool_use":
-		return 2
-	}
-	return 1
 }

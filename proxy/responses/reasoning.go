@@ -31,9 +31,8 @@ func sealThinking(b sealedThinking) string {
 	return markerPrefix + base64.RawURLEncoding.EncodeToString(raw)
 }
 
-// openThinking returns the block a marker carries. ok is false for foreign
-// or damaged content and for a thinking block without a signature, which the
-// upstream would refuse.
+// openThinking returns the block a marker carries, exactly as the upstream
+// sent it. ok is false for foreign or damaged content.
 func openThinking(s string) (anthropic.ContentBlock, bool) {
 	rest, found := strings.CutPrefix(s, markerPrefix)
 	if !found {
@@ -47,11 +46,8 @@ func openThinking(s string) (anthropic.ContentBlock, bool) {
 	if json.Unmarshal(raw, &t) != nil {
 		return anthropic.ContentBlock{}, false
 	}
-	switch {
-	case t.Type == "thinking" && t.Signature != "":
-		return anthropic.ContentBlock{Type: "thinking", Thinking: t.Thinking, Signature: t.Signature}, true
-	case t.Type == "redacted_thinking" && t.Data != "":
-		return anthropic.ContentBlock{Type: "redacted_thinking", Data: t.Data}, true
+	if t.Type != "thinking" && t.Type != "redacted_thinking" {
+		return anthropic.ContentBlock{}, false
 	}
-	return anthropic.ContentBlock{}, false
+	return anthropic.ContentBlock{Type: t.Type, Thinking: t.Thinking, Signature: t.Signature, Data: t.Data}, true
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // customSchema is the input schema of a freeform custom tool upstream: one
-// string, unwrapped again on the way back (E35).
+// string, unwrapped again on the way back.
 var customSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The raw input for the tool, exactly as the tool expects it (not JSON-encoded)."}},"required":["input"]}`)
 
 // wireTool is any entry of tools[]: function and custom tools are flat in
@@ -178,8 +178,9 @@ type wireToolChoice struct {
 	} `json:"tools"`
 }
 
-// toolChoice maps tool_choice and parallel_tool_calls. A choice without
-// tools to choose from is dropped (E41).
+// toolChoice maps tool_choice and parallel_tool_calls. A choice among no
+// tools is not read (Anthropic refuses one, and Codex sends auto with only
+// hosted tools): it could only name a tool that is not there.
 func (d *decoder) toolChoice(req *anthropic.Request, raw json.RawMessage, parallel *bool) error {
 	if len(req.Tools) == 0 {
 		if !isNull(raw) {
@@ -230,11 +231,6 @@ func (d *decoder) toolChoice(req *anthropic.Request, raw json.RawMessage, parall
 						kept = append(kept, t)
 					}
 				}
-				if len(kept) == 0 {
-					d.note("tool_choice allowed_tools left no tools: tools dropped")
-					req.Tools = nil
-					return nil
-				}
 				req.Tools = kept
 				choice = &anthropic.ToolChoice{Type: "auto"}
 				if o.Mode == "required" {
@@ -254,9 +250,7 @@ func (d *decoder) toolChoice(req *anthropic.Request, raw json.RawMessage, parall
 		if choice == nil {
 			choice = &anthropic.ToolChoice{Type: "auto"}
 		}
-		if choice.Type != "none" {
-			choice.DisableParallelToolUse = true
-		}
+		choice.DisableParallelToolUse = true
 	}
 	req.ToolChoice = choice
 	return nil
