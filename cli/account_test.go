@@ -143,17 +143,19 @@ func TestAccount_AddKeyFromStdin(t *testing.T) {
 }
 
 func TestAccount_BaseURLDefaults(t *testing.T) {
-	// Not parallel: sets an environment variable.
+	// Not parallel: sets an environment variable. The order is flag,
+	// environment, file, default.
 	db := newDB(t)
-	t.Setenv(baseURLEnv, "http://env.example:8443")
-	mustRun(t, "--db", db, "account", "add", "--name", "env", "--api-key", testAPIKey)
 	cfg := writeFile(t, "llmgw.yaml", "upstream:\n  base_url: http://config.example\n")
 	mustRun(t, "--db", db, "--config", cfg, "account", "add", "--name", "conf", "--api-key", testAPIKey)
+	t.Setenv(baseURLEnv, "http://env.example:8443")
+	mustRun(t, "--db", db, "--config", cfg, "account", "add", "--name", "env", "--api-key", testAPIKey)
+	mustRun(t, "--db", db, "--config", cfg, "account", "add", "--name", "flag", "--api-key", testAPIKey, "--base-url", "http://flag.example")
 	var got []string
 	for _, a := range listJSON(t, db) {
 		got = append(got, a.Name+" "+a.BaseURL)
 	}
-	want := []string{"env http://env.example:8443", "conf http://config.example"}
+	want := []string{"conf http://config.example", "env http://env.example:8443", "flag http://flag.example"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("base URLs (-want +got):\n%s", diff)
 	}

@@ -23,8 +23,9 @@ import (
 )
 
 // Config is the optional YAML configuration file. LoadConfig fills in the
-// defaults; flags given on the command line override what it holds. A Config
-// is built once per process and not modified after the command starts.
+// defaults and puts the environment variables over the file (see envKeys);
+// flags given on the command line override what it holds. A Config is built
+// once per process and not modified after the command starts.
 type Config struct {
 	Server   ServerConfig   `yaml:"server"`
 	Auth     AuthConfig     `yaml:"auth"`
@@ -109,9 +110,10 @@ type ModelsConfig struct {
 }
 
 // OAuthConfig overrides the Claude Code OAuth endpoints and the refresh
-// lead. Empty values keep the defaults: the real Claude Code values, or for
-// the two URLs the LLMGW_OAUTH_AUTHORIZE_URL and LLMGW_OAUTH_TOKEN_URL
-// environment variables first. Only tests and private deployments need it.
+// lead. Empty values keep the real Claude Code values. The
+// LLMGW_OAUTH_AUTHORIZE_URL and LLMGW_OAUTH_TOKEN_URL environment variables
+// override the two URLs of the file. Only tests and private deployments need
+// it.
 type OAuthConfig struct {
 	AuthorizeURL string   `yaml:"authorize_url"`
 	TokenURL     string   `yaml:"token_url"`
@@ -153,16 +155,37 @@ const (
 	defaultFirstByteTimeoutSeconds = 60
 )
 
-// baseURLEnv names the environment variable that overrides
-// llmgw.DefaultBaseURL when the config file sets no upstream.base_url.
-const baseURLEnv = "LLMGW_ANTHROPIC_BASE_URL"
-
-// The environment variables that override the OAuth endpoints when the
-// config file's oauth section does not set them.
+// The environment variables that override config file keys.
 const (
-	oauthAuthorizeURLEnv = "LLMGW_OAUTH_AUTHORIZE_URL"
-	oauthTokenURLEnv     = "LLMGW_OAUTH_TOKEN_URL"
+	baseURLEnv           = "LLMGW_ANTHROPIC_BASE_URL"  // upstream.base_url
+	oauthAuthorizeURLEnv = "LLMGW_OAUTH_AUTHORIZE_URL" // oauth.authorize_url
+	oauthTokenURLEnv     = "LLMGW_OAUTH_TOKEN_URL"     // oauth.token_url
 )
+
+// envKeys maps each environment variable to the config key it overrides.
+// The order is flag > environment > config file > default: a set, non-empty
+// variable replaces the file's value, and flags (account add --base-url)
+// replace both. LLMGW_DB and LLMGW_CONFIG have no file key; urfave gives
+// their flags precedence (app.go).
+var envKeys = []struct {
+	name string
+	key  func(*Config) *string
+}{
+	{baseURLEnv, func(c *Config) *string { return &c.Upstream.BaseURL }},
+	{oauthAuthorizeURLEnv, func(c *Config) *string { return &c.OAuth.AuthorizeURL }},
+	{oauthTokenURLEnv, func(c *Config) *string { return &c.OAuth.TokenURL }},
+}
+
+// applyEnv puts each environment variable of envKeys that lookup finds set
+// and non-empty over its config key. The values are not validated, as
+// before they could override the file.
+func (c *Config) applyEnv(lookup func(string) (string, bool)) {
+	for _, e := range envKeys {
+		if v, ok := lookup(e.name); ok && v != "" {
+			*e.key(c) = v
+		}
+	}
+}
 
 func defaultConfig() *Config {
 	return &Config{
@@ -185,10 +208,27 @@ func defaultConfig() *Config {
 	}
 }
 
-// LoadConfig reads the YAML config file at path over the defaults. An empty
-// path returns the defaults. Unknown keys, bad values and unset "${ENV}"
-// variables in static keys are errors that name the file and line.
+// LoadConfig reads the YAML config file at path over the defaults, then the
+// environment variables of envKeys over the file. An empty path reads no
+// file. Unknown keys, bad values and unset "${ENV}" variables in static keys
+// are errors that name the file and line.
 func LoadConfig(path string) (*Config, error) {
+	return loadConfig(path, os.LookupEnv)
+}
+
+// loadConfig is LoadConfig with the environment's lookup passed in.
+func loadConfig(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	cfg, err := readConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.applyEnv(lookupEnv)
+	return cfg, nil
+}
+
+// readConfig reads the YAML config file at path over the defaults; an empty
+// path returns the defaults.
+func readConfig(path string) (*Config, error) {
 	cfg := defaultConfig()
 	if path == "" {
 		return cfg, nil
@@ -362,20 +402,13 @@ func httpURL(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// OAuthConfig returns the OAuth settings: each value from the config file's
-// oauth section if set, else, for the authorize and token URLs, the
-// LLMGW_OAUTH_AUTHORIZE_URL and LLMGW_OAUTH_TOKEN_URL environment variables,
-// else the real Claude Code values (oauth.DefaultConfig). Command-line flags
-// (login --listen) apply on top. HTTPClient, Now and Logger are left for the
-// caller to set.
+// OAuthConfig returns the OAuth settings: each value from the oauth section
+// (the config file, with LLMGW_OAUTH_AUTHORIZE_URL and LLMGW_OAUTH_TOKEN_URL
+// over its two URLs) if set, else the real Claude Code values
+// (oauth.DefaultConfig). Command-line flags (login --listen) apply on top.
+// HTTPClient, Now and Logger are left for the caller to set.
 func (c *Config) OAuthConfig() oauth.Config {
 	oc := oauth.DefaultConfig()
-	if u := os.Getenv(oauthAuthorizeURLEnv); u != "" {
-		oc.AuthorizeURL = u
-	}
-	if u := os.Getenv(oauthTokenURLEnv); u != "" {
-		oc.TokenURL = u
-	}
 	o := c.OAuth
 	if o.AuthorizeURL != "" {
 		oc.AuthorizeURL = o.AuthorizeURL
@@ -417,15 +450,12 @@ func (c *Config) FirstByteTimeout() time.Duration {
 	return time.Duration(c.Upstream.FirstByteTimeoutSeconds) * time.Second
 }
 
-// DefaultBaseURL returns the base URL new accounts get when none is given:
-// upstream.base_url from the config file, else the LLMGW_ANTHROPIC_BASE_URL
-// environment variable, else llmgw.DefaultBaseURL.
+// DefaultBaseURL returns the base URL new accounts get when --base-url is
+// not given: the LLMGW_ANTHROPIC_BASE_URL environment variable, else
+// upstream.base_url from the config file, else llmgw.DefaultBaseURL.
 func (c *Config) DefaultBaseURL() string {
 	if c.Upstream.BaseURL != "" {
-		return c.Upstream.BaseURL
-	}
-	if u := os.Getenv(baseURLEnv); u != "" {
-		return u
+		return c.Upstream.BaseURL // the environment's, if set: see applyEnv
 	}
 	return llmgw.DefaultBaseURL
 }

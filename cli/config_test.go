@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/oauth"
 )
 
 func TestLoadConfig_Defaults(t *testing.T) {
@@ -207,6 +210,137 @@ func TestConfig_FlagsOverrideFile(t *testing.T) {
 	}
 	_, _, err := run(t, "--log-format", "xml", "version")
 	wantErr(t, err, `log format "xml" is not text or json`)
+}
+
+func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
+	t.Parallel()
+	const env = "http://env.example/x"
+	file := writeFile(t, "llmgw.yaml", "upstream:\n  base_url: http://file.example/base\n"+
+		"oauth:\n  authorize_url: http://file.example/authorize\n  token_url: http://file.example/token\n")
+	// get reads the value a variable overrides through the accessor the
+	// commands use; inFile is what the file above sets it to.
+	for _, v := range []struct {
+		name, inFile, def string
+		get               func(*Config) string
+	}{
+		{baseURLEnv, "http://file.example/base", llmgw.DefaultBaseURL, (*Config).DefaultBaseURL},
+		{oauthAuthorizeURLEnv, "http://file.example/authorize", oauth.DefaultAuthorizeURL,
+			func(c *Config) string { return c.OAuthConfig().AuthorizeURL }},
+		{oauthTokenURLEnv, "http://file.example/token", oauth.DefaultTokenURL,
+			func(c *Config) string { return c.OAuthConfig().TokenURL }},
+	} {
+		for _, tt := range []struct {
+			name string
+			path string // the config file; "" is none
+			set  bool   // whether the variable is set
+			env  string // its value; set but empty counts as unset
+			want string
+		}{
+			{"env and file", file, true, env, env},
+			{"file only", file, false, "", v.inFile},
+			{"empty env and file", file, true, "", v.inFile},
+			{"env only", "", true, env, env},
+			{"neither", "", false, "", v.def},
+		} {
+			t.Run(v.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				cfg, err := loadConfig(tt.path, func(name string) (string, bool) {
+					if name == v.name {
+						return tt.env, tt.set
+					}
+					return "", false
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := v.get(cfg); got != tt.want {
+					t.Errorf("%s = %q, want %q", v.name, got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// TestConfig_Precedence runs the App with each environment variable llmgw
+// reads, to check flag > environment > config file > default.
+func TestConfig_Precedence(t *testing.T) {
+	// Not parallel: sets environment variables.
+	for _, name := range []string{"LLMGW_DB", "LLMGW_CONFIG", baseURLEnv, oauthAuthorizeURLEnv, oauthTokenURLEnv} {
+		t.Setenv(name, "") // restores the caller's value afterwards
+		if err := os.Unsetenv(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	envFile := writeFile(t, "env.yaml", "logging:\n  level: warn\n")
+	flagFile := writeFile(t, "flag.yaml", "logging:\n  level: error\n"+
+		"upstream:\n  base_url: http://file.example/base\n"+
+		"oauth:\n  authorize_url: http://file.example/authorize\n  token_url: http://file.example/token\n")
+	load := func(t *testing.T, args ...string) *appEnv {
+		t.Helper()
+		app, env := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+		if err := app.RunContext(context.Background(), append(append([]string{"llmgw"}, args...), "version")); err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+
+	t.Run("LLMGW_DB", func(t *testing.T) {
+		if got := load(t).dbPath; got != defaultDBPath {
+			t.Errorf("default: dbPath = %q, want %q", got, defaultDBPath)
+		}
+		t.Setenv("LLMGW_DB", filepath.Join(dir, "env.db"))
+		if got, want := load(t).dbPath, filepath.Join(dir, "env.db"); got != want {
+			t.Errorf("env: dbPath = %q, want %q", got, want)
+		}
+		if got, want := load(t, "--db", filepath.Join(dir, "flag.db")).dbPath, filepath.Join(dir, "flag.db"); got != want {
+			t.Errorf("flag and env: dbPath = %q, want %q", got, want)
+		}
+	})
+	t.Run("LLMGW_CONFIG", func(t *testing.T) {
+		if got := load(t).cfg.Logging.Level; got != "info" {
+			t.Errorf("default: log level = %q, want info", got)
+		}
+		t.Setenv("LLMGW_CONFIG", envFile)
+		if e := load(t); e.configPath != envFile || e.cfg.Logging.Level != "warn" {
+			t.Errorf("env: config %q, log level %q; want %q, warn", e.configPath, e.cfg.Logging.Level, envFile)
+		}
+		if e := load(t, "--config", flagFile); e.configPath != flagFile || e.cfg.Logging.Level != "error" {
+			t.Errorf("flag and env: config %q, log level %q; want %q, error", e.configPath, e.cfg.Logging.Level, flagFile)
+		}
+	})
+	t.Run("LLMGW_OAUTH_*_URL", func(t *testing.T) {
+		// No flag sets these two.
+		oc := load(t, "--config", flagFile).cfg.OAuthConfig()
+		if oc.AuthorizeURL != "http://file.example/authorize" || oc.TokenURL != "http://file.example/token" {
+			t.Errorf("file only: %s, %s; want the file's", oc.AuthorizeURL, oc.TokenURL)
+		}
+		t.Setenv(oauthAuthorizeURLEnv, "http://env.example/authorize")
+		t.Setenv(oauthTokenURLEnv, "http://env.example/token")
+		oc = load(t, "--config", flagFile).cfg.OAuthConfig()
+		if oc.AuthorizeURL != "http://env.example/authorize" || oc.TokenURL != "http://env.example/token" {
+			t.Errorf("env and file: %s, %s; want the environment's", oc.AuthorizeURL, oc.TokenURL)
+		}
+	})
+	t.Run(baseURLEnv, func(t *testing.T) {
+		db := newDB(t)
+		add := func(name string, args ...string) {
+			t.Helper()
+			mustRun(t, append([]string{"--db", db, "--config", flagFile, "account", "add", "--name", name, "--api-key", testAPIKey}, args...)...)
+		}
+		add("file")
+		t.Setenv(baseURLEnv, "http://env.example/base")
+		add("env")
+		add("flag", "--base-url", "http://flag.example/base")
+		var got []string
+		for _, a := range listJSON(t, db) {
+			got = append(got, a.Name+" "+a.BaseURL)
+		}
+		want := []string{"file http://file.example/base", "env http://env.example/base", "flag http://flag.example/base"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("base URLs (-want +got):\n%s", diff)
+		}
+	})
 }
 
 func TestNewLogger(t *testing.T) {

@@ -321,7 +321,8 @@ func TestConfig_OAuthPrecedence(t *testing.T) {
 	}
 	oc := cfg.OAuthConfig()
 	got := []any{oc.AuthorizeURL, oc.TokenURL, oc.ClientID, oc.RedirectURI, oc.Scopes, oc.RefreshLead}
-	want := []any{"http://env.example/authorize", "http://file.example/token", oauth.DefaultClientID, oauth.DefaultRedirectURI,
+	// The environment wins over the file.
+	want := []any{"http://env.example/authorize", "http://env.example/token", oauth.DefaultClientID, oauth.DefaultRedirectURI,
 		[]string{"user:inference"}, 10 * time.Minute}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("OAuthConfig (-want +got):\n%s", diff)
