@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,8 @@ import (
 // UsageWriterOptions configure a UsageWriter. Zero values take the defaults.
 type UsageWriterOptions struct {
 	// QueueSize is how many rows may wait to be written before Record
-	// blocks. Default 65536.
+	// blocks. Default 65536. It is a bound, not an allocation: the queue
+	// grows with the rows waiting and gives the memory back after a burst.
 	QueueSize int
 	// BatchSize is the most rows written in one transaction; a full batch
 	// is written at once. Default 256.
@@ -48,16 +50,27 @@ type UsageWriter struct {
 	db  *DB
 	opt UsageWriterOptions
 
-	// queue is never closed, so that a Record racing Close cannot panic.
-	queue  chan llmgw.Usage
-	flushc chan chan error
+	// mu guards queue and closed. Record adds to queue and the writer
+	// goroutine takes from it; room is signalled for each row taken, and
+	// broadcast when closed is set, so that a Record waiting for room goes on.
+	mu     sync.Mutex
+	room   *sync.Cond
+	queue  usageQueue
+	closed bool // the writer has taken its last rows; Record writes for itself
+	// ready wakes the writer when the queue holds a batch, or is full. It
+	// holds at most one signal, and is never closed, so that a Record racing
+	// Close cannot panic.
+	ready   chan struct{}
+	readyAt int // queued rows at which Record signals ready
+	spare   int // the most rows of memory the queue and batch keep once drained
+	flushc  chan chan error
 
 	startOnce sync.Once
 	stopOnce  sync.Once
 	stop      chan struct{}   // closed by Close
 	closeCtx  context.Context // bounds the final write; set before stop is closed
-	// closing is closed by the writer goroutine once it stops taking rows
-	// from the queue. Whoever enqueues after that writes the rows itself.
+	// closing is closed by the writer goroutine after it has set closed.
+	// Whoever saves a state after that writes it itself.
 	closing  chan struct{}
 	done     chan struct{} // closed when the goroutine has returned
 	closeErr error         // set before done is closed
@@ -88,17 +101,22 @@ func NewUsageWriter(db *DB, opt UsageWriterOptions) *UsageWriter {
 		opt.FlushInterval = time.Second
 	}
 	runCtx, cancelRun := context.WithCancel(context.Background())
-	return &UsageWriter{
+	w := &UsageWriter{
 		runCtx:    runCtx,
 		cancelRun: cancelRun,
 		db:        db,
 		opt:       opt,
-		queue:     make(chan llmgw.Usage, opt.QueueSize),
+		ready:     make(chan struct{}, 1),
+		readyAt:   min(opt.BatchSize, opt.QueueSize),
+		spare:     min(4*opt.BatchSize, opt.QueueSize),
 		flushc:    make(chan chan error),
 		stop:      make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	w.room = sync.NewCond(&w.mu)
+	w.queue = usageQueue{max: opt.QueueSize, spare: w.spare}
+	return w
 }
 
 // start launches the goroutine on first use. Starting lazily, rather than in
@@ -115,30 +133,94 @@ func (w *UsageWriter) start() {
 // drops a row. After Close it writes the row itself, synchronously.
 func (w *UsageWriter) Record(u llmgw.Usage) {
 	w.start()
-	select {
-	case <-w.closing:
-		w.writeLate([]llmgw.Usage{u})
-		return
-	default:
-	}
-	select {
-	case w.queue <- u:
-	default:
+	w.mu.Lock()
+	if w.queue.full() && !w.closed {
 		w.waits.Add(1)
-		select {
-		case w.queue <- u:
-		case <-w.closing:
-			w.writeLate([]llmgw.Usage{u})
-			return
+		for w.queue.full() && !w.closed {
+			w.room.Wait()
 		}
 	}
-	// The writer may have taken its last look at the queue between our check
-	// of closing and our send; then nobody else will take the row out.
+	if w.closed {
+		w.mu.Unlock()
+		w.writeLate([]llmgw.Usage{u})
+		return
+	}
+	w.queue.push(u)
+	ready := w.queue.n >= w.readyAt
+	w.mu.Unlock()
+	if ready {
+		w.signalReady()
+	}
+}
+
+// signalReady wakes the writer goroutine unless a wake-up is pending.
+func (w *UsageWriter) signalReady() {
 	select {
-	case <-w.closing:
-		w.drainLate()
+	case w.ready <- struct{}{}:
 	default:
 	}
+}
+
+// take moves up to k queued rows, oldest first, to the end of batch and
+// returns batch. It lets as many waiting Record calls go on, and wakes the
+// writer again if a batch is left in the queue.
+func (w *UsageWriter) take(batch []llmgw.Usage, k int) []llmgw.Usage {
+	w.mu.Lock()
+	n := w.queue.n
+	batch = w.queue.popTo(batch, k)
+	for range n - w.queue.n {
+		w.room.Signal()
+	}
+	more := w.queue.n >= w.readyAt
+	w.mu.Unlock()
+	if more {
+		w.signalReady()
+	}
+	return batch
+}
+
+// usageQueue is a first-in first-out ring of rows. It grows as rows arrive,
+// up to max, rather than being allocated up front, and gives its memory back
+// when it empties holding more than spare rows of it. The UsageWriter's mu
+// guards it.
+type usageQueue struct {
+	buf   []llmgw.Usage // buf[head] is the oldest of the n rows
+	head  int
+	n     int
+	max   int
+	spare int
+}
+
+func (q *usageQueue) full() bool { return q.n >= q.max }
+
+// push adds u after the newest row. The caller checks full first.
+func (q *usageQueue) push(u llmgw.Usage) {
+	if q.n == len(q.buf) {
+		buf := make([]llmgw.Usage, min(max(2*len(q.buf), 16), q.max))
+		c := copy(buf, q.buf[q.head:])
+		copy(buf[c:], q.buf[:q.head])
+		q.buf, q.head = buf, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = u
+	q.n++
+}
+
+// popTo moves up to k of the oldest rows to the end of dst and returns dst.
+func (q *usageQueue) popTo(dst []llmgw.Usage, k int) []llmgw.Usage {
+	k = max(0, min(k, q.n))
+	for range k {
+		dst = append(dst, q.buf[q.head])
+		q.buf[q.head] = llmgw.Usage{} // drop references to the row's strings
+		q.head = (q.head + 1) % len(q.buf)
+	}
+	q.n -= k
+	if q.n == 0 {
+		q.head = 0
+		if len(q.buf) > q.spare {
+			q.buf = nil // give a burst's memory back
+		}
+	}
+	return dst
 }
 
 // RecordState saves an account state the server decided. States are
@@ -289,26 +371,28 @@ func (w *UsageWriter) run(log *slog.Logger) {
 		// While backing off, leave rows in the queue: once it fills up,
 		// Record blocks, which is the backpressure we want rather than an
 		// ever-growing batch in memory.
-		queue := w.queue
+		ready := w.ready
 		var retryc <-chan time.Time
 		if retry != nil {
-			queue, retryc = nil, retry.C
+			ready, retryc = nil, retry.C
 		}
 		select {
-		case u := <-queue:
-			batch = append(batch, u)
+		case <-ready:
+			batch = w.take(batch, w.opt.BatchSize-len(batch))
 			if len(batch) < w.opt.BatchSize {
 				continue
 			}
 		case <-ticker.C:
+			if retry == nil {
+				batch = w.take(batch, w.opt.BatchSize-len(batch))
+			}
 		case <-retryc:
 			retry = nil
+			batch = w.take(batch, w.opt.BatchSize-len(batch))
 		case reply := <-w.flushc:
 			// Every row recorded before Flush was called is in the queue
-			// by now, among the first len(queue) rows.
-			for n := len(w.queue); n > 0; n-- {
-				batch = append(batch, <-w.queue)
-			}
+			// by now.
+			batch = w.take(batch, math.MaxInt)
 			waiters = append(waiters, reply)
 		case <-w.stop:
 			w.shutdown(batch, waiters)
@@ -329,6 +413,9 @@ func (w *UsageWriter) run(log *slog.Logger) {
 			retry = time.NewTimer(delay)
 			continue
 		}
+		if cap(batch) > w.spare {
+			batch = nil // give a Flush's memory back
+		}
 		if failed > 0 {
 			log.Info("usage written again", "failed_attempts", failed)
 		}
@@ -346,14 +433,12 @@ func (w *UsageWriter) shutdown(batch []llmgw.Usage, waiters []chan error) {
 	ctx := w.closeCtx
 	// From here on, Record and RecordState write for themselves; this is our
 	// last look at the queue.
+	w.mu.Lock()
+	batch = w.queue.popTo(batch, math.MaxInt)
+	w.closed = true
+	w.room.Broadcast()
+	w.mu.Unlock()
 	close(w.closing)
-	for n := len(w.queue); n > 0; n-- {
-		select {
-		case u := <-w.queue:
-			batch = append(batch, u)
-		default: // a racing Record's drainLate took it
-		}
-	}
 	var err error
 	delay := minRetryDelay
 	for {
@@ -429,23 +514,6 @@ func (w *UsageWriter) putUpdates(u *accountUpdates) {
 		if cur, ok := w.pending.windows[id]; !ok || cur.At.Before(ws.At) {
 			w.pending.addWindows(id, ws)
 		}
-	}
-}
-
-// drainLate takes rows left in the queue after the writer's last look at it
-// and writes them synchronously.
-func (w *UsageWriter) drainLate() {
-	var rows []llmgw.Usage
-	for empty := false; !empty; {
-		select {
-		case u := <-w.queue:
-			rows = append(rows, u)
-		default:
-			empty = true
-		}
-	}
-	if len(rows) > 0 {
-		w.writeLate(rows)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,6 +289,128 @@ func TestUsageWriter_RecordBlocksWhenFull(t *testing.T) {
 	}
 }
 
+func TestUsageWriter_QueueBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	const queue, n = 100, 1000
+	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: queue, BatchSize: queue, FlushInterval: time.Hour})
+
+	raw := rawDB(t, db.Path())
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	// One Record at a time: the writer takes the first full queue as its
+	// batch and cannot commit it; then the queue grows to its bound again,
+	// and no Record returns until the lock goes.
+	var returned atomic.Int64
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for i := range n {
+			w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprint(i)})
+			returned.Add(1)
+		}
+	}()
+	waitFor(t, "the queue to fill twice", func() bool { return returned.Load() >= 2*queue })
+	if got := returned.Load(); got != 2*queue || w.Waits() == 0 {
+		t.Errorf("%d Record calls returned, %d waited; want %d returned (a batch and a full queue), some waiting",
+			got, w.Waits(), 2*queue)
+	}
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	<-recorded
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := listAll(t, db)
+	seen := make(map[string]bool)
+	for _, r := range rows {
+		seen[r.RequestID] = true
+	}
+	if len(rows) != n || len(seen) != n {
+		t.Errorf("%d rows written, %d distinct, want %d", len(rows), len(seen), n)
+	}
+}
+
+func TestUsageWriter_BurstBeyondQueueSize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	// A burst three times the queue's bound, from many goroutines, while the
+	// database is locked at first: the queue grows to its bound, Record
+	// waits, and once the lock goes every row is written.
+	const queue, goroutines, perG = 2000, 8, 3 * 2000 / 8
+	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: queue})
+
+	raw := rawDB(t, db.Path())
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range perG {
+				w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprintf("req-%d-%d", g, i)})
+			}
+		})
+	}
+	waitFor(t, "a Record to wait for room", func() bool { return w.Waits() > 0 })
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = goroutines * perG
+	if got := queryInt(t, raw, `SELECT count(DISTINCT request_id) FROM request_log`); got != n {
+		t.Errorf("%d distinct rows written, want %d", got, n)
+	}
+	if got := queryInt(t, raw, `SELECT count(*) FROM request_log`); got != n {
+		t.Errorf("%d rows written, want %d", got, n)
+	}
+}
+
+func TestUsageWriter_RecordRacingClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{QueueSize: 64, BatchSize: 16})
+	w.Logger = quiet
+	const goroutines, perG = 4, 100
+	var returned atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for i := range perG {
+				w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1))})
+				returned.Add(1)
+			}
+		})
+	}
+	waitFor(t, "some rows recorded", func() bool { return returned.Load() > 50 })
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // Record calls after Close write their rows themselves
+	if got := queryInt(t, rawDB(t, db.Path()), `SELECT count(*) FROM request_log`); got != goroutines*perG {
+		t.Errorf("%d rows written, want %d", got, goroutines*perG)
+	}
+}
+
 func TestUsageWriter_CloseExpired(t *testing.T) {
 	t.Parallel()
 	db := storetest.Open(t)
@@ -429,4 +552,47 @@ func TestUsageWriter_CloseWhileLocked(t *testing.T) {
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("Close took %v, want it bounded by its context", d)
 	}
+}
+
+// BenchmarkUsageWriter_Memory reports the heap one writer holds, measured
+// after a GC with runtime.ReadMemStats: "idle-B" right after a row has been
+// written, "after-burst-B" once a burst of rows far above BatchSize has been
+// written. Run it without -race, which adds its own shadow memory:
+//
+//	go test -run '^$' -bench UsageWriter_Memory -benchtime 3x ./store/
+func BenchmarkUsageWriter_Memory(b *testing.B) {
+	const burst = 20000
+	db := storetest.Open(b)
+	ctx := context.Background()
+	u := llmgw.Usage{Time: time.UnixMilli(1), RequestID: "req_mem", Model: "claude-sonnet-4-5", Status: 200}
+	heap := func() int64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	var idle, afterBurst int64
+	for range b.N {
+		base := heap()
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+		w.Logger = quiet
+		w.Record(u)
+		if err := w.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		idle += heap() - base
+		for range burst {
+			w.Record(u)
+		}
+		if err := w.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		afterBurst += heap() - base
+		runtime.KeepAlive(w)
+		if err := w.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(idle)/float64(b.N), "idle-B")
+	b.ReportMetric(float64(afterBurst)/float64(b.N), "after-burst-B")
 }
