@@ -33,11 +33,18 @@ fmt-check:
 bench:
 	go test -run '^$$' -bench . -benchmem -count 5 ./proxy/ ./store/
 
-# A load run on 127.0.0.1: llmgw serve vs the fake upstream directly, same run.
-LOAD_CLIENTS ?= 64
-LOAD_SECONDS ?= 10
+# A load run on 127.0.0.1, every figure a ratio measured in the same run:
+# for each mode (dialect x JSON or stream), the fake upstream directly, a bare
+# httputil.ReverseProxy (cli/testdata/bareproxy) and llmgw serve, the two
+# proxies as their own processes (CPU time and memory from /proc). It prints
+# a Markdown table and the targets as PASS or MISS; errors or lost usage rows
+# fail it. LOAD_MODES: all, or a list of modes (chat-stream), dialects
+# (gemini), json or stream.
+LOAD_CLIENTS ?= 50
+LOAD_SECONDS ?= 3
+LOAD_MODES   ?= all
 load:
-	LLMGW_LOAD_CLIENTS=$(LOAD_CLIENTS) LLMGW_LOAD_SECONDS=$(LOAD_SECONDS) go test -tags load -run '^TestLoad$$' -count=1 -v -timeout 10m ./cli/
+	LLMGW_LOAD_CLIENTS=$(LOAD_CLIENTS) LLMGW_LOAD_SECONDS=$(LOAD_SECONDS) LLMGW_LOAD_MODES=$(LOAD_MODES) go test -tags load -run '^TestLoad$$' -count=1 -v -timeout 20m ./cli/
 
 # The fault-injection storm on 127.0.0.1: llmgw serve behind a fault proxy
 # (529, 429, resets, hang-ups, stalls) with 3 accounts and many clients; it

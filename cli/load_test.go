@@ -1,30 +1,69 @@
 //go:build load
 
-// The load run: `make load` (or go test -tags load -run TestLoad -v ./cli/).
-// It drives llmgw serve with many concurrent streaming clients against the
-// fake upstream, next to the same load sent straight to the fake, and
-// reports throughput and latency as ratios against that baseline measured in
-// the same run. Settings come from the environment: LLMGW_LOAD_CLIENTS
-// (default 64), LLMGW_LOAD_SECONDS (default 10), LLMGW_LOAD_STREAM (default
-// true). Traffic stays on 127.0.0.1 and the run stops by itself.
+// The load run: `make load` (or go test -tags load -run '^TestLoad$' -v ./cli/).
+//
+// Three systems answer the same clients in the same run, one after the
+// other, for each mode: the fake upstream reached directly, a bare
+// httputil.ReverseProxy (cli/testdata/bareproxy) and llmgw serve. llmgw and
+// the bare proxy run as their own processes, built like a release, so that
+// their CPU time and resident memory come from /proc; the fake upstream and
+// the clients stay in the test process. Every figure is then a ratio
+// measured side by side: llmgw / bare proxy, and both / direct.
+//
+// A mode is a client dialect (Anthropic pass-through, OpenAI Chat, OpenAI
+// Responses, Gemini) asking for JSON or a stream. For a converted dialect the
+// bare proxy and the direct phase get the Anthropic Messages request that
+// llmgw would send: the fake only speaks Anthropic, and that is the work a
+// proxy without conversion does.
+//
+// Settings come from the environment: LLMGW_LOAD_CLIENTS (default 50),
+// LLMGW_LOAD_SECONDS per phase (default 3), LLMGW_LOAD_MODES (default all:
+// a comma-separated list of mode names such as chat-stream, dialects such as
+// gemini, or json / stream). The targets of issue 10 are printed as PASS or
+// MISS lines and never fail the run; errors and lost usage rows do. Traffic
+// stays on 127.0.0.1 and every loop stops by itself.
 package cli
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
+)
+
+const (
+	// loadWarmup is run before each measured window and left out of its
+	// figures: connections are dialled and heaps grown by then.
+	loadWarmup = 500 * time.Millisecond
+	// loadRequestTimeout bounds one request of the 50-client phases.
+	loadRequestTimeout = time.Minute
+	// loadMaxPerClient bounds the requests one client sends in a phase.
+	loadMaxPerClient = 1_000_000
+	// loadAccountKey is the (obviously fake) upstream key of the account
+	// that llmgw and the bare proxy both use.
+	loadAccountKey = "sk-ant-load-FAKE-00000000000000000000"
+	// loadBareKey is the client key the bare proxy accepts.
+	loadBareKey = "sk-bare-load-FAKE-0000000000000000"
+)
+
+// The targets of issue 10, on the same run.
+const (
+	targetPassRPS    = 0.8 // Anthropic pass-through: llmgw req/s ≥ 0.8× the bare proxy's
+	targetPassCPU    = 1.4 // and CPU per request ≤ 1.4× the bare proxy's
+	targetConvRPS    = 0.5 // converted dialects: llmgw req/s ≥ 0.5× the bare proxy's
+	targetRSS50      = 30 << 20
+	targetRSSClients = 50
 )
 
 func envInt(name string, def int) int {
@@ -34,13 +73,184 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// The conversation every mode sends: a system prompt and three turns.
+const (
+	loadSystem = "You are a concise assistant. Answer in one or two sentences."
+	loadUser1  = "What is the capital of France?"
+	loadAsst1  = "The capital of France is Paris."
+	loadUser2  = "Name one famous museum there and say what it is known for."
+)
+
+// loadRequest is one request a load client sends, again and again.
+type loadRequest struct {
+	path string
+	body string
+	auth string // where the key goes: "bearer" for Authorization, else a header name
+	done string // a whole answer contains it
+}
+
+// loadMode is one dialect, JSON or streamed.
+type loadMode struct {
+	name    string // e.g. "chat-stream"
+	dialect string // "anthropic", "chat", "responses" or "gemini"
+	stream  bool
+	gw      loadRequest // what this dialect's client sends llmgw
+	plain   loadRequest // the Anthropic request: what the bare proxy and the fake get
+}
+
+func (m loadMode) converted() bool { return m.dialect != "anthropic" }
+
+func anthropicRequest(stream bool) loadRequest {
+	q := loadRequest{path: "/v1/messages", auth: "x-api-key", done: `"stop_reason":"end_turn"`}
+	q.body = `{"model":"claude-sonnet-4-5","max_tokens":512,"system":"` + loadSystem + `","messages":[` +
+		`{"role":"user","content":"` + loadUser1 + `"},{"role":"assistant","content":"` + loadAsst1 + `"},` +
+		`{"role":"user","content":"` + loadUser2 + `"}]`
+	if stream {
+		q.body += `,"stream":true`
+		q.done = "event: message_stop"
+	}
+	q.body += "}"
+	return q
+}
+
+func chatRequest(stream bool) loadRequest {
+	q := loadRequest{path: "/v1/chat/completions", auth: "bearer", done: `"finish_reason":"stop"`}
+	q.body = `{"model":"claude-sonnet-4-5","max_tokens":512,"messages":[{"role":"system","content":"` + loadSystem + `"},` +
+		`{"role":"user","content":"` + loadUser1 + `"},{"role":"assistant","content":"` + loadAsst1 + `"},` +
+		`{"role":"user","content":"` + loadUser2 + `"}]`
+	if stream {
+		q.body += `,"stream":true,"stream_options":{"include_usage":true}`
+		q.done = "data: [DONE]"
+	}
+	q.body += "}"
+	return q
+}
+
+func responsesRequest(stream bool) loadRequest {
+	q := loadRequest{path: "/v1/responses", auth: "bearer", done: `"status":"completed"`}
+	q.body = `{"model":"claude-sonnet-4-5","max_output_tokens":512,"instructions":"` + loadSystem + `","input":[` +
+		`{"role":"user","content":"` + loadUser1 + `"},{"role":"assistant","content":"` + loadAsst1 + `"},` +
+		`{"role":"user","content":"` + loadUser2 + `"}]`
+	if stream {
+		q.body += `,"stream":true`
+		q.done = "event: response.completed"
+	}
+	q.body += "}"
+	return q
+}
+
+func geminiRequest(stream bool) loadRequest {
+	q := loadRequest{path: "/v1beta/models/claude-sonnet-4-5:generateContent", auth: "x-goog-api-key", done: `"finishReason":"STOP"`}
+	if stream {
+		q.path = "/v1beta/models/claude-sonnet-4-5:streamGenerateContent?alt=sse"
+	}
+	q.body = `{"systemInstruction":{"parts":[{"text":"` + loadSystem + `"}]},"contents":[` +
+		`{"role":"user","parts":[{"text":"` + loadUser1 + `"}]},{"role":"model","parts":[{"text":"` + loadAsst1 + `"}]},` +
+		`{"role":"user","parts":[{"text":"` + loadUser2 + `"}]}],"generationConfig":{"maxOutputTokens":512}}`
+	return q
+}
+
+// loadModes returns every mode, in the order they run.
+func loadModes() []loadMode {
+	var modes []loadMode
+	for _, d := range []struct {
+		name string
+		req  func(bool) loadRequest
+	}{{"anthropic", anthropicRequest}, {"chat", chatRequest}, {"responses", responsesRequest}, {"gemini", geminiRequest}} {
+		for _, stream := range []bool{false, true} {
+			name := d.name + "-json"
+			if stream {
+				name = d.name + "-stream"
+			}
+			modes = append(modes, loadMode{name: name, dialect: d.name, stream: stream, gw: d.req(stream), plain: anthropicRequest(stream)})
+		}
+	}
+	return modes
+}
+
+// selectModes picks the modes LLMGW_LOAD_MODES names: a mode's name, its
+// dialect, or "json" / "stream"; empty or "all" is every mode.
+func selectModes(t *testing.T, spec string) []loadMode {
+	t.Helper()
+	all := loadModes()
+	if spec == "" || spec == "all" {
+		return all
+	}
+	var names []string
+	for _, m := range all {
+		names = append(names, m.name)
+	}
+	want := strings.Split(spec, ",")
+	for i, w := range want {
+		want[i] = strings.TrimSpace(w)
+		known := slices.ContainsFunc(all, func(m loadMode) bool {
+			return want[i] == m.name || want[i] == m.dialect || want[i] == "json" || want[i] == "stream"
+		})
+		if !known {
+			t.Fatalf("LLMGW_LOAD_MODES: unknown mode %q; modes: %s, a dialect, json, stream or all", want[i], strings.Join(names, ", "))
+		}
+	}
+	return slices.DeleteFunc(all, func(m loadMode) bool {
+		kind := "json"
+		if m.stream {
+			kind = "stream"
+		}
+		return !slices.ContainsFunc(want, func(w string) bool { return w == m.name || w == m.dialect || w == kind })
+	})
+}
+
+// send sends q to base with key and reads the whole answer into buf; it
+// fails unless the status is 200 and the answer is whole.
+func (q loadRequest) send(client *http.Client, base, key string, buf *bytes.Buffer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), loadRequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+q.path, strings.NewReader(q.body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Anthropic-Version", "2023-06-01") // the fake wants it; llmgw's converted routes ignore it
+	if q.auth == "bearer" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	} else {
+		req.Header.Set(q.auth, key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	buf.Reset()
+	_, err = buf.ReadFrom(resp.Body)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read the answer: %w", err)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, buf.Bytes())
+	case !bytes.Contains(buf.Bytes(), []byte(q.done)):
+		return fmt.Errorf("answer without %s: %.300s", q.done, buf.Bytes())
+	}
+	return nil
+}
+
 // loadResult is what one phase measured.
 type loadResult struct {
-	requests int
-	errors   int
-	elapsed  time.Duration
-	lat      []time.Duration
+	completed int    // whole answers in the phase, warm-up and drain included
+	errors    int    // failed requests in the phase
+	firstErr  string // the first failure, if any
+
+	n      int             // whole answers within the measured window
+	window time.Duration   // its length
+	lat    []time.Duration // their latencies, sorted
+
+	// Of the system's own process, when it has one.
+	proc   bool
+	cpu    time.Duration // CPU time spent in the window
+	rssEnd int64         // VmRSS at the window's end
+	peak   int64         // the process's peak resident memory so far
 }
+
+func (r loadResult) rps() float64 { return float64(r.n) / r.window.Seconds() }
 
 func (r loadResult) pct(p float64) time.Duration {
 	if len(r.lat) == 0 {
@@ -49,120 +259,255 @@ func (r loadResult) pct(p float64) time.Duration {
 	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
 }
 
-func (r loadResult) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
-
-// drive runs clients in a loop against url for d and collects latencies.
-func drive(url, key string, clients int, d time.Duration, stream bool) loadResult {
-	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Say something short."}]`
-	if stream {
-		body += `,"stream":true`
+// cpuPerReq is the process's CPU time per whole answer in the window.
+func (r loadResult) cpuPerReq() time.Duration {
+	if r.n == 0 {
+		return 0
 	}
-	body += "}"
-	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	return r.cpu / time.Duration(r.n)
+}
+
+// drive runs clients that send q to base in a loop: loadWarmup first, then
+// the measured window of d, then it waits for the requests in flight. The
+// window's figures are the answers completed within it; p, if not nil, is
+// the process whose CPU time and memory are read at the window's ends (and
+// every 50 ms in between, for the peak).
+func drive(t *testing.T, base, key string, q loadRequest, clients int, d time.Duration, p *loadProc) loadResult {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, Proxy: nil}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var mu sync.Mutex
-	var res loadResult
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range clients {
+
+	type completion struct {
+		end time.Time
+		lat time.Duration
+	}
+	var (
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		done     = make([][]completion, clients)
+		errs     int
+		firstErr string
+	)
+	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var lat []time.Duration
-			var n, errs int
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				req, _ := http.NewRequest("POST", url+"/v1/messages", strings.NewReader(body))
-				req.Header.Set("x-api-key", key)
-				req.Header.Set("anthropic-version", "2023-06-01")
-				resp, err := client.Do(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
+			var buf bytes.Buffer
+			for range loadMaxPerClient {
+				if stop.Load() {
+					return
 				}
-				n++
-				if err != nil {
-					errs++
+				t0 := time.Now()
+				if err := q.send(client, base, key, &buf); err != nil {
+					mu.Lock()
+					if errs++; firstErr == "" {
+						firstErr = err.Error()
+					}
+					mu.Unlock()
 					continue
 				}
-				lat = append(lat, time.Since(t0))
+				end := time.Now()
+				done[i] = append(done[i], completion{end, end.Sub(t0)})
 			}
-			mu.Lock()
-			res.requests += n
-			res.errors += errs
-			res.lat = append(res.lat, lat...)
-			mu.Unlock()
 		}()
 	}
+
+	var res loadResult
+	time.Sleep(loadWarmup) // the clients run meanwhile; this is the warm-up's length
+	var before procStat
+	sampled := make(chan int64, 1)
+	stopSampling := make(chan struct{})
+	if p != nil {
+		before = p.stat(t)
+		go func() {
+			var peak int64
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					if st, err := readProcStat(p.cmd.Process.Pid); err == nil {
+						peak = max(peak, st.rss)
+					}
+				case <-stopSampling:
+					sampled <- peak
+					return
+				}
+			}
+		}()
+	}
+	t0 := time.Now()
+	time.Sleep(d) // the measured window
+	t1 := time.Now()
+	if p != nil {
+		after := p.stat(t)
+		close(stopSampling)
+		res.proc = true
+		res.cpu = after.cpu - before.cpu
+		res.rssEnd = after.rss
+		res.peak = max(after.hwm, <-sampled)
+	}
+	stop.Store(true)
 	wg.Wait()
-	res.elapsed = time.Since(start)
+
+	res.window = t1.Sub(t0)
+	res.errors, res.firstErr = errs, firstErr
+	for _, cs := range done {
+		res.completed += len(cs)
+		for _, c := range cs {
+			if !c.end.Before(t0) && !c.end.After(t1) {
+				res.lat = append(res.lat, c.lat)
+			}
+		}
+	}
+	res.n = len(res.lat)
 	slices.Sort(res.lat)
 	return res
 }
 
+// modeResult is one mode's three phases.
+type modeResult struct {
+	mode                loadMode
+	direct, bare, llmgw loadResult
+	rows                int64 // usage rows llmgw wrote
+}
+
 func TestLoad(t *testing.T) {
-	clients := envInt("LLMGW_LOAD_CLIENTS", 64)
-	d := time.Duration(envInt("LLMGW_LOAD_SECONDS", 10)) * time.Second
-	stream := os.Getenv("LLMGW_LOAD_STREAM") != "false"
+	clients := envInt("LLMGW_LOAD_CLIENTS", targetRSSClients)
+	d := time.Duration(envInt("LLMGW_LOAD_SECONDS", 3)) * time.Second
+	modes := selectModes(t, os.Getenv("LLMGW_LOAD_MODES"))
+	llmgwBin := buildLLMGW(t)
+	bareBin := buildBareProxy(t)
+	t.Logf("load: %d clients, %v measured per phase after %v of warm-up, modes %d", clients, d, loadWarmup, len(modes))
 
-	up := upstreamtest.NewServer(t)
-	db := newDB(t)
-	for _, name := range []string{"a", "b"} {
-		mustRun(t, "--db", db, "account", "add", "--name", name, "--api-key", "sk-ant-"+strings.Repeat(name, 16), "--base-url", up.URL)
-	}
-	key := createKey(t, db, "load")
-	srv := startServe(t, db) // logs one line per request, as in production
+	var results []modeResult
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			// Everything is new for each mode, so that its figures do not
+			// depend on which modes ran before it.
+			up := upstreamtest.NewServer(t)
+			setup := newLLMGWSetup(t, llmgwBin, up.URL, loadAccountKey)
+			bare := startBareProxy(t, bareBin, up.URL, loadBareKey, loadAccountKey)
+			gw := setup.serve(t)
 
-	direct := drive(up.URL, "sk-ant-aaaaaaaaaaaaaaaa", clients, d, stream)
-	sentBefore := up.SentUsage()
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	heapBefore := ms.HeapInuse
-	gw := drive(srv.URL, key, clients, d, stream)
-	runtime.ReadMemStats(&ms)
-	heapPeakish := ms.HeapInuse
-	if err := srv.stopAndWait(t); err != nil {
-		t.Fatal(err)
-	}
+			r := modeResult{mode: m}
+			r.direct = drive(t, up.URL, loadAccountKey, m.plain, clients, d, nil)
+			r.bare = drive(t, bare.URL, loadBareKey, m.plain, clients, d, bare)
+			bare.stop(t)
+			sentBefore := up.SentUsage()
+			r.llmgw = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
+			sent := up.SentUsage()
+			gw.stop(t)
+			if gw.err != nil {
+				t.Errorf("llmgw serve exited with %v:\n%.2000s", gw.err, gw.out.String())
+			}
 
-	t.Logf("load: %d clients, %v per phase, stream=%v", clients, d, stream)
-	for _, p := range []struct {
-		name string
-		r    loadResult
-	}{{"direct", direct}, {"llmgw", gw}} {
-		t.Logf("%-7s %7d req  %8.0f req/s  p50 %8v  p95 %8v  p99 %8v  errors %d",
-			p.name, p.r.requests, p.r.rps(), p.r.pct(0.50), p.r.pct(0.95), p.r.pct(0.99), p.r.errors)
-	}
-	t.Logf("ratios llmgw/direct: throughput %.2f, p50 %.2f, p95 %.2f",
-		gw.rps()/direct.rps(), float64(gw.pct(0.5))/float64(direct.pct(0.5)), float64(gw.pct(0.95))/float64(direct.pct(0.95)))
-	t.Logf("heap in use (test process, server inside): %d MiB before, %d MiB at the end of the llmgw phase",
-		heapBefore>>20, heapPeakish>>20)
+			for _, p := range []struct {
+				name string
+				r    loadResult
+			}{{"direct", r.direct}, {"bare", r.bare}, {"llmgw", r.llmgw}} {
+				t.Logf("%-6s %6.0f req/s  p50 %7v  p95 %7v  cpu/req %7v  rss %5.1f MB peak %5.1f MB  (%d in the window, %d in all, %d errors)",
+					p.name, p.r.rps(), p.r.pct(0.5).Round(10*time.Microsecond), p.r.pct(0.95).Round(10*time.Microsecond),
+					p.r.cpuPerReq().Round(time.Microsecond), mb(p.r.rssEnd), mb(p.r.peak), p.r.n, p.r.completed, p.r.errors)
+				if p.r.errors != 0 {
+					t.Errorf("%s: %d requests failed; the first: %s", p.name, p.r.errors, p.r.firstErr)
+				}
+				if p.r.n == 0 {
+					t.Errorf("%s: no request completed in the window", p.name)
+				}
+			}
 
-	if gw.errors != 0 {
-		t.Errorf("%d requests through llmgw failed", gw.errors)
+			// Accounting stays exact under load: one row per answer, and
+			// the tokens the fake sent through llmgw.
+			u := setup.usage(t)
+			r.rows = u.Requests
+			if u.Requests != int64(r.llmgw.completed) || u.Errors != 0 {
+				t.Errorf("usage rows: %d (%d errors), want %d: one per request completed through llmgw", u.Requests, u.Errors, r.llmgw.completed)
+			}
+			if in, out := sent.Input-sentBefore.Input, sent.Output-sentBefore.Output; u.Input != in || u.Output != out {
+				t.Errorf("usage tokens: input %d output %d, the fake sent input %d output %d through llmgw", u.Input, u.Output, in, out)
+			}
+			results = append(results, r)
+		})
 	}
-	// Accounting stays exact under load.
-	sent := up.SentUsage()
-	out, _ := mustRun(t, "--db", db, "usage", "report", "--since", "1h", "--format", "json")
-	var rep struct {
-		Total struct {
-			Requests int64 `json:"requests"`
-			Input    int64 `json:"input_tokens"`
-			Output   int64 `json:"output_tokens"`
-		} `json:"total"`
+	if len(results) > 0 {
+		fmt.Print(loadReport(results, clients, d))
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatal(err)
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
 	}
-	if rep.Total.Input != sent.Input-sentBefore.Input || rep.Total.Output != sent.Output-sentBefore.Output {
-		t.Errorf("usage report %+v, upstream sent input %d output %d through llmgw",
-			rep.Total, sent.Input-sentBefore.Input, sent.Output-sentBefore.Output)
+	return a / b
+}
+
+func passMiss(ok bool) string {
+	if ok {
+		return "PASS"
 	}
+	return "MISS"
+}
+
+// loadReport is the table of figures (Markdown, for the README) and one
+// PASS or MISS line per target.
+func loadReport(results []modeResult, clients int, d time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nLoad run: %d clients, %v per phase; direct = the fake upstream, bare = httputil.ReverseProxy, llmgw = llmgw serve\n\n", clients, d)
+	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', 0)
+	fmt.Fprintln(tw, "| mode\t| req/s direct · bare · llmgw\t| llmgw/bare\t| bare/direct\t| llmgw/direct\t| p50 bare · llmgw\t| p95 bare · llmgw\t| CPU/req bare · llmgw\t| CPU llmgw/bare\t| RSS peak bare · llmgw\t|")
+	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
+	for _, r := range results {
+		fmt.Fprintf(tw, "| %s\t| %.0f · %.0f · %.0f\t| %.2f\t| %.2f\t| %.2f\t| %v · %v\t| %v · %v\t| %v · %v\t| %.2f\t| %.1f · %.1f MB\t|\n",
+			r.mode.name, r.direct.rps(), r.bare.rps(), r.llmgw.rps(),
+			ratio(r.llmgw.rps(), r.bare.rps()), ratio(r.bare.rps(), r.direct.rps()), ratio(r.llmgw.rps(), r.direct.rps()),
+			r.bare.pct(0.5).Round(100*time.Microsecond), r.llmgw.pct(0.5).Round(100*time.Microsecond),
+			r.bare.pct(0.95).Round(100*time.Microsecond), r.llmgw.pct(0.95).Round(100*time.Microsecond),
+			r.bare.cpuPerReq().Round(time.Microsecond), r.llmgw.cpuPerReq().Round(time.Microsecond),
+			ratio(float64(r.llmgw.cpuPerReq()), float64(r.bare.cpuPerReq())),
+			mb(r.bare.peak), mb(r.llmgw.peak))
+	}
+	_ = tw.Flush()
+	b.WriteString("\n")
+
+	var streamPeak int64
+	var streamBare int64
+	var streamModes []string
+	var rows, completed int64
+	for _, r := range results {
+		rel := ratio(r.llmgw.rps(), r.bare.rps())
+		if r.mode.converted() {
+			fmt.Fprintf(&b, "%s %-17s req/s:   llmgw %.0f = %.2f× the bare proxy's %.0f (target ≥ %.2f×)\n",
+				passMiss(rel >= targetConvRPS), r.mode.name, r.llmgw.rps(), rel, r.bare.rps(), targetConvRPS)
+		} else {
+			cpu := ratio(float64(r.llmgw.cpuPerReq()), float64(r.bare.cpuPerReq()))
+			fmt.Fprintf(&b, "%s %-17s req/s:   llmgw %.0f = %.2f× the bare proxy's %.0f (target ≥ %.2f×)\n",
+				passMiss(rel >= targetPassRPS), r.mode.name, r.llmgw.rps(), rel, r.bare.rps(), targetPassRPS)
+			fmt.Fprintf(&b, "%s %-17s CPU/req: llmgw %v = %.2f× the bare proxy's %v (target ≤ %.2f×)\n",
+				passMiss(cpu <= targetPassCPU), r.mode.name, r.llmgw.cpuPerReq().Round(time.Microsecond), cpu,
+				r.bare.cpuPerReq().Round(time.Microsecond), targetPassCPU)
+		}
+		if r.mode.stream {
+			streamPeak = max(streamPeak, r.llmgw.peak)
+			streamBare = max(streamBare, r.bare.peak)
+			streamModes = append(streamModes, fmt.Sprintf("%s %.1f", r.mode.name, mb(r.llmgw.peak)))
+		}
+		rows += r.rows
+		completed += int64(r.llmgw.completed)
+	}
+	if len(streamModes) > 0 {
+		note := ""
+		if clients != targetRSSClients {
+			note = fmt.Sprintf(" — measured at %d clients, the target is for %d", clients, targetRSSClients)
+		}
+		fmt.Fprintf(&b, "%s resident memory at %d streaming clients: llmgw peak %.1f MB (%s), the bare proxy %.1f MB (target ≤ %d MB)%s\n",
+			passMiss(streamPeak <= targetRSS50), clients, mb(streamPeak), strings.Join(streamModes, ", "), mb(streamBare), targetRSS50>>20, note)
+	}
+	fmt.Fprintf(&b, "%s usage rows: %d requests completed through llmgw, %d rows (%d lost)\n",
+		passMiss(rows == completed), completed, rows, completed-rows)
+	return b.String()
 }
