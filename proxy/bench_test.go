@@ -195,3 +195,98 @@ func BenchmarkBodyMemory(b *testing.B) {
 		})
 	}
 }
+
+// replay is an upstream that never leaves the process: it answers every
+// request with the same bytes, so that a profile of the gateway holds the
+// gateway alone (BenchmarkGateway).
+type replay struct{ json, stream string }
+
+func (rt replay) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	res := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Request: r, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	if strings.Contains(string(body), `"stream":true`) {
+		res.Header.Set("Content-Type", "text/event-stream")
+		res.Body = io.NopCloser(strings.NewReader(rt.stream))
+	} else {
+		res.Header.Set("Content-Type", "application/json")
+		res.Body = io.NopCloser(strings.NewReader(rt.json))
+	}
+	return res, nil
+}
+
+// flushRecorder is a ResponseWriter that keeps nothing.
+type flushRecorder struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *flushRecorder) Header() http.Header         { return w.h }
+func (w *flushRecorder) WriteHeader(code int)        { w.status = code }
+func (w *flushRecorder) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+func (w *flushRecorder) Flush()                      {}
+
+// BenchmarkGateway is the gateway's own work for one request, in process:
+// the handler called directly, the upstream a replay of the fake's answer.
+// It is the benchmark to profile (-cpuprofile, -memprofile), as neither the
+// fake nor the network is in it.
+func BenchmarkGateway(b *testing.B) {
+	json, stream := replayAnswers(b)
+	s := NewServer(Config{Logger: discardLogger(), Transport: replay{json: json, stream: stream}}, nopRecorder{})
+	s.SetSnapshot(&llmgw.Snapshot{
+		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", "http://upstream.invalid")},
+		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
+	})
+	const conv = `"messages":[{"role":"user","content":"What is the capital of France?"},{"role":"assistant","content":"Paris."},{"role":"user","content":"Name one museum there."}]`
+	for _, tc := range []struct{ name, path, body string }{
+		{"anthropic-json", "/v1/messages", `{"model":"claude-sonnet-4-5","max_tokens":512,` + conv + `}`},
+		{"anthropic-stream", "/v1/messages", `{"model":"claude-sonnet-4-5","max_tokens":512,"stream":true,` + conv + `}`},
+		{"chat-json", "/v1/chat/completions", `{"model":"claude-sonnet-4-5","max_tokens":512,` + conv + `}`},
+		{"chat-stream", "/v1/chat/completions", `{"model":"claude-sonnet-4-5","max_tokens":512,"stream":true,` + conv + `}`},
+		{"responses-json", "/v1/responses", `{"model":"claude-sonnet-4-5","input":"What is the capital of France?"}`},
+		{"gemini-json", "/v1beta/models/claude-sonnet-4-5:generateContent", `{"contents":[{"role":"user","parts":[{"text":"What is the capital of France?"}]}]}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+				req.Header.Set("X-Api-Key", testKey)
+				req.Header.Set("Authorization", "Bearer "+testKey)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Anthropic-Version", "2023-06-01")
+				w := &flushRecorder{h: http.Header{}}
+				s.ServeHTTP(w, req)
+				if w.status != http.StatusOK && w.status != 0 {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
+
+// replayAnswers asks the fake upstream once for a JSON and a streamed
+// answer, the bytes replay serves.
+func replayAnswers(b *testing.B) (json, stream string) {
+	up := upstreamtest.NewServer(b)
+	get := func(body string) string {
+		req, _ := http.NewRequest(http.MethodPost, up.URL+"/v1/messages", strings.NewReader(body))
+		apiKey("sk-ant-a")(req)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != http.StatusOK {
+			b.Fatalf("fake upstream: %v, status %d: %s", err, res.StatusCode, raw)
+		}
+		return string(raw)
+	}
+	const q = `{"model":"claude-sonnet-4-5","max_tokens":512,"messages":[{"role":"user","content":"Name one museum there."}]`
+	return get(q + `}`), get(q + `,"stream":true}`)
+}

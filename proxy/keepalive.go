@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"time"
 
 	"github.com/llmgw/llmgw/proxy/sse"
@@ -12,81 +13,63 @@ var pingData = []byte(`{"type":"ping"}`)
 // pingFrame is a whole ping event, as Anthropic sends it.
 var pingFrame = sse.Frame("ping", pingData)
 
-// nextEvent is one read from an upstream stream.
-type nextEvent struct {
-	ev  sse.Event
-	err error
-}
+// pingEvent is the keep-alive a stream's encoder is given after a silence,
+// as if the upstream had sent it: each dialect writes it its own way.
+var pingEvent = sse.Event{Name: "ping", Data: pingData, Raw: pingFrame}
 
-// keepAlive reads a stream's events for one consumer and reports silences:
-// next returns the next event, or a synthetic ping event when the upstream
-// has said nothing for the interval (long thinking, a slow tool input), so
-// that clients and load balancers in between do not give up on the stream.
-// The reader goroutine reads only when asked, so an event's bytes stay valid
-// until the next call, and it ends when the stream does or stop is called.
+// keepAlive sends a ping to the client when the stream has been silent for
+// its interval (long thinking, a slow tool input), so that clients and load
+// balancers in between do not give up on it. The stream loop reads the
+// upstream itself and holds the lock while it writes; a timer, reset at
+// every flush, writes the ping under the same lock. So no event crosses a
+// goroutine, and the client's writer is never used by two at once.
 type keepAlive struct {
-	events   *sse.Reader
+	mu       sync.Mutex
 	interval time.Duration
-	ask      chan struct{}
-	out      chan nextEvent
-	done     chan struct{}
 	timer    *time.Timer
-	pending  bool // a read was asked for and not yet delivered
+	stopped  bool
+	ping     func() bool // writes and flushes a ping; false when the client is gone
 }
 
-func newKeepAlive(events *sse.Reader, interval time.Duration) *keepAlive {
-	k := &keepAlive{events: events, interval: interval, ask: make(chan struct{}), out: make(chan nextEvent), done: make(chan struct{}),
-		timer: time.NewTimer(interval)}
-	go k.read()
+// newKeepAlive starts the silence timer; ping runs under the lock when it
+// strikes.
+func newKeepAlive(interval time.Duration, ping func() bool) *keepAlive {
+	k := &keepAlive{interval: interval, ping: ping}
+	k.timer = time.AfterFunc(interval, k.strike)
 	return k
 }
 
-func (k *keepAlive) read() {
-	for {
-		select {
-		case <-k.ask:
-		case <-k.done:
-			return
-		}
-		ev, err := k.events.Next()
-		select {
-		case k.out <- nextEvent{ev, err}:
-		case <-k.done:
-			return
-		}
-		if err != nil {
-			return
-		}
+func (k *keepAlive) strike() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	if k.ping() {
+		k.timer.Reset(k.interval)
 	}
 }
 
-// next returns the next event, or a ping event after a silence of interval.
-func (k *keepAlive) next() (sse.Event, error) {
-	if !k.pending {
-		k.ask <- struct{}{}
-		k.pending = true
+// lock takes the client's writer from the timer.
+func (k *keepAlive) lock() { k.mu.Lock() }
+
+// unlock gives it back; moved says the stream just gave the client an
+// event, so the silence starts again.
+func (k *keepAlive) unlock(moved bool) {
+	if moved {
+		// Since Go 1.23 Reset needs no care about a tick in flight: a
+		// callback that already started waits for the lock, writes one
+		// early ping at worst, and resets the timer itself.
+		k.timer.Reset(k.interval)
 	}
-	// Since Go 1.23 Reset needs no drain: a stale tick is never delivered.
-	k.timer.Reset(k.interval)
-	select {
-	case n := <-k.out:
-		k.pending = false
-		return n.ev, n.err
-	case <-k.timer.C:
-		return sse.Event{Name: "ping", Data: pingData, Raw: pingFrame}, nil
-	}
+	k.mu.Unlock()
 }
 
-// idle reports whether the next event is not already at hand, so output
-// should be flushed before waiting for it. While a read is in flight the
-// reader belongs to the reader goroutine and is not touched.
-func (k *keepAlive) idle() bool {
-	return k.pending || !k.events.Buffered()
-}
-
-// stop ends the reader goroutine. The caller must also close the stream's
-// body, which ends a read in progress.
+// stop ends the timer. Once it returns no ping is written, so the caller may
+// write to the client.
 func (k *keepAlive) stop() {
+	k.mu.Lock()
+	k.stopped = true
+	k.mu.Unlock()
 	k.timer.Stop()
-	close(k.done)
 }

@@ -76,10 +76,18 @@ func (s *Server) pump(w http.ResponseWriter, r *http.Request, res *result, x *Ex
 	var tally anthropic.Tally
 	defer func() { u.Tokens = tally.Tokens }()
 	cw := &countingWriter{w: w}
-	ka := newKeepAlive(res.events, s.cfg.KeepAlive)
+	ka := newKeepAlive(s.cfg.KeepAlive, func() bool {
+		// A ping is a keep-alive, not content: it does not count towards
+		// the time to first byte.
+		if x.Encoder.Event(cw, pingEvent) != nil || cw.err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	})
 	defer ka.stop()
 	for {
-		ev, err := ka.next()
+		// The read is outside the lock: a ping may go out meanwhile.
+		ev, err := res.events.Next()
 		switch {
 		case r.Context().Err() != nil:
 			return errClientGone
@@ -87,33 +95,44 @@ func (s *Server) pump(w http.ResponseWriter, r *http.Request, res *result, x *Ex
 			// The upstream broke off, or ended without message_stop.
 			return &streamError{typ: "api_error", msg: streamEndMessage(err)}
 		}
-		tally.Observe(ev.Name, ev.Data)
-		if err := x.Encoder.Event(cw, ev); err != nil && cw.err == nil {
-			s.log.Error("stream translation failed", "request_id", u.RequestID, "dialect", u.Dialect, "err", err)
-			return &streamError{typ: "api_error", msg: "llmgw could not translate the upstream stream"}
-		}
-		if cw.err != nil {
-			return errClientGone
-		}
-		if cw.n > 0 && u.TTFB == 0 {
-			u.TTFB = s.cfg.Now().Sub(u.Time)
-		}
-		if d := tally.Err; d != nil {
-			// The encoder has written the upstream's error event: the
-			// stream is over.
-			_ = rc.Flush()
-			return &streamError{typ: nonEmpty(d.Type, "api_error"), msg: d.Message, sent: true}
-		}
-		if !ka.idle() && !tally.Stopped {
-			continue // more is already here: it leaves in the same write
-		}
-		if err := rc.Flush(); err != nil {
-			return errClientGone
-		}
-		if tally.Stopped {
-			return nil
+		ka.lock()
+		done, err := s.deliver(rc, cw, ev, x, u, &tally, res.events.Buffered())
+		ka.unlock(err == nil && !done)
+		if err != nil || done {
+			return err
 		}
 	}
+}
+
+// deliver is one turn of pump with the client's writer held: it gives ev to
+// the encoder, tallies it, and flushes unless more is already at hand (then
+// it leaves in the same write). done is true at the end of the stream; an
+// error ends it early.
+func (s *Server) deliver(rc *http.ResponseController, cw *countingWriter, ev sse.Event, x *Exchange, u *llmgw.Usage, tally *anthropic.Tally, more bool) (done bool, err error) {
+	tally.Observe(ev.Name, ev.Data)
+	if err := x.Encoder.Event(cw, ev); err != nil && cw.err == nil {
+		s.log.Error("stream translation failed", "request_id", u.RequestID, "dialect", u.Dialect, "err", err)
+		return false, &streamError{typ: "api_error", msg: "llmgw could not translate the upstream stream"}
+	}
+	if cw.err != nil {
+		return false, errClientGone
+	}
+	if cw.n > 0 && u.TTFB == 0 {
+		u.TTFB = s.cfg.Now().Sub(u.Time)
+	}
+	if d := tally.Err; d != nil {
+		// The encoder has written the upstream's error event: the stream
+		// is over.
+		_ = rc.Flush()
+		return false, &streamError{typ: nonEmpty(d.Type, "api_error"), msg: d.Message, sent: true}
+	}
+	if more && !tally.Stopped {
+		return false, nil
+	}
+	if err := rc.Flush(); err != nil {
+		return false, errClientGone
+	}
+	return tally.Stopped, nil
 }
 
 // streamError is a stream that broke after its first content: the client

@@ -38,7 +38,10 @@ type Reader struct {
 
 // NewReader returns a Reader that reads from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{Max: MaxFrame, br: bufio.NewReaderSize(r, 16<<10)}
+	// 4 KiB holds most events whole; a longer line is read in pieces, and
+	// a stream open for a long time costs little memory (8,000 streams at
+	// 16 KiB each were 128 MiB).
+	return &Reader{Max: MaxFrame, br: bufio.NewReaderSize(r, 4<<10)}
 }
 
 // Unread pushes ev back so that the next call to Next returns it. Events
