@@ -158,7 +158,7 @@ func TestChat_Stream(t *testing.T) {
 	}
 }
 
-func TestChat_Edge44_AnthropicBetaForwarded(t *testing.T) {
+func TestChat_AnthropicBetaForwarded(t *testing.T) {
 	up := upstreamtest.NewServer(t)
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	_, err := g.chatClient(option.WithHeader("anthropic-beta", "context-1m-2025-08-07")).Chat.Completions.New(ctx(t), chatParams("claude-sonnet-4-5", "x"))
@@ -170,7 +170,7 @@ func TestChat_Edge44_AnthropicBetaForwarded(t *testing.T) {
 	}
 }
 
-func TestChat_Edge50_StreamNotBuffered(t *testing.T) {
+func TestChat_StreamNotBuffered(t *testing.T) {
 	up := upstreamtest.NewServer(t, upstreamtest.OK(upstreamtest.Text("streamed")))
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	var httpRes *http.Response
@@ -260,7 +260,7 @@ func TestChat_ToolRoundTrip(t *testing.T) {
 }
 
 func TestChat_ThinkingRoundTrip(t *testing.T) {
-	// E22/E23 with the SDK: thinking comes out as reasoning_content and a
+	// With the SDK: thinking comes out as reasoning_content and a
 	// signed thinking_blocks entry; sent back as an extra field on the
 	// assistant message, it reaches the upstream unchanged and thinking
 	// stays on for the next turn of the tool loop.
@@ -425,7 +425,7 @@ func TestChat_RateLimitRetryAfter(t *testing.T) {
 }
 
 func TestChat_Overloaded(t *testing.T) {
-	// E47: 529 reaches an OpenAI client as a status its SDK retries.
+	// An upstream 529 reaches an OpenAI client as a status its SDK retries.
 	up := upstreamtest.NewServer(t, upstreamtest.Fail(529))
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	_, err := g.chatClient().Chat.Completions.New(ctx(t), chatParams("claude-sonnet-4-5", "x"))
@@ -470,7 +470,7 @@ func TestChat_UntranslatableRequest(t *testing.T) {
 }
 
 func TestChat_MidStreamError(t *testing.T) {
-	// E32: an error event after HTTP 200 ends the stream as an error.
+	// An error event after HTTP 200 ends the stream as an error.
 	up := upstreamtest.NewServer(t, upstreamtest.FailMidStream(2))
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	p := chatParams("claude-sonnet-4-5", "a long answer please")
@@ -492,7 +492,8 @@ func TestChat_MidStreamError(t *testing.T) {
 }
 
 func TestChat_StreamCutOff(t *testing.T) {
-	// E33: an upstream that drops the connection mid-stream.
+	// An upstream that drops the connection mid-stream ends the client's
+	// stream with an error, never with a finish_reason.
 	up := upstreamtest.NewServer(t, upstreamtest.AbortMidStream(1))
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	acc, _, err := chatAccumulate(t, g.chatClient().Chat.Completions.NewStreaming(ctx(t), chatParams("claude-sonnet-4-5", "x")))

@@ -186,10 +186,10 @@ func TestGemini_KeyLocations(t *testing.T) {
 	}
 }
 
-// TestGemini_Edge47_OverloadRetryAfter checks that an overload on every
+// TestGemini_OverloadRetryAfter checks that an overload on every
 // account reaches a Gemini client as the 503 its SDK retries, with
 // retry-after passed on.
-func TestGemini_Edge47_OverloadRetryAfter(t *testing.T) {
+func TestGemini_OverloadRetryAfter(t *testing.T) {
 	up := upstreamtest.NewServer(t, upstreamtest.Fail(529, upstreamtest.RetryAfter(7)))
 	g := newGateway(t, Config{MaxAttempts: 1}, account(1, "main", "sk-ant-main", up.URL))
 	res, body := gemPost(t, g, "/v1beta/models/claude-sonnet-4-5:generateContent", gemBody)
@@ -206,9 +206,9 @@ func TestGemini_Edge47_OverloadRetryAfter(t *testing.T) {
 	}
 }
 
-// TestGemini_Edge33_AbortedUpstream checks that an upstream that drops the
+// TestGemini_AbortedUpstream checks that an upstream that drops the
 // connection mid-stream ends the client's stream with an error frame.
-func TestGemini_Edge33_AbortedUpstream(t *testing.T) {
+func TestGemini_AbortedUpstream(t *testing.T) {
 	up := upstreamtest.NewServer(t, upstreamtest.AbortMidStream(1, upstreamtest.Text("one two three four")))
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	res, body := gemPost(t, g, "/v1beta/models/claude-sonnet-4-5:streamGenerateContent?alt=sse", gemBody)
@@ -228,10 +228,10 @@ func TestGemini_Edge33_AbortedUpstream(t *testing.T) {
 	}
 }
 
-// TestGemini_Edge29_SplitUTF8Upstream sends the upstream stream one byte
+// TestGemini_SplitUTF8Upstream sends the upstream stream one byte
 // per write, splitting every multi-byte character, and checks the text
 // arrives intact.
-func TestGemini_Edge29_SplitUTF8Upstream(t *testing.T) {
+func TestGemini_SplitUTF8Upstream(t *testing.T) {
 	const text = "日本語 🙂 ünïcödé"
 	var sse bytes.Buffer
 	for _, ev := range []struct{ name, data string }{
@@ -271,9 +271,9 @@ func TestGemini_Edge29_SplitUTF8Upstream(t *testing.T) {
 	}
 }
 
-// TestGemini_Edge46_Breakpoints checks the upstream request of a Gemini
+// TestGemini_Breakpoints checks the upstream request of a Gemini
 // client carries cache breakpoints (it cannot send its own), at most four.
-func TestGemini_Edge46_Breakpoints(t *testing.T) {
+func TestGemini_Breakpoints(t *testing.T) {
 	up := upstreamtest.NewServer(t)
 	g := newGateway(t, Config{}, account(1, "main", "sk-ant-main", up.URL))
 	body := `{"systemInstruction":{"parts":[{"text":"rules"}]},

@@ -290,10 +290,11 @@ func TestServer_OwnerKeyBinding(t *testing.T) {
 	}
 }
 
-// TestEdge43_CountTokensForwarded: Claude Code calls count_tokens constantly,
-// with ?beta=true; it must be forwarded (never a 404), on API-key and OAuth
-// accounts alike, with the OAuth beta flag for the latter and no usage row.
-func TestEdge43_CountTokensForwarded(t *testing.T) {
+// TestServer_CountTokensForwardedForEveryKind checks count_tokens: Claude
+// Code calls it constantly, with ?beta=true; it must be forwarded (never a
+// 404), on API-key and OAuth accounts alike, with the OAuth beta flag for
+// the latter and no usage row.
+func TestServer_CountTokensForwardedForEveryKind(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		acct func(url string) llmgw.Account

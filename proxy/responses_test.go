@@ -499,8 +499,8 @@ func TestResponses_CodexTurn(t *testing.T) {
 }
 
 // TestResponses_SplitUTF8Frames feeds the gateway an upstream stream one
-// byte at a time, so multibyte characters and frames are split across reads
-// (E29): the client must still get every character intact.
+// byte at a time, so multibyte characters and frames are split across
+// reads: the client must still get every character intact.
 func TestResponses_SplitUTF8Frames(t *testing.T) {
 	text := "héllo 世界 👋"
 	var sse strings.Builder

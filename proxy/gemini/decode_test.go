@@ -119,7 +119,7 @@ func TestDecode(t *testing.T) {
 				"messages":[{"role":"user","content":[{"type":"text","text":"go"}]}]}`,
 		},
 		{
-			name:  "a mode without functions is dropped (E41)",
+			name:  "a calling mode without functions is dropped",
 			model: "claude-haiku-4-5",
 			body:  `{"contents":[{"parts":[{"text":"go"}]}],"tools":[{"googleSearch":{}}],"toolConfig":{"functionCallingConfig":{"mode":"ANY"}}}`,
 			want: `{"model":"claude-haiku-4-5","max_tokens":32000,
@@ -347,7 +347,9 @@ func TestDecode_ThinkingRoundTrip(t *testing.T) {
 
 	// A foreign signature (Gemini's own) carries nothing, and with thinking
 	// on but no signed thinking in the calling turn, thinking is turned off
-	// rather than have the upstream refuse the request (E22).
+	// rather than have the upstream refuse the request: with thinking on,
+	// Anthropic wants the assistant turn of a tool loop to start with
+	// signed thinking.
 	foreign := `{"contents":[
 		{"role":"user","parts":[{"text":"go"}]},
 		{"role":"model","parts":[{"functionCall":{"name":"f","args":{}},"thoughtSignature":"CiQBcsjafE3Q"}]},

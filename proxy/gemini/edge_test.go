@@ -14,8 +14,9 @@ import (
 	"github.com/llmgw/llmgw/proxy/sse"
 )
 
-// The tests named TestEdgeNN_ cover case NN of section E of the conversion
-// fact sheet (../shared/reference/formats.md), as it applies to Gemini.
+// The TestDecode_, TestEncoder_, TestRoundTrip_ and TestErrorBody_ tests in
+// this file each check one conversion rule, as it applies to Gemini, and
+// are named after it.
 
 // stream is a small builder of upstream SSE transcripts.
 type stream struct{ bytes.Buffer }
@@ -117,7 +118,7 @@ func messagesOf(t *testing.T, body string) any {
 	return got["messages"]
 }
 
-func TestEdge01_EmptyTextParts(t *testing.T) {
+func TestDecode_EmptyTextPartsDropped(t *testing.T) {
 	got := messagesOf(t, `{"contents":[
 		{"role":"user","parts":[{"text":""},{"text":"hi"}]},
 		{"role":"model","parts":[{"text":""}]},
@@ -134,7 +135,7 @@ func TestEdge01_EmptyTextParts(t *testing.T) {
 	}
 }
 
-func TestEdge04_OnlySystemInstruction(t *testing.T) {
+func TestDecode_OnlySystemInstructionGetsPlaceholderTurn(t *testing.T) {
 	got, _ := decodeJSON(t, "claude-x", `{"systemInstruction":{"parts":[{"text":"You are a poet."}]}}`, DecodeOptions{})
 	want := parseJSON(t, `[{"role":"user","content":[{"type":"text","text":"Continue."}]}]`)
 	if diff := cmp.Diff(want, got["messages"]); diff != "" {
@@ -147,7 +148,7 @@ func TestEdge04_OnlySystemInstruction(t *testing.T) {
 	}
 }
 
-func TestEdge05_ConsecutiveSameRoleMerged(t *testing.T) {
+func TestDecode_ConsecutiveSameRoleMerged(t *testing.T) {
 	got := messagesOf(t, `{"contents":[
 		{"role":"user","parts":[{"text":"a"}]},
 		{"role":"user","parts":[{"text":"b"}]},
@@ -166,7 +167,7 @@ func TestEdge05_ConsecutiveSameRoleMerged(t *testing.T) {
 	}
 }
 
-func TestEdge07_FunctionResponseContent(t *testing.T) {
+func TestDecode_FunctionResponseContent(t *testing.T) {
 	got := messagesOf(t, `{"contents":[
 		{"role":"model","parts":[{"functionCall":{"id":"a","name":"shot","args":{}}},{"functionCall":{"id":"b","name":"stat","args":{}}},{"functionCall":{"id":"c","name":"fail","args":{}}}]},
 		{"role":"user","parts":[
@@ -185,7 +186,7 @@ func TestEdge07_FunctionResponseContent(t *testing.T) {
 	}
 }
 
-func TestEdge10_CallIDsSanitized(t *testing.T) {
+func TestDecode_CallIDsSanitized(t *testing.T) {
 	got := messagesOf(t, `{"contents":[
 		{"role":"user","parts":[{"text":"go"}]},
 		{"role":"model","parts":[{"functionCall":{"id":"functions.read:0","name":"read","args":{}}},{"functionCall":{"id":"call 1","name":"read","args":{}}}]},
@@ -217,7 +218,7 @@ func TestEdge10_CallIDsSanitized(t *testing.T) {
 	}
 }
 
-func TestEdge11_FunctionNamesRestored(t *testing.T) {
+func TestRoundTrip_FunctionNamesRestored(t *testing.T) {
 	body := `{"contents":[{"role":"user","parts":[{"text":"go"}]},
 		{"role":"model","parts":[{"functionCall":{"id":"t1","name":"mcp.fs/read file","args":{}}}]},
 		{"role":"user","parts":[{"functionResponse":{"id":"t1","name":"mcp.fs/read file","response":{"result":"x"}}}]}],
@@ -244,7 +245,7 @@ func TestEdge11_FunctionNamesRestored(t *testing.T) {
 	}
 }
 
-func TestEdge12_BadArgumentsBecomeEmptyObject(t *testing.T) {
+func TestRoundTrip_BadArgumentsBecomeEmptyObject(t *testing.T) {
 	got := messagesOf(t, `{"contents":[{"role":"user","parts":[{"text":"go"}]},{"role":"model","parts":[
 		{"functionCall":{"id":"a","name":"f","args":""}},
 		{"functionCall":{"id":"b","name":"f","args":[1,2]}},
@@ -267,7 +268,7 @@ func TestEdge12_BadArgumentsBecomeEmptyObject(t *testing.T) {
 	}
 }
 
-func TestEdge13_StreamedArgumentsJoined(t *testing.T) {
+func TestEncoder_StreamedArgumentsJoined(t *testing.T) {
 	s := new(stream).start("").
 		tool(0, "toolu_a", "f", "", `{"city": `, `"Par`, `is", "n": [1, `, `2]}`).
 		tool(1, "toolu_b", "g").
@@ -289,7 +290,7 @@ func TestEdge13_StreamedArgumentsJoined(t *testing.T) {
 	}
 }
 
-func TestEdge15_DefaultMaxTokens(t *testing.T) {
+func TestDecode_DefaultMaxTokens(t *testing.T) {
 	for model, want := range map[string]int{"claude-sonnet-4-5": 32000, "claude-3-5-haiku-20241022": 8192, "claude-next-1": 8192} {
 		req, _, err := Decode(model, []byte(`{"contents":[{"parts":[{"text":"x"}]}]}`), DecodeOptions{})
 		if err != nil {
@@ -301,7 +302,7 @@ func TestEdge15_DefaultMaxTokens(t *testing.T) {
 	}
 }
 
-func TestEdge16_MaxTokensClamped(t *testing.T) {
+func TestDecode_MaxTokensClampedToModelCap(t *testing.T) {
 	req, _, err := Decode("claude-opus-4-1", []byte(`{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"maxOutputTokens":65536}}`), DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +312,7 @@ func TestEdge16_MaxTokensClamped(t *testing.T) {
 	}
 }
 
-func TestEdge17_ThinkingBudgetFitted(t *testing.T) {
+func TestDecode_ThinkingBudgetFitsMaxTokens(t *testing.T) {
 	for _, tt := range []struct {
 		body            string
 		budget, maxToks int
@@ -330,7 +331,7 @@ func TestEdge17_ThinkingBudgetFitted(t *testing.T) {
 	}
 }
 
-func TestEdge18_ThinkingDropsSampling(t *testing.T) {
+func TestDecode_ThinkingDropsSampling(t *testing.T) {
 	req, _, err := Decode("claude-sonnet-4-5", []byte(`{"contents":[{"parts":[{"text":"x"}]}],
 		"generationConfig":{"temperature":0.3,"topK":5,"topP":0.5,"thinkingConfig":{"thinkingBudget":2048}}}`), DecodeOptions{})
 	if err != nil {
@@ -346,7 +347,7 @@ func TestEdge18_ThinkingDropsSampling(t *testing.T) {
 	}
 }
 
-func TestEdge19_TemperatureAndTopP(t *testing.T) {
+func TestDecode_TemperatureWinsOverTopP(t *testing.T) {
 	req, _, err := Decode("claude-sonnet-4-5", []byte(`{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"temperature":0.7,"topP":0.9}}`), DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +357,7 @@ func TestEdge19_TemperatureAndTopP(t *testing.T) {
 	}
 }
 
-func TestEdge20_TemperatureClamped(t *testing.T) {
+func TestDecode_TemperatureClamped(t *testing.T) {
 	req, _, err := Decode("claude-sonnet-4-5", []byte(`{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"temperature":1.7}}`), DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +367,7 @@ func TestEdge20_TemperatureClamped(t *testing.T) {
 	}
 }
 
-func TestEdge24_BlankStopSequences(t *testing.T) {
+func TestDecode_BlankStopSequencesDropped(t *testing.T) {
 	req, _, err := Decode("claude-x", []byte(`{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"stopSequences":["\n","","  ","END"," stop "]}}`), DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestEdge24_BlankStopSequences(t *testing.T) {
 	}
 }
 
-func TestEdge27_PromptTokensIncludeCache(t *testing.T) {
+func TestEncoder_PromptTokensIncludeCache(t *testing.T) {
 	s := new(stream).start(`{"input_tokens":7,"cache_read_input_tokens":2000,"cache_creation_input_tokens":500,"output_tokens":1}`).
 		text(0, "ok").end("end_turn", `{"output_tokens":3}`)
 	c := encodeStream(t, Info{Model: "m"}, s)
@@ -390,7 +391,7 @@ func TestEdge27_PromptTokensIncludeCache(t *testing.T) {
 	}
 }
 
-func TestEdge28_CumulativeUsageNotSummed(t *testing.T) {
+func TestEncoder_CumulativeUsageNotSummed(t *testing.T) {
 	s := new(stream).start(`{"input_tokens":10,"output_tokens":1}`).text(0, "ok")
 	s.ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":5}}`)
 	s.ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":8,"input_tokens":12}}`)
@@ -402,7 +403,7 @@ func TestEdge28_CumulativeUsageNotSummed(t *testing.T) {
 	}
 }
 
-func TestEdge29_SplitUTF8(t *testing.T) {
+func TestEncoder_SplitUTF8(t *testing.T) {
 	s := new(stream).start("").text(0, "日本語のテキスト 🙂", " ünïcödé").end("end_turn", `{"output_tokens":3}`)
 	// The upstream arrives one byte at a time: multi-byte characters are
 	// split across reads, and frames are decoded only once complete.
@@ -432,7 +433,7 @@ func TestEdge29_SplitUTF8(t *testing.T) {
 	}
 }
 
-func TestEdge31_NoKeepAliveBytes(t *testing.T) {
+func TestEncoder_NoKeepAliveBytes(t *testing.T) {
 	enc := NewEncoder(Info{Model: "m"})
 	var out bytes.Buffer
 	for _, ev := range []struct{ name, data string }{
@@ -459,7 +460,7 @@ func TestEdge31_NoKeepAliveBytes(t *testing.T) {
 	}
 }
 
-func TestEdge32_MidStreamErrorIsAnError(t *testing.T) {
+func TestEncoder_MidStreamErrorIsAnError(t *testing.T) {
 	s := new(stream).start("")
 	s.ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
 	s.ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"par"}}`)
@@ -478,7 +479,7 @@ func TestEdge32_MidStreamErrorIsAnError(t *testing.T) {
 	}
 }
 
-func TestEdge33_StreamWithoutMessageStop(t *testing.T) {
+func TestEncoder_StreamWithoutMessageStopFails(t *testing.T) {
 	s := new(stream).start("").text(0, "all")
 	s.ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}`)
 	c := encodeStream(t, Info{Model: "m"}, s) // replay calls Fail at the end of input, as the proxy does
@@ -500,7 +501,7 @@ func TestEdge33_StreamWithoutMessageStop(t *testing.T) {
 	}
 }
 
-func TestEdge37_FunctionCallsWithoutIDs(t *testing.T) {
+func TestRoundTrip_FunctionCallsWithoutIDs(t *testing.T) {
 	body := `{"contents":[
 		{"role":"user","parts":[{"text":"weather in Paris and Rome, and the time"}]},
 		{"role":"model","parts":[
@@ -569,7 +570,7 @@ func TestDecode_Pairing(t *testing.T) {
 	}
 }
 
-func TestEdge38_GeminiSchemaTypes(t *testing.T) {
+func TestDecode_GeminiSchemaTypes(t *testing.T) {
 	req, _, err := Decode("claude-x", []byte(`{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"function_declarations":[
 		{"name":"a","parameters":{"type":"OBJECT","properties":{
 			"name":{"type":"STRING","nullable":true,"format":"enum","enum":["x","y"]},
@@ -591,7 +592,7 @@ func TestEdge38_GeminiSchemaTypes(t *testing.T) {
 	}
 }
 
-func TestEdge39_SchemaUnionsRefsMissing(t *testing.T) {
+func TestDecode_SchemaUnionsRefsMissing(t *testing.T) {
 	req, _, err := Decode("claude-x", []byte(`{"contents":[{"parts":[{"text":"x"}]}],"tools":[{"functionDeclarations":[
 		{"name":"none"},
 		{"name":"union","parametersJsonSchema":{"anyOf":[{"type":"object","properties":{"a":{"type":"string"}}},{"type":"object","properties":{"b":{"type":"integer"}}}]}},
@@ -611,7 +612,7 @@ func TestEdge39_SchemaUnionsRefsMissing(t *testing.T) {
 	}
 }
 
-func TestEdge40_ImageSources(t *testing.T) {
+func TestDecode_ImageSources(t *testing.T) {
 	got := messagesOf(t, `{"contents":[{"parts":[
 		{"inlineData":{"mimeType":"image/jpg","data":"_9j_4AAQ"}},
 		{"fileData":{"mimeType":"image/webp","fileUri":"https://cdn.example.com/a?sig=1"}},
@@ -636,7 +637,7 @@ func TestEdge40_ImageSources(t *testing.T) {
 	}
 }
 
-func TestEdge45_ContextOverflowError(t *testing.T) {
+func TestErrorBody_ContextOverflow(t *testing.T) {
 	msg := "prompt is too long: 210000 tokens > 200000 maximum"
 	code, body := ErrorBody(400, "invalid_request_error", msg)
 	want := `{"error":{"code":400,"message":"prompt is too long: 210000 tokens > 200000 maximum","status":"INVALID_ARGUMENT"}}`
@@ -645,7 +646,7 @@ func TestEdge45_ContextOverflowError(t *testing.T) {
 	}
 }
 
-func TestEdge46_CacheBreakpointsForGeminiClients(t *testing.T) {
+func TestDecode_CacheBreakpointsForGeminiClients(t *testing.T) {
 	long := strings.Repeat("stable context ", 200)
 	req, _, err := Decode("claude-sonnet-4-5", []byte(`{"systemInstruction":{"parts":[{"text":"`+long+`"}]},
 		"tools":[{"functionDeclarations":[{"name":"a"},{"name":"b"}]}],
@@ -665,7 +666,7 @@ func TestEdge46_CacheBreakpointsForGeminiClients(t *testing.T) {
 	}
 }
 
-func TestEdge47_RetryableStatuses(t *testing.T) {
+func TestErrorBody_RetryableStatuses(t *testing.T) {
 	for _, tt := range []struct {
 		status     int
 		typ        string
@@ -697,7 +698,7 @@ func TestEdge47_RetryableStatuses(t *testing.T) {
 	}
 }
 
-func TestEdge48_RefusalIsSafety(t *testing.T) {
+func TestEncoder_RefusalIsSafety(t *testing.T) {
 	c := encodeStream(t, Info{Model: "m"}, new(stream).start("").text(0, "I can't help with that.").end("refusal", `{"output_tokens":6}`))
 	if got := c[len(c)-1].Candidates[0].FinishReason; got != "SAFETY" {
 		t.Errorf("finishReason = %q, want SAFETY", got)

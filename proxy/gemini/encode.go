@@ -15,7 +15,7 @@ import (
 // Encoder turns an Anthropic event stream into streamGenerateContent
 // chunks, one event at a time. With alt=sse every chunk is one
 // "data: <GenerateContentResponse>\r\n\r\n" frame and nothing else: no
-// event: lines, no comments, nothing for upstream pings (E31), because
+// event: lines, no comments, nothing for upstream pings, because
 // go-genai fails on any other line and regex-based clients stall on it.
 // Without alt=sse the chunks are the elements of one JSON array.
 //
@@ -93,7 +93,7 @@ func (e *Encoder) applyUsage(u *usageJSON) {
 	if u == nil {
 		return
 	}
-	u.Usage.ApplyTo(&e.tokens) // cumulative figures: the last value wins (E28)
+	u.Usage.ApplyTo(&e.tokens) // cumulative figures: the last value wins, never a sum
 	if d := u.OutputTokensDetails; d != nil && d.ThinkingTokens != nil {
 		e.thought = *d.ThinkingTokens
 	}
@@ -110,7 +110,7 @@ func (e *Encoder) Event(w io.Writer, name string, data []byte) error {
 		if e.withholding() {
 			return e.keepAlive(w)
 		}
-		return nil // nothing for pings otherwise (E31)
+		return nil // nothing for pings otherwise: a Gemini client takes only data frames
 	default:
 		return nil // error (the proxy calls Fail), future events
 	}
@@ -188,7 +188,9 @@ func (e *Encoder) delta(w io.Writer, ev streamEvent) error {
 	case "signature_delta":
 		b.sig += d.Signature
 	case "input_json_delta":
-		b.text.WriteString(d.PartialJSON) // E13: fragments are joined, sent whole at the stop
+		// A functionCall carries whole args: join the fragments, send them
+		// at the block's stop.
+		b.text.WriteString(d.PartialJSON)
 		return e.withhold(w, len(d.PartialJSON))
 	}
 	return nil
@@ -299,7 +301,8 @@ func (e *Encoder) appendCall(buf []byte, id, name string, input []byte) []byte {
 }
 
 // appendArgs writes a tool input as a compact JSON object; anything that is
-// not one becomes {} (E12, E13: no arguments at all is {} too).
+// not one becomes {}, since Gemini's args is always an object (no arguments
+// at all is {} too).
 func appendArgs(buf, input []byte) []byte {
 	input = bytes.TrimSpace(input)
 	if len(input) == 0 || input[0] != '{' {
@@ -380,8 +383,9 @@ func (e *Encoder) finish(w io.Writer) error {
 	return err
 }
 
-// Fail ends the stream with a Google error object, never a normal finish
-// (E32, E33): with alt=sse a "data: {"error":{…}}" frame, which go-genai's
+// Fail ends the stream with a Google error object, never a normal finish,
+// when the upstream sent an error event, broke off or ended without
+// message_stop: with alt=sse a "data: {"error":{…}}" frame, which go-genai's
 // stream iterator yields as an APIError; in a JSON array, a last element.
 func (e *Encoder) Fail(w io.Writer, errType, message string) error {
 	if e.ended {
@@ -399,7 +403,7 @@ func (e *Encoder) Fail(w io.Writer, errType, message string) error {
 
 // FinishReason maps an Anthropic stop_reason to Gemini's finishReason.
 // Gemini reports STOP when it returns function calls, so tool_use is STOP;
-// a refusal is SAFETY (E48).
+// a refusal is SAFETY, Gemini's reason for a blocked answer.
 func FinishReason(stop string) string {
 	switch stop {
 	case "", "end_turn", "stop_sequence", "tool_use", "pause_turn":
@@ -413,7 +417,8 @@ func FinishReason(stop string) string {
 }
 
 // appendUsage writes usageMetadata. Gemini's prompt count includes cached
-// tokens, read and written (E27); cachedContentTokenCount is the cache read;
+// tokens, read and written (Anthropic's input_tokens does not);
+// cachedContentTokenCount is the cache read;
 // thoughts are counted apart from the candidates when the upstream says how
 // many there were.
 func appendUsage(buf []byte, t llmgw.Tokens, thoughts int64) []byte {

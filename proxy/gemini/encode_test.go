@@ -245,7 +245,8 @@ func BenchmarkDecode(b *testing.B) {
 
 // TestEncoder_KeepAlive checks that a client waiting on withheld content (a
 // long function call, hidden thinking) gets empty-text chunks, and nothing
-// else: no comments, no blank lines (E30 for Gemini, within E31).
+// else: no comments, no blank lines, because a Gemini client reads nothing
+// but data frames, so its keep-alive must be one.
 func TestEncoder_KeepAlive(t *testing.T) {
 	big := strings.Repeat("x", 3000)
 	s := new(stream).start("").ev("ping", `{"type":"ping"}`).

@@ -52,10 +52,11 @@ type Info struct {
 	// googleSearch tools…), for a debug log line.
 	Ignored []string
 	// SynthesizedIDs counts the function calls of the history that came
-	// without an id and got a deterministic one (E37).
+	// without an id and got a deterministic one, so the same history gives
+	// the same ids and the same cache prefix.
 	SynthesizedIDs int
 	// Orphans counts function responses that answered no call and were
-	// kept as text (E9).
+	// kept as text: Anthropic refuses a tool_result without its tool_use.
 	Orphans int
 }
 

@@ -146,8 +146,8 @@ func TestGolden(t *testing.T) {
 }
 
 // checkFrames checks the framing every Gemini client needs: with SSE,
-// nothing but "data: <one JSON object>" frames ended by a blank line (E31);
-// as an array, one JSON array of objects.
+// nothing but "data: <one JSON object>" frames ended by a blank line (no
+// event: lines, no comments); as an array, one JSON array of objects.
 func checkFrames(t *testing.T, out []byte, array bool) {
 	t.Helper()
 	if array {

@@ -375,7 +375,7 @@ func TestSDK_BadKey(t *testing.T) {
 	}
 }
 
-// TestSDK_MidStreamError checks E32 with the SDK: an overload after some
+// TestSDK_MidStreamError checks with the SDK that an overload after some
 // text reaches the stream iterator as an error, not as a finished answer.
 func TestSDK_MidStreamError(t *testing.T) {
 	up := upstreamtest.NewServer(t, upstreamtest.FailMidStream(2, upstreamtest.Text("one two three four five six")))
@@ -407,7 +407,7 @@ func TestSDK_MidStreamError(t *testing.T) {
 
 // TestSDK_UpstreamErrors checks that upstream refusals reach the SDK with
 // the status it keys on: a context overflow stays a 400 with its message
-// (E45), an overload becomes 503 UNAVAILABLE, retryable.
+// and an overload becomes 503 UNAVAILABLE, retryable.
 func TestSDK_UpstreamErrors(t *testing.T) {
 	up := upstreamtest.NewServer(t, upstreamtest.Script("sk-ant-main",
 		upstreamtest.Fail(400, upstreamtest.Message("prompt is too long: 210000 tokens > 200000 maximum")),
@@ -466,9 +466,9 @@ func TestSDK_CountTokens(t *testing.T) {
 	}
 }
 
-// TestSDK_PromptCaching checks E46 end to end: a Gemini client cannot mark
-// cache breakpoints, llmgw adds them (never more than four), and a second
-// identical request reports cached tokens in usageMetadata. The fake
+// TestSDK_PromptCaching checks prompt caching end to end: a Gemini client
+// cannot mark cache breakpoints, llmgw adds them (never more than four), and
+// a second identical request reports cached tokens in usageMetadata. The fake
 // upstream is given a tiny prompt cache keyed by the marked prefix.
 func TestSDK_PromptCaching(t *testing.T) {
 	var mu sync.Mutex

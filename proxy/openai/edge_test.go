@@ -1,11 +1,11 @@
 package openai
 
-// One test per edge case of section E of the conversion fact sheet that
-// applies to Chat Completions, named after it. Cases handled by the proxy's
-// driver rather than this package (29 frame splitting, 30 keep-alives added
-// in silence, 32/33 stream ends, 46 breakpoints, 47 retry headers, 50 SSE
-// buffering) are tested here for this package's part and through the
-// gateway in proxy/chat_test.go.
+// One test per conversion rule that applies to Chat Completions, each named
+// after its rule. Where the proxy's driver does part of the work (frames
+// split across reads, keep-alives during silence, streams that end in an
+// error or break off, cache breakpoints, retry headers, unbuffered SSE),
+// this file tests this package's part and proxy/chat_test.go the rest,
+// through the gateway.
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ import (
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
-func TestEdge01_EmptyTextParts(t *testing.T) {
+func TestDecodeChat_EmptyTextDropped(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","messages":[
 		{"role":"system","content":""},
 		{"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"Hi"}]},
@@ -40,7 +40,7 @@ func TestEdge01_EmptyTextParts(t *testing.T) {
 	wantField(t, req, "messages", `[{"role":"user","content":[{"type":"text","text":"Continue."}]}]`)
 }
 
-func TestEdge02_AssistantToolCallsNullContent(t *testing.T) {
+func TestDecodeChat_ToolCallsWithEmptyContentOnlyToolUse(t *testing.T) {
 	for _, content := range []string{`null`, `""`, `[]`, `[{"type":"text","text":""}]`} {
 		req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 			{"role":"assistant","content":`+content+`,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},
@@ -49,7 +49,7 @@ func TestEdge02_AssistantToolCallsNullContent(t *testing.T) {
 	}
 }
 
-func TestEdge03_SystemDeveloperHoisted(t *testing.T) {
+func TestDecodeChat_SystemAndDeveloperHoisted(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[
 		{"role":"system","content":"One."},
 		{"role":"user","content":"Hi"},
@@ -63,13 +63,13 @@ func TestEdge03_SystemDeveloperHoisted(t *testing.T) {
 		{"role":"user","content":[{"type":"text","text":"Ok"}]}]`)
 }
 
-func TestEdge04_OnlySystemMessages(t *testing.T) {
+func TestDecodeChat_OnlySystemGetsPlaceholderTurn(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"system","content":"Write a haiku about Go."}]}`)
 	wantField(t, req, "messages", `[{"role":"user","content":[{"type":"text","text":"Continue."}]}]`)
 	wantField(t, req, "system", `[{"type":"text","text":"Write a haiku about Go."}]`)
 }
 
-func TestEdge05_SameRoleMerged(t *testing.T) {
+func TestDecodeChat_SameRoleTurnsMerged(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[
 		{"role":"user","content":"a"},{"role":"user","content":"b"},
 		{"role":"assistant","content":null,"tool_calls":[
@@ -87,7 +87,7 @@ func TestEdge05_SameRoleMerged(t *testing.T) {
 		{"role":"user","content":[{"type":"text","text":"z"}]}]`)
 }
 
-func TestEdge06_ToolResultFirst(t *testing.T) {
+func TestDecodeChat_ToolResultsBeforeText(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}},{"id":"c2","type":"function","function":{"name":"f","arguments":"{}"}}]},
 		{"role":"tool","tool_call_id":"c2","content":"second"},
@@ -99,7 +99,7 @@ func TestEdge06_ToolResultFirst(t *testing.T) {
 		{"type":"text","text":"note in between"}]`)
 }
 
-func TestEdge07_ToolResultArray(t *testing.T) {
+func TestDecodeChat_ToolResultArrayContent(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[
 			{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}},
@@ -114,7 +114,7 @@ func TestEdge07_ToolResultArray(t *testing.T) {
 		{"type":"tool_result","tool_use_id":"c3","content":[{"type":"text","text":"see"},{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}]}]`)
 }
 
-func TestEdge08_DuplicateToolResult(t *testing.T) {
+func TestDecodeChat_DuplicateToolResultKeepsLast(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
 		{"role":"tool","tool_call_id":"c1","content":"old"},
@@ -122,7 +122,7 @@ func TestEdge08_DuplicateToolResult(t *testing.T) {
 	wantField(t, req, "messages.2.content", `[{"type":"tool_result","tool_use_id":"c1","content":"new"}]`)
 }
 
-func TestEdge09_MissingAndOrphanToolResults(t *testing.T) {
+func TestDecodeChat_MissingAndOrphanToolResults(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}},{"id":"c2","type":"function","function":{"name":"f","arguments":"{}"}}]},
 		{"role":"tool","tool_call_id":"c2","content":"two"},
@@ -147,7 +147,7 @@ func TestEdge09_MissingAndOrphanToolResults(t *testing.T) {
 	wantField(t, req, "messages", `[{"role":"user","content":[{"type":"text","text":"Result of tool call x:\nearly"},{"type":"text","text":"hi"}]}]`)
 }
 
-func TestEdge10_ToolCallIDSanitized(t *testing.T) {
+func TestDecodeChat_ToolCallIDSanitized(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[
 			{"id":"functions.get weather:0","type":"function","function":{"name":"f","arguments":"{}"}},
@@ -162,7 +162,7 @@ func TestEdge10_ToolCallIDSanitized(t *testing.T) {
 		{"type":"tool_result","tool_use_id":"toolu_llmgw_1","content":"b"}]`)
 }
 
-func TestEdge10_ToolCallIDsReusedAcrossTurns(t *testing.T) {
+func TestDecodeChat_ToolCallIDsReusedAcrossTurns(t *testing.T) {
 	// Kimi numbers tool call ids per turn, so the same id comes back.
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[{"id":"functions.f:0","type":"function","function":{"name":"f","arguments":"{}"}}]},
@@ -175,7 +175,7 @@ func TestEdge10_ToolCallIDsReusedAcrossTurns(t *testing.T) {
 	wantField(t, req, "messages.4.content", `[{"type":"tool_result","tool_use_id":"functions_f_0_2","content":"two"}]`)
 }
 
-func TestEdge11_ToolNameSanitizedAndRestored(t *testing.T) {
+func TestRoundTrip_ToolNameSanitizedAndRestored(t *testing.T) {
 	long := strings.Repeat("x", 140)
 	req, info := decode(t, `{"model":"m","stream":true,"messages":[{"role":"user","content":"go"},
 		{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"mcp.server/read file","arguments":"{}"}}]},
@@ -221,7 +221,7 @@ func TestEdge11_ToolNameSanitizedAndRestored(t *testing.T) {
 	}
 }
 
-func TestEdge12_ArgumentsNotObject(t *testing.T) {
+func TestDecodeChat_ArgumentsNotAnObjectBecomeEmpty(t *testing.T) {
 	for _, args := range []string{`""`, `"not json"`, `"[1,2]"`, `"\"a string\""`, `"42"`, `null`, `[1]`} {
 		req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
 			{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":`+args+`}}]},
@@ -235,7 +235,7 @@ func TestEdge12_ArgumentsNotObject(t *testing.T) {
 	wantField(t, req, "messages.1.content.0.input", `{"a":1}`)
 }
 
-func TestEdge13_ToolArgsFragmentsAndEmpty(t *testing.T) {
+func TestChatEncoder_ToolArgumentFragmentsAndEmpty(t *testing.T) {
 	up := new(sseBuilder).start("").
 		tool(0, "toolu_a", "search", "", `{"q":`, "", `"go"}`).
 		tool(1, "toolu_b", "now").
@@ -253,7 +253,7 @@ func TestEdge13_ToolArgsFragmentsAndEmpty(t *testing.T) {
 	}
 }
 
-func TestEdge14_ToolCallIndexIsOrdinal(t *testing.T) {
+func TestChatEncoder_ToolCallIndexIsOrdinal(t *testing.T) {
 	up := new(sseBuilder).start("").
 		thinking(0, "hmm", "sig").
 		text(1, "Calling two tools.").
@@ -276,7 +276,7 @@ func TestEdge14_ToolCallIndexIsOrdinal(t *testing.T) {
 	}
 }
 
-func TestEdge15_MaxTokensDefaultAndCompletionTokens(t *testing.T) {
+func TestDecodeChat_MaxTokensDefaultAndCompletionTokens(t *testing.T) {
 	tests := []struct {
 		body string
 		want int
@@ -296,7 +296,7 @@ func TestEdge15_MaxTokensDefaultAndCompletionTokens(t *testing.T) {
 	}
 }
 
-func TestEdge16_MaxTokensClamped(t *testing.T) {
+func TestDecodeChat_MaxTokensClampedToModelCap(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-3-5-haiku-20241022","max_tokens":100000,"messages":[{"role":"user","content":"x"}]}`)
 	if req.MaxTokens != 8192 {
 		t.Errorf("max_tokens = %d, want the cap 8192", req.MaxTokens)
@@ -307,7 +307,7 @@ func TestEdge16_MaxTokensClamped(t *testing.T) {
 	}
 }
 
-func TestEdge17_ThinkingBudgetFit(t *testing.T) {
+func TestDecodeChat_ThinkingBudgetFitsMaxTokens(t *testing.T) {
 	tests := []struct {
 		body              string
 		budget, maxTokens int
@@ -341,7 +341,7 @@ func TestEdge17_ThinkingBudgetFit(t *testing.T) {
 	}
 }
 
-func TestEdge18_ThinkingDropsSampling(t *testing.T) {
+func TestDecodeChat_ThinkingDropsSampling(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","reasoning_effort":"low","temperature":0.3,"top_k":40,"messages":[{"role":"user","content":"x"}]}`)
 	if req.Thinking == nil || req.Temperature != nil || req.TopK != nil {
 		t.Errorf("thinking %+v, temperature %v, top_k %v: want thinking on, both dropped", req.Thinking, req.Temperature, req.TopK)
@@ -365,7 +365,7 @@ func TestEdge18_ThinkingDropsSampling(t *testing.T) {
 	}
 }
 
-func TestEdge19_TemperatureAndTopP(t *testing.T) {
+func TestDecodeChat_TemperatureWinsOverTopP(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","temperature":0.7,"top_p":0.9,"messages":[{"role":"user","content":"x"}]}`)
 	if req.Temperature == nil || *req.Temperature != 0.7 || req.TopP != nil {
 		t.Errorf("temperature %v, top_p %v: want temperature only", req.Temperature, req.TopP)
@@ -376,7 +376,7 @@ func TestEdge19_TemperatureAndTopP(t *testing.T) {
 	}
 }
 
-func TestEdge20_TemperatureClamped(t *testing.T) {
+func TestDecodeChat_TemperatureClamped(t *testing.T) {
 	for body, want := range map[string]float64{
 		`{"model":"m","temperature":1.7,"messages":[{"role":"user","content":"x"}]}`:  1,
 		`{"model":"m","temperature":2,"messages":[{"role":"user","content":"x"}]}`:    1,
@@ -390,7 +390,7 @@ func TestEdge20_TemperatureClamped(t *testing.T) {
 	}
 }
 
-func TestEdge21_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
+func TestDecodeChat_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
 	// Anthropic refuses thinking with forced tool use; the forced tool is
 	// what the client parses, so it stays and thinking goes.
 	for choice, want := range map[string]string{
@@ -409,7 +409,7 @@ func TestEdge21_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
 	}
 }
 
-func TestEdge22_ThinkingBlocksRoundTrip(t *testing.T) {
+func TestRoundTrip_ThinkingBlocks(t *testing.T) {
 	// Out: reasoning_content deltas, then the signed block to send back.
 	up := new(sseBuilder).start("").thinking(0, "Let me think.", "c2lnbmF0dXJl+/=").tool(1, "toolu_1", "f", `{}`).stop("tool_use", "").String()
 	var reasoning string
@@ -460,7 +460,7 @@ func TestEdge22_ThinkingBlocksRoundTrip(t *testing.T) {
 	}
 }
 
-func TestEdge23_UnsignedThinkingDropped(t *testing.T) {
+func TestRoundTrip_UnsignedThinkingDroppedSignatureKept(t *testing.T) {
 	sig := `EqQBCkgIARABGAIiQL+/ab=="with \"quotes\" & <html>`
 	q, _ := json.Marshal(sig)
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"go"},
@@ -497,7 +497,7 @@ func TestEdge23_UnsignedThinkingDropped(t *testing.T) {
 	}
 }
 
-func TestEdge24_StopSequencesCleaned(t *testing.T) {
+func TestDecodeChat_BlankStopSequencesDropped(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","stop":["\n",""," ","END","\t\n","<|im_end|>"],"messages":[{"role":"user","content":"x"}]}`)
 	if diff := cmp.Diff([]string{"END", "<|im_end|>"}, req.StopSequences); diff != "" {
 		t.Errorf("stop_sequences (-want +got):\n%s", diff)
@@ -508,7 +508,7 @@ func TestEdge24_StopSequencesCleaned(t *testing.T) {
 	}
 }
 
-func TestEdge25_NGreaterThanOne(t *testing.T) {
+func TestDecodeChat_NGreaterThanOneRefused(t *testing.T) {
 	re := decodeErr(t, `{"model":"m","n":3,"messages":[{"role":"user","content":"x"}]}`)
 	if re.Param != "n" || !strings.Contains(re.Message, "must be 1") {
 		t.Errorf("error = %+v", re)
@@ -516,7 +516,7 @@ func TestEdge25_NGreaterThanOne(t *testing.T) {
 	decode(t, `{"model":"m","n":1,"messages":[{"role":"user","content":"x"}]}`)
 }
 
-func TestEdge26_IncludeUsage(t *testing.T) {
+func TestChatEncoder_IncludeUsage(t *testing.T) {
 	up := new(sseBuilder).start(`{"input_tokens":10,"output_tokens":1}`).text(0, "Hi").stop("end_turn", `{"output_tokens":3}`).String()
 
 	with := chunks(t, runStream(t, ChatInfo{Model: "m", Stream: true, IncludeUsage: true}, up))
@@ -542,7 +542,7 @@ func TestEdge26_IncludeUsage(t *testing.T) {
 	}
 }
 
-func TestEdge27_PromptTokensInclusive(t *testing.T) {
+func TestChatEncoder_PromptTokensIncludeCache(t *testing.T) {
 	up := new(sseBuilder).start(`{"input_tokens":5,"cache_read_input_tokens":2000,"cache_creation_input_tokens":300,"output_tokens":1}`).
 		text(0, "Hi").stop("end_turn", `{"input_tokens":5,"cache_read_input_tokens":2000,"cache_creation_input_tokens":300,"output_tokens":40}`).String()
 	want := asJSON(t, `{"prompt_tokens":2305,"completion_tokens":40,"total_tokens":2345,"prompt_tokens_details":{"cached_tokens":2000,"cache_write_tokens":300}}`)
@@ -560,7 +560,7 @@ func TestEdge27_PromptTokensInclusive(t *testing.T) {
 	}
 }
 
-func TestEdge28_CumulativeUsageNotSummed(t *testing.T) {
+func TestChatEncoder_CumulativeUsageNotSummed(t *testing.T) {
 	b := new(sseBuilder).start(`{"input_tokens":50,"cache_read_input_tokens":10,"output_tokens":1}`).text(0, "Hi")
 	b.ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":7}}`)
 	up := b.stop("end_turn", `{"output_tokens":12}`).String()
@@ -571,7 +571,7 @@ func TestEdge28_CumulativeUsageNotSummed(t *testing.T) {
 	}
 }
 
-func TestEdge29_MultibyteTextIntact(t *testing.T) {
+func TestChatEncoder_MultibyteTextIntact(t *testing.T) {
 	// The proxy's SSE reader hands over whole frames; the encoder must keep
 	// every byte of multi-byte text and never HTML-escape it.
 	up := new(sseBuilder).start("").text(0, "héllo ", "世界 ", "🙂 <b>&</b>").stop("end_turn", "").String()
@@ -589,7 +589,7 @@ func TestEdge29_MultibyteTextIntact(t *testing.T) {
 	}
 }
 
-func TestEdge30_PingIsComment(t *testing.T) {
+func TestChatEncoder_PingIsComment(t *testing.T) {
 	b := new(sseBuilder).start("")
 	b.ev("ping", `{"type":"ping"}`)
 	up := b.text(0, "Hi").stop("end_turn", "").String()
@@ -602,7 +602,7 @@ func TestEdge30_PingIsComment(t *testing.T) {
 	}
 }
 
-func TestEdge32_MidStreamError(t *testing.T) {
+func TestChatEncoder_MidStreamErrorEndsWithErrorFrame(t *testing.T) {
 	b := new(sseBuilder).start("")
 	b.ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
 	b.ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Par"}}`)
@@ -628,7 +628,7 @@ func TestEdge32_MidStreamError(t *testing.T) {
 	}
 }
 
-func TestEdge33_StreamEndsWithoutStop(t *testing.T) {
+func TestChatEncoder_StreamWithoutStopEndsWithError(t *testing.T) {
 	up := new(sseBuilder).start("").text(0, "Partial").String() // no message_delta, no message_stop
 	out := runStream(t, ChatInfo{Model: "m"}, up)
 	f := frames(t, out)
@@ -641,7 +641,7 @@ func TestEdge33_StreamEndsWithoutStop(t *testing.T) {
 	}
 }
 
-func TestEdge39_ToolSchemaNormalized(t *testing.T) {
+func TestDecodeChat_ToolSchemaNormalized(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[
 		{"type":"function","function":{"name":"none"}},
 		{"type":"function","function":{"name":"union","parameters":{"anyOf":[{"type":"object","properties":{"a":{"type":"string"}}},{"type":"object","properties":{"b":{"type":"integer"}}}]}}},
@@ -651,7 +651,7 @@ func TestEdge39_ToolSchemaNormalized(t *testing.T) {
 	wantField(t, req, "tools.2.input_schema", `{"type":"object","properties":{"p":{"type":"string"}}}`)
 }
 
-func TestEdge40_ImageURLs(t *testing.T) {
+func TestDecodeChat_ImageURLs(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":[
 		{"type":"image_url","image_url":{"url":"data:image/jpg;base64,/9j/4AAQ","detail":"high"}},
 		{"type":"image_url","image_url":{"url":"https://example.com/cat.webp"}},
@@ -668,7 +668,7 @@ func TestEdge40_ImageURLs(t *testing.T) {
 	}
 }
 
-func TestEdge41_ToolChoiceWithoutTools(t *testing.T) {
+func TestDecodeChat_ToolChoiceWithoutToolsDropped(t *testing.T) {
 	for _, body := range []string{
 		`{"model":"m","tool_choice":"required","messages":[{"role":"user","content":"x"}]}`,
 		`{"model":"m","tools":[],"tool_choice":"auto","parallel_tool_calls":false,"messages":[{"role":"user","content":"x"}]}`,
@@ -682,7 +682,7 @@ func TestEdge41_ToolChoiceWithoutTools(t *testing.T) {
 	}
 }
 
-func TestEdge42_TrailingAssistantPrefill(t *testing.T) {
+func TestDecodeChat_TrailingAssistantPrefillStripped(t *testing.T) {
 	req, _ := decode(t, `{"model":"m","messages":[{"role":"user","content":"Write JSON"},{"role":"assistant","content":"{"}]}`)
 	wantField(t, req, "messages", `[{"role":"user","content":[{"type":"text","text":"Write JSON"}]}]`)
 
@@ -694,7 +694,7 @@ func TestEdge42_TrailingAssistantPrefill(t *testing.T) {
 		{"role":"user","content":[{"type":"tool_result","tool_use_id":"c1","is_error":true,"content":"interrupted: no result was sent for this tool call"}]}]`)
 }
 
-func TestEdge45_ContextLengthExceeded(t *testing.T) {
+func TestErrorBody_ContextLengthExceeded(t *testing.T) {
 	for _, msg := range []string{
 		"prompt is too long: 210000 tokens > 200000 maximum",
 		"input length and `max_tokens` exceed context limit: 190000 + 32000 > 200000, decrease input length or `max_tokens` and try again",
@@ -713,7 +713,7 @@ func TestEdge45_ContextLengthExceeded(t *testing.T) {
 	}
 }
 
-func TestEdge46_CacheBreakpoints(t *testing.T) {
+func TestDecodeChat_CacheBreakpointsWithinLimit(t *testing.T) {
 	// The driver adds breakpoints to what DecodeChat returns; DecodeChat
 	// keeps the client's own marks but never more than four.
 	body := `{"model":"m","messages":[
@@ -749,7 +749,7 @@ func TestEdge46_CacheBreakpoints(t *testing.T) {
 	}
 }
 
-func TestEdge47_RetryableStatus(t *testing.T) {
+func TestErrorBody_StatusTypeAndCode(t *testing.T) {
 	tests := []struct {
 		status   int
 		typ      string
@@ -784,14 +784,14 @@ func TestEdge47_RetryableStatus(t *testing.T) {
 	}
 }
 
-func TestEdge48_RefusalContentFilter(t *testing.T) {
+func TestChatEncoder_RefusalIsContentFilter(t *testing.T) {
 	up := new(sseBuilder).start("").text(0, "I can't help with that.").stop("refusal", "").String()
 	assertFinish(t, up, "content_filter")
 	up = new(sseBuilder).start("").text(0, "...").stop("sensitive", "").String()
 	assertFinish(t, up, "content_filter")
 }
 
-func TestEdge49_PauseTurnStop(t *testing.T) {
+func TestChatEncoder_PauseTurnIsStop(t *testing.T) {
 	b := new(sseBuilder).start("")
 	b.ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}`)
 	b.ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"query\":\"go\"}"}}`)

@@ -3,9 +3,9 @@
 // to Chat Completions responses and chunks. It is pure translation: no
 // network code, no accounts, no storage.
 //
-// The mapping follows the gateway's conversion fact sheet (section A and the
-// edge cases of section E): see DecodeChat, ChatEncoder, ChatResult and
-// ErrorBody.
+// DecodeChat converts the request, ChatEncoder (streamed) and ChatResult
+// (whole) the answer, and ErrorBody an error. Each rule they apply is stated
+// where it is applied, and tested on its own in edge_test.go.
 package openai
 
 import (

@@ -11,8 +11,8 @@ import (
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
-// testdata/codex_request.json is a Codex CLI turn as reference B.4
-// describes it: instructions, a developer permissions message, AGENTS.md and
+// testdata/codex_request.json is a Codex CLI turn in the shape Codex CLI
+// sends it: instructions, a developer permissions message, AGENTS.md and
 // environment context as user messages, history with reasoning items (one
 // from an earlier OpenAI model, the rest ours), shell function calls, an
 // apply_patch freeform call, the shell/apply_patch/update_plan/view_image/MCP

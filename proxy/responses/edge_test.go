@@ -1,8 +1,10 @@
 package responses
 
-// One test per edge case of section E of the conversion reference that
-// applies to the Responses dialect, named after it. Cases 4, 14, 25, 26, 28,
-// 31, 37, 38, 43, 44 and 50 concern other dialects or the proxy itself.
+// One test per conversion rule that applies to the Responses dialect, each
+// named after its rule. Rules about another dialect's fields (n,
+// include_usage, tool call indexes, Gemini schemas and id-less calls) are
+// tested with that dialect, and rules the proxy applies for every dialect
+// (count_tokens, anthropic-beta, unbuffered SSE) in package proxy.
 
 import (
 	"encoding/json"
@@ -17,7 +19,7 @@ import (
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
-func TestEdge01_EmptyTextDropped(t *testing.T) {
+func TestDecode_EmptyTextDropped(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":[
 		{"role":"user","content":""},
 		{"role":"user","content":[{"type":"input_text","text":""},{"type":"input_text","text":"  "},{"type":"input_text","text":"hi"}]},
@@ -37,7 +39,7 @@ func TestEdge01_EmptyTextDropped(t *testing.T) {
 	}
 }
 
-func TestEdge02_ToolCallWithEmptyTextEmitsOnlyToolUse(t *testing.T) {
+func TestDecode_ToolCallWithEmptyTextOnlyToolUse(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","tools":[`+weatherTool+`],"input":[
 		{"role":"user","content":"Paris?"},
 		{"role":"assistant","content":""},
@@ -51,7 +53,7 @@ func TestEdge02_ToolCallWithEmptyTextEmitsOnlyToolUse(t *testing.T) {
 	}
 }
 
-func TestEdge03_SystemAndDeveloperHoisted(t *testing.T) {
+func TestDecode_SystemAndDeveloperHoisted(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","instructions":"You are Codex.","input":[
 		{"type":"message","role":"developer","content":[{"type":"input_text","text":"Sandbox: read-only."}]},
 		{"role":"user","content":"hi"},
@@ -68,7 +70,7 @@ func TestEdge03_SystemAndDeveloperHoisted(t *testing.T) {
 	}
 }
 
-func TestEdge05_ConsecutiveSameRoleMerged(t *testing.T) {
+func TestDecode_ConsecutiveSameRoleMerged(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","tools":[`+weatherTool+`],"input":[
 		{"role":"user","content":"one"},
 		{"role":"user","content":"two"},
@@ -87,7 +89,7 @@ func TestEdge05_ConsecutiveSameRoleMerged(t *testing.T) {
 	}
 }
 
-func TestEdge06_ToolResultsBeforeText(t *testing.T) {
+func TestDecode_ToolResultsBeforeText(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","tools":[`+weatherTool+`],"input":[
 		{"role":"user","content":"Paris?"},
 		{"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{}"},
@@ -100,7 +102,7 @@ func TestEdge06_ToolResultsBeforeText(t *testing.T) {
 	}
 }
 
-func TestEdge07_ToolOutputArray(t *testing.T) {
+func TestDecode_ToolOutputArray(t *testing.T) {
 	tests := []struct {
 		name, output, want string
 		isError            bool
@@ -129,7 +131,7 @@ func TestEdge07_ToolOutputArray(t *testing.T) {
 	}
 }
 
-func TestEdge08_SameCallAnsweredTwice(t *testing.T) {
+func TestDecode_SameCallAnsweredTwiceKeepsLast(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":"x"},
 		{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},
 		{"type":"function_call_output","call_id":"c","output":"first"},
@@ -141,7 +143,7 @@ func TestEdge08_SameCallAnsweredTwice(t *testing.T) {
 	}
 }
 
-func TestEdge09_UnansweredCallsAndOrphanResults(t *testing.T) {
+func TestDecode_UnansweredCallsAndOrphanResults(t *testing.T) {
 	req, info := decode(t, `{"model":"claude-sonnet-4-5","input":[
 		{"type":"function_call_output","call_id":"gone","output":"from a truncated history"},
 		{"role":"user","content":"run it"},
@@ -162,7 +164,7 @@ func TestEdge09_UnansweredCallsAndOrphanResults(t *testing.T) {
 	}
 }
 
-func TestEdge10_CallIDsSanitized(t *testing.T) {
+func TestDecode_CallIDsSanitized(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":"x"},
 		{"type":"function_call","call_id":"functions.get weather:0","name":"f","arguments":"{}"},
 		{"type":"function_call","call_id":"","name":"f","arguments":"{}"},
@@ -177,7 +179,7 @@ func TestEdge10_CallIDsSanitized(t *testing.T) {
 	}
 }
 
-func TestEdge11_ToolNamesSanitizedAndRestored(t *testing.T) {
+func TestRoundTrip_ToolNamesSanitizedAndRestored(t *testing.T) {
 	req, info := decode(t, `{"model":"claude-sonnet-4-5","input":"x","tools":[
 		{"type":"function","name":"github.com/search issues","parameters":{"type":"object","properties":{}}},
 		{"type":"function","name":"`+strings.Repeat("n", 140)+`"}]}`)
@@ -193,7 +195,7 @@ func TestEdge11_ToolNamesSanitizedAndRestored(t *testing.T) {
 	}
 }
 
-func TestEdge12_BadArgumentsBecomeEmptyObject(t *testing.T) {
+func TestDecode_BadArgumentsBecomeEmptyObject(t *testing.T) {
 	for _, args := range []string{`""`, `"not json"`, `"[1,2]"`, `"\"a string\""`, `null`, `"{\"a\":"`} {
 		req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":"x"},
 			{"type":"function_call","call_id":"c","name":"f","arguments":`+args+`},
@@ -205,7 +207,7 @@ func TestEdge12_BadArgumentsBecomeEmptyObject(t *testing.T) {
 	}
 }
 
-func TestEdge13_ToolArgumentFragments(t *testing.T) {
+func TestEncoder_ToolArgumentFragments(t *testing.T) {
 	up := sseOf(concat(msgStart("msg_f"),
 		toolBlockEvents(0, "toolu_a", "f", "", `{"ci`, "", `ty":"Paris"}`),
 		toolBlockEvents(1, "toolu_b", "g"), // no arguments, no fragment at all
@@ -230,7 +232,7 @@ func TestEdge13_ToolArgumentFragments(t *testing.T) {
 	}
 }
 
-func TestEdge15_DefaultMaxTokens(t *testing.T) {
+func TestDecode_DefaultMaxTokens(t *testing.T) {
 	for model, want := range map[string]int{
 		"claude-sonnet-4-5":          32000,
 		"claude-3-5-haiku-20241022":  8192,
@@ -247,7 +249,7 @@ func TestEdge15_DefaultMaxTokens(t *testing.T) {
 	}
 }
 
-func TestEdge16_MaxTokensClamped(t *testing.T) {
+func TestDecode_MaxTokensClampedToModelCap(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","max_output_tokens":1000000}`)
 	if req.MaxTokens != 64000 {
 		t.Errorf("max_tokens = %d, want the cap 64000", req.MaxTokens)
@@ -258,7 +260,7 @@ func TestEdge16_MaxTokensClamped(t *testing.T) {
 	}
 }
 
-func TestEdge17_ThinkingBudgetFits(t *testing.T) {
+func TestDecode_ThinkingBudgetFitsMaxTokens(t *testing.T) {
 	tests := []struct {
 		body             string
 		budget, maxTkens int
@@ -277,7 +279,7 @@ func TestEdge17_ThinkingBudgetFits(t *testing.T) {
 	}
 }
 
-func TestEdge18_ThinkingDropsSampling(t *testing.T) {
+func TestDecode_ThinkingDropsSampling(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","temperature":0.3,"reasoning":{"effort":"medium"}}`)
 	mustValidate(t, req)
 	if req.Temperature != nil || req.Thinking == nil {
@@ -297,7 +299,7 @@ func TestEdge18_ThinkingDropsSampling(t *testing.T) {
 	}
 }
 
-func TestEdge19_TemperatureAndTopP(t *testing.T) {
+func TestDecode_TemperatureWinsOverTopP(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","temperature":0.7,"top_p":0.9}`)
 	mustValidate(t, req)
 	if req.Temperature == nil || *req.Temperature != 0.7 || req.TopP != nil {
@@ -309,7 +311,7 @@ func TestEdge19_TemperatureAndTopP(t *testing.T) {
 	}
 }
 
-func TestEdge20_TemperatureClamped(t *testing.T) {
+func TestDecode_TemperatureClamped(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","temperature":1.7}`)
 	mustValidate(t, req)
 	if req.Temperature == nil || *req.Temperature != 1 {
@@ -317,7 +319,7 @@ func TestEdge20_TemperatureClamped(t *testing.T) {
 	}
 }
 
-func TestEdge21_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
+func TestDecode_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
 	// Anthropic refuses thinking with forced tool use; the forced tool is
 	// what the client parses, so it stays and thinking goes.
 	for choice, want := range map[string]anthropic.ToolChoice{
@@ -335,7 +337,7 @@ func TestEdge21_ForcedToolChoiceTurnsThinkingOff(t *testing.T) {
 	}
 }
 
-func TestEdge22_UnsignedToolLoopTurnsThinkingOff(t *testing.T) {
+func TestDecode_UnsignedToolLoopTurnsThinkingOff(t *testing.T) {
 	history := `{"role":"user","content":"Paris?"},
 		%s
 		{"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
@@ -365,7 +367,7 @@ func TestEdge22_UnsignedToolLoopTurnsThinkingOff(t *testing.T) {
 	}
 }
 
-func TestEdge23_SignatureNeverAltered(t *testing.T) {
+func TestRoundTrip_ThinkingSignatureNeverAltered(t *testing.T) {
 	// Thinking text and signature with everything JSON and base64 could
 	// mangle: they come back byte for byte.
 	thinking := "Let's see: <b>&amp;</b> \"quotes\" \\ back\nslash, émoji 🤔, \u2028 separators"
@@ -415,7 +417,7 @@ func mustMarshal(t testing.TB, v any) string {
 	return string(b)
 }
 
-func TestEdge24_BlankStopSequencesDropped(t *testing.T) {
+func TestDecode_BlankStopSequencesDropped(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","stop":["\n","","  ","END"]}`)
 	mustValidate(t, req)
 	if diff := cmp.Diff([]string{"END"}, req.StopSequences); diff != "" {
@@ -427,7 +429,7 @@ func TestEdge24_BlankStopSequencesDropped(t *testing.T) {
 	}
 }
 
-func TestEdge27_UsageIncludesCachedTokens(t *testing.T) {
+func TestEncoder_UsageIncludesCachedTokens(t *testing.T) {
 	up := sseOf(concat(
 		[]string{"message_start", `{"type":"message_start","message":{"id":"msg_u","type":"message","role":"assistant","model":"m","content":[],"usage":{"input_tokens":12,"cache_read_input_tokens":1500,"cache_creation_input_tokens":300,"output_tokens":1}}}`},
 		textBlockEvents(0, "hi"),
@@ -460,7 +462,7 @@ func TestEdge27_UsageIncludesCachedTokens(t *testing.T) {
 	}
 }
 
-func TestEdge29_MultibyteTextIntact(t *testing.T) {
+func TestEncoder_MultibyteTextIntact(t *testing.T) {
 	// The upstream splits text only between runes (the proxy's SSE reader
 	// reassembles frames split across reads); every frame we write must be
 	// valid UTF-8 JSON and the text must add up.
@@ -490,7 +492,7 @@ func TestEdge29_MultibyteTextIntact(t *testing.T) {
 	}
 }
 
-func TestEdge30_PingBecomesComment(t *testing.T) {
+func TestEncoder_PingBecomesComment(t *testing.T) {
 	var out strings.Builder
 	enc := NewEncoder(Info{Created: testTime})
 	if err := enc.Event(&out, "ping", []byte(`{"type":"ping"}`)); err != nil {
@@ -508,7 +510,7 @@ func TestEdge30_PingBecomesComment(t *testing.T) {
 	checkSequence(t, parseStream(t, stream)) // pings take no sequence number
 }
 
-func TestEdge32_MidStreamErrorFails(t *testing.T) {
+func TestEncoder_MidStreamErrorFails(t *testing.T) {
 	up := sseOf(concat(msgStart("msg_e"), textBlockEvents(0, "partial")[:4],
 		[]string{"error", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`})...)
 	resp := terminalResponse(t, translate(t, Info{Created: testTime}, up))
@@ -533,7 +535,7 @@ func TestEdge32_MidStreamErrorFails(t *testing.T) {
 	}
 }
 
-func TestEdge33_EndWithoutMessageStopFails(t *testing.T) {
+func TestEncoder_EndWithoutMessageStopFails(t *testing.T) {
 	events := concat(msgStart("msg_cut"), textBlockEvents(0, "all of it"), msgStop("end_turn", 4))
 	up := sseOf(events[:len(events)-2]...) // message_delta, but no message_stop
 	evs := parseStream(t, translate(t, Info{Created: testTime}, up))
@@ -543,7 +545,7 @@ func TestEdge33_EndWithoutMessageStopFails(t *testing.T) {
 	}
 }
 
-func TestEdge34_ExactlyOneTerminalEvent(t *testing.T) {
+func TestEncoder_ExactlyOneTerminalEvent(t *testing.T) {
 	full := concat(msgStart("msg_t"), thinkingBlockEvents(0, "s"), textBlockEvents(1, "a", "b"),
 		toolBlockEvents(2, "toolu_1", "f", `{"x":1}`), msgStop("tool_use", 9))
 	tests := []struct {
@@ -596,7 +598,7 @@ func feedEvents(t testing.TB, e *Encoder, w *strings.Builder, pairs []string) {
 const applyPatchTool = `{"type":"custom","name":"apply_patch","description":"Use the apply_patch tool to edit files. This is a FREEFORM tool, so do not wrap the patch in JSON.",
 	"format":{"type":"grammar","syntax":"lark","definition":"start: begin_patch hunk+ end_patch\nbegin_patch: \"*** Begin Patch\" LF"}}`
 
-func TestEdge35_CodexApplyPatchCustomTool(t *testing.T) {
+func TestRoundTrip_CodexApplyPatchCustomTool(t *testing.T) {
 	patch := "*** Begin Patch\n*** Update File: main.go\n@@\n-\tfmt.Println(\"hi\")\n+\tfmt.Println(\"hello\")\n*** End Patch\n"
 	req, info := decode(t, `{"model":"claude-sonnet-4-5","tools":[`+applyPatchTool+`],"input":[{"role":"user","content":"fix it"}]}`)
 	mustValidate(t, req)
@@ -657,7 +659,7 @@ func TestEdge35_CodexApplyPatchCustomTool(t *testing.T) {
 	_ = req
 }
 
-func TestEdge36_ForeignEncryptedReasoningDropped(t *testing.T) {
+func TestDecode_ForeignEncryptedReasoningDropped(t *testing.T) {
 	ours := sealThinking(sealedThinking{Type: "thinking", Thinking: "mine", Signature: "sig-1"})
 	redacted := sealThinking(sealedThinking{Type: "redacted_thinking", Data: "EmwKAhgB"})
 	req, info := decode(t, `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":"q"},
@@ -680,7 +682,7 @@ func TestEdge36_ForeignEncryptedReasoningDropped(t *testing.T) {
 	}
 }
 
-func TestEdge39_ToolSchemaNormalized(t *testing.T) {
+func TestDecode_ToolSchemaNormalized(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":"x","tools":[
 		{"type":"function","name":"union","parameters":{"anyOf":[{"type":"object","properties":{"a":{"type":"string"}}},{"type":"object","properties":{"b":{"$ref":"#/$defs/B"}}}],"$defs":{"B":{"type":"integer"}}}},
 		{"type":"function","name":"none"},
@@ -698,7 +700,7 @@ func TestEdge39_ToolSchemaNormalized(t *testing.T) {
 	}
 }
 
-func TestEdge40_ImageSources(t *testing.T) {
+func TestDecode_ImageSources(t *testing.T) {
 	img := func(u string) string {
 		return `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":[{"type":"input_image","image_url":"` + u + `"}]}]}`
 	}
@@ -724,7 +726,7 @@ func TestEdge40_ImageSources(t *testing.T) {
 	}
 }
 
-func TestEdge41_ToolChoiceWithoutTools(t *testing.T) {
+func TestDecode_ToolChoiceWithoutToolsDropped(t *testing.T) {
 	for _, body := range []string{
 		`{"model":"claude-sonnet-4-5","input":"x","tool_choice":"required"}`,
 		`{"model":"claude-sonnet-4-5","input":"x","tool_choice":"required","tools":[{"type":"web_search"},{"type":"file_search","vector_store_ids":["vs_1"]}]}`,
@@ -743,7 +745,7 @@ func TestEdge41_ToolChoiceWithoutTools(t *testing.T) {
 	}
 }
 
-func TestEdge42_TrailingAssistantStripped(t *testing.T) {
+func TestDecode_TrailingAssistantStripped(t *testing.T) {
 	req, _ := decode(t, `{"model":"claude-sonnet-4-5","input":[{"role":"user","content":"Write a haiku"},{"role":"assistant","content":"Autumn moonlight -"}]}`)
 	mustValidate(t, req)
 	if n := len(req.Messages); n != 1 || req.Messages[0].Role != "user" {
@@ -751,7 +753,7 @@ func TestEdge42_TrailingAssistantStripped(t *testing.T) {
 	}
 }
 
-func TestEdge45_ContextOverflowCode(t *testing.T) {
+func TestErrorBody_ContextOverflowCode(t *testing.T) {
 	msg := "prompt is too long: 215000 tokens > 200000 maximum"
 	status, body := ErrorBody(http.StatusBadRequest, "invalid_request_error", msg)
 	want := `{"error":{"message":"` + msg + `","type":"invalid_request_error","param":null,"code":"context_length_exceeded"}}`
@@ -773,7 +775,7 @@ func TestEdge45_ContextOverflowCode(t *testing.T) {
 	}
 }
 
-func TestEdge46_CacheBreakpointsWithinLimit(t *testing.T) {
+func TestDecode_CacheBreakpointsWithinLimit(t *testing.T) {
 	// The proxy adds breakpoints to every converted request; a decoded
 	// multi-turn request takes them on the stable prefix, never more than 4.
 	body := loadFixture(t, "codex_request.json")
@@ -788,7 +790,7 @@ func TestEdge46_CacheBreakpointsWithinLimit(t *testing.T) {
 	mustValidate(t, req)
 }
 
-func TestEdge47_RetryableStatusesKept(t *testing.T) {
+func TestErrorBody_RetryableStatusesKept(t *testing.T) {
 	tests := []struct {
 		status           int
 		typ              string
@@ -836,7 +838,7 @@ func TestEdge47_RetryableStatusesKept(t *testing.T) {
 	}
 }
 
-func TestEdge48_RefusalIsContentFilter(t *testing.T) {
+func TestEncoder_RefusalIsContentFilter(t *testing.T) {
 	up := sseOf(concat(msgStart("msg_r"), textBlockEvents(0, "I can't help"), msgStop("refusal", 4))...)
 	stream := translate(t, Info{Created: testTime}, up)
 	evs := parseStream(t, stream)
@@ -856,7 +858,7 @@ func TestEdge48_RefusalIsContentFilter(t *testing.T) {
 	}
 }
 
-func TestEdge49_PauseTurnIsNotAToolCall(t *testing.T) {
+func TestEncoder_PauseTurnIsNotAToolCall(t *testing.T) {
 	up := sseOf(concat(msgStart("msg_pause"),
 		[]string{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}`,
 			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"query\":\"x\"}"}}`,

@@ -170,7 +170,7 @@ func nonEmpty(s, def string) string {
 // finish sets the final status from the upstream stop reason:
 // end_turn, tool_use, stop_sequence and pause_turn complete; max_tokens and a
 // full context window are incomplete for max_output_tokens; a refusal is
-// incomplete for content_filter (E48).
+// incomplete for content_filter.
 func (r *responseObject) finish(stopReason string) {
 	r.Status = "completed"
 	switch stopReason {
@@ -196,7 +196,8 @@ type usage struct {
 }
 
 // newUsage converts Anthropic's figures: the prompt total includes cache
-// reads and writes (E27), cached_tokens are the reads.
+// reads and writes (Anthropic's input_tokens does not), cached_tokens are
+// the reads.
 func newUsage(t llmgw.Tokens, reasoning int64) *usage {
 	u := &usage{InputTokens: t.Input + t.CacheRead + t.CacheWrite, OutputTokens: t.Output}
 	u.InputTokensDetails.CachedTokens = t.CacheRead
@@ -291,7 +292,8 @@ func (info *Info) clientTool(upstream string) Tool {
 }
 
 // unwrapCustom returns the raw text of a custom tool call from its upstream
-// input {"input": "…"}: never the JSON wrapper (E35). An input the model did
+// input {"input": "…"}: never the JSON wrapper, which is there only because
+// an Anthropic tool input must be an object. An input the model did
 // not wrap as asked is passed on as its single string field, else as is.
 func unwrapCustom(input []byte) string {
 	var obj map[string]json.RawMessage

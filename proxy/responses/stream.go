@@ -15,14 +15,14 @@ import (
 
 // keepAlive is written for an upstream ping: an SSE comment, which every
 // Responses client ignores but which keeps idle timeouts (Codex's, load
-// balancers') from firing during long thinking (E30).
+// balancers') from firing during long thinking.
 const keepAlive = ": keep-alive\n\n"
 
 // Encoder turns an Anthropic event stream into the Responses event
 // sequence: response.created and response.in_progress, then per output item
 // output_item.added, its content events and output_item.done, and finally
 // exactly one terminal event, response.completed, response.incomplete or
-// response.failed, after every output_item.done (E34). Every event carries a
+// response.failed, after every output_item.done. Every event carries a
 // sequence_number counting from 0.
 //
 // An Encoder serves one stream and is not safe for concurrent use. It keeps
@@ -403,7 +403,7 @@ func (e *Encoder) blockDelta(w io.Writer, index int, d *anthropic.StreamDelta) e
 		it.signature += d.Signature
 	case d.Type == "input_json_delta" && (it.kind == kindFunction || it.kind == kindCustom):
 		if d.PartialJSON == "" {
-			return nil // the first fragment is often empty (E13)
+			return nil // the first fragment is often empty: no empty delta
 		}
 		it.buf.WriteString(d.PartialJSON)
 		if it.kind == kindFunction {
@@ -451,7 +451,7 @@ func (e *Encoder) closeItem(w io.Writer, it *openItem) error {
 		args := it.buf.String()
 		if strings.TrimSpace(args) == "" {
 			// A tool without arguments streams no fragment: send {} so
-			// clients assembling deltas can parse them (E13).
+			// clients assembling deltas can parse them.
 			args = "{}"
 			if err := e.send(w, &deltaEvent{e.next("response.function_call_arguments.delta"), it.id, it.index, args}); err != nil {
 				return err
@@ -545,10 +545,10 @@ func (e *Encoder) finish(w io.Writer) error {
 }
 
 // Fail ends the stream with response.failed: the upstream sent an error
-// event, broke off, or ended without message_stop (E32, E33). Items still
+// event, broke off, or ended without message_stop. Items still
 // open are not finished (a half-streamed tool call must not run); the
 // failed response lists the finished ones. A context overflow gets the code
-// context_length_exceeded (E45). Fail after the terminal event does nothing.
+// context_length_exceeded. Fail after the terminal event does nothing.
 func (e *Encoder) Fail(w io.Writer, errType, message string) error {
 	if e.done {
 		return nil
