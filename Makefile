@@ -5,7 +5,7 @@ DB      ?= ./llmgw.db
 LISTEN  ?= 127.0.0.1:8080
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: build run test vet lint bench fuzz load chaos fmt-check clean
+.PHONY: build run test vet lint bench fuzz load load-streams chaos fmt-check clean
 
 build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/llmgw ./cmd/llmgw
@@ -45,6 +45,13 @@ LOAD_SECONDS ?= 3
 LOAD_MODES   ?= all
 load:
 	LLMGW_LOAD_CLIENTS=$(LOAD_CLIENTS) LLMGW_LOAD_SECONDS=$(LOAD_SECONDS) LLMGW_LOAD_MODES=$(LOAD_MODES) go test -tags load -run '^TestLoad$$' -count=1 -v -timeout 20m ./cli/
+
+# LOAD_STREAMS (8000) streams open at once against a slow upstream, through the
+# bare proxy and then llmgw serve: all must end whole, every usage row must be
+# there; peak resident memory printed with the target.
+LOAD_STREAMS ?= 8000
+load-streams:
+	LLMGW_LOAD_STREAMS=$(LOAD_STREAMS) go test -tags load -run '^TestLoadStreams$$' -count=1 -v -timeout 20m ./cli/
 
 # The fault-injection storm on 127.0.0.1: llmgw serve behind a fault proxy
 # (529, 429, resets, hang-ups, stalls) with 3 accounts and many clients; it
