@@ -492,8 +492,10 @@ func hasTool(tools []anthropic.Tool, name string) bool {
 }
 
 // thinking maps reasoning_effort (or Anthropic's own thinking object) to
-// extended thinking. Normalize fits the budget to max_tokens and the model,
-// and turns thinking off where Anthropic would refuse it.
+// extended thinking: a budget, with the effort kept for models that take
+// adaptive thinking only. Normalize sends it as the model takes it, fits the
+// budget to max_tokens, and turns thinking off where Anthropic would refuse
+// it.
 func (d *decoder) thinking(req *anthropic.Request, cr *chatRequest) error {
 	switch {
 	case cr.ReasoningEffort != nil:
@@ -502,7 +504,7 @@ func (d *decoder) thinking(req *anthropic.Request, cr *chatRequest) error {
 			return reqErr("reasoning_effort", "must be one of none, minimal, low, medium, high, xhigh, max; got %q", *cr.ReasoningEffort)
 		}
 		if b > 0 {
-			req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: b}
+			req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: b, Effort: strings.ToLower(*cr.ReasoningEffort)}
 		}
 	case cr.Thinking != nil:
 		switch cr.Thinking.Type {
