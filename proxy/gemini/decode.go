@@ -91,7 +91,7 @@ func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, I
 	}
 	sampling(req, gc)
 
-	n := anthropic.Normalize(req, anthropic.NormalizeOptions{})
+	n := anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
 	if n.Empty && len(req.System) == 0 {
 		// Gemini refuses a request with nothing in it; so does llmgw,
 		// rather than send a placeholder alone.

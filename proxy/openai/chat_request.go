@@ -17,6 +17,10 @@ type DecodeOptions struct {
 	// Aliases map model names clients insist on (gpt-4o) to Anthropic model
 	// ids. A name without an alias passes through unchanged.
 	Aliases map[string]string
+	// Models answers for each model's max_tokens default and cap and how it
+	// takes thinking: the catalog the config file extended. Nil means the
+	// built-in catalog.
+	Models anthropic.ModelLimits
 }
 
 // ChatInfo is what the response side needs to know about a decoded request.
@@ -225,7 +229,7 @@ func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, e
 		}
 		return nil, ChatInfo{}, re
 	}
-	anthropic.Normalize(req, anthropic.NormalizeOptions{})
+	anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
 	return req, d.info, nil
 }
 

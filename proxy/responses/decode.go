@@ -96,7 +96,7 @@ func Decode(body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 	if err != nil {
 		return nil, Info{}, err
 	}
-	d.notes = append(d.notes, anthropic.Normalize(req, anthropic.NormalizeOptions{}).Notes...)
+	d.notes = append(d.notes, anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models}).Notes...)
 	info := Info{
 		Model:   wr.Model,
 		Stream:  wr.Stream != nil && *wr.Stream,
