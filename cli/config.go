@@ -20,6 +20,7 @@ import (
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/oauth"
+	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
 // Config is the optional YAML configuration file. LoadConfig fills in the
@@ -35,8 +36,12 @@ type Config struct {
 	Models   ModelsConfig   `yaml:"models"`
 	// Prices maps a model glob pattern (path.Match, e.g. "claude-opus-4-5*")
 	// to its price in USD per million tokens. They take precedence over the
-	// built-in table; among several matching patterns the longest wins.
+	// catalog's prices; among several matching patterns the longest wins.
 	Prices map[string]Price `yaml:"prices"`
+
+	// catalog is the model catalog the file makes: the built-in one with
+	// models.catalog and prices applied. validate builds it; see Catalog.
+	catalog *anthropic.Catalog
 }
 
 // ServerConfig says where and how long the gateway serves.
@@ -101,12 +106,16 @@ type UpstreamConfig struct {
 	FirstByteTimeoutSeconds int `yaml:"first_byte_timeout_seconds"`
 }
 
-// ModelsConfig holds model-name settings for converted clients.
+// ModelsConfig holds model-name settings for converted clients and the
+// models added to or changed in the built-in catalog.
 type ModelsConfig struct {
 	// Aliases map names that OpenAI or Gemini clients insist on (gpt-4o) to
 	// Anthropic model ids (claude-sonnet-4-5). Names not listed pass through
 	// unchanged.
 	Aliases map[string]string `yaml:"aliases"`
+	// Catalog adds models to the built-in catalog, or changes built-in ones
+	// (see CatalogEntry).
+	Catalog []CatalogEntry `yaml:"catalog"`
 }
 
 // OAuthConfig overrides the Claude Code OAuth endpoints and the refresh
@@ -322,7 +331,24 @@ func (c *Config) validate() error {
 			return fmt.Errorf("prices: %q has a negative price", pattern)
 		}
 	}
+	cat, err := buildCatalog(c.Models.Catalog, c.Prices)
+	if err != nil {
+		return err
+	}
+	c.catalog = cat
 	return nil
+}
+
+// Catalog returns the model catalog: the built-in one, with the models of
+// models.catalog added or changed, and the prices patterns over every
+// model's price. The proxy lists it, fits converted requests to it, and
+// usage report prices with it. It is built once, when the file is read.
+func (c *Config) Catalog() *anthropic.Catalog {
+	if c.catalog != nil {
+		return c.catalog
+	}
+	// A Config not read from a file (the defaults) has no models.catalog.
+	return anthropic.Builtin().WithPrices(catalogPrices(c.Prices))
 }
 
 // validateLimits checks the bounds of the server and upstream sections and

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/oauth"
@@ -32,7 +33,7 @@ func TestLoadConfig_Defaults(t *testing.T) {
 		Logging:  LoggingConfig{Level: "info"},
 		Upstream: UpstreamConfig{MaxAttempts: 3, MaxBodyBytes: 32 << 20, FirstByteTimeoutSeconds: 60},
 	}
-	if diff := cmp.Diff(want, cfg); diff != "" {
+	if diff := cmp.Diff(want, cfg, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 	if got := cfg.BodyReadTimeout(); got != time.Minute {
@@ -100,7 +101,7 @@ prices:
 			"my-model":         {Input: 1, Output: 2, CacheRead: 0.5, CacheWrite5m: 1.25, CacheWrite1h: 2},
 		},
 	}
-	if diff := cmp.Diff(want, cfg); diff != "" {
+	if diff := cmp.Diff(want, cfg, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}
 	if got := cfg.Listen(); got != "0.0.0.0:9090" {
@@ -176,7 +177,7 @@ upstream:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(defaultConfig(), cfg); diff != "" {
+	if diff := cmp.Diff(defaultConfig(), cfg, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("zero limits (-want defaults +got):\n%s", diff)
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
-// Prices live in the model catalog (proxy/anthropic/catalog.go); this file
-// applies the config file's "prices" to it and maps the request log's token
-// counts onto Anthropic's billing categories.
+// Prices live in the model catalog (proxy/anthropic/catalog.go), which the
+// config file extends (Config.Catalog); this file prices the request log's
+// token counts with it, mapped onto Anthropic's billing categories.
 
 // derivePrice returns a price with the cache prices Anthropic derives from
 // the input price: reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2×.
@@ -23,27 +23,17 @@ func fromCatalog(p anthropic.Price) Price {
 	return Price{Input: p.Input, Output: p.Output, CacheRead: p.CacheRead, CacheWrite5m: p.CacheWrite5m, CacheWrite1h: p.CacheWrite1h}
 }
 
-// priceTable looks up a model's price: the config file's patterns first
-// (longest pattern first), then the model catalog. A priceTable is immutable
-// and safe for concurrent use.
+// priceTable looks up a model's price in a model catalog: its price
+// patterns first (the config file's prices, longest pattern first), then
+// its models. A priceTable is immutable and safe for concurrent use.
 type priceTable struct {
 	catalog *anthropic.Catalog
 }
 
 // newPriceTable returns the built-in prices extended and overridden by
-// overrides, which come from the config file.
+// overrides, prices patterns as the config file has them.
 func newPriceTable(overrides map[string]Price) *priceTable {
-	return newPriceTableFrom(anthropic.Builtin(), overrides)
-}
-
-// newPriceTableFrom is newPriceTable over a catalog the config file may have
-// extended.
-func newPriceTableFrom(c *anthropic.Catalog, overrides map[string]Price) *priceTable {
-	patterns := make(map[string]anthropic.Price, len(overrides))
-	for p, pr := range overrides {
-		patterns[p] = toCatalog(pr)
-	}
-	return &priceTable{catalog: c.WithPrices(patterns)}
+	return &priceTable{catalog: anthropic.Builtin().WithPrices(catalogPrices(overrides))}
 }
 
 // lookup returns the price of model and whether one is known. For a model

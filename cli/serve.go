@@ -231,6 +231,7 @@ func proxyConfig(cfg *Config) proxy.Config {
 		Timeout:          cfg.Timeout(),
 		StaticKeys:       staticKeys(cfg.Auth.APIKeys),
 		Aliases:          cfg.Models.Aliases,
+		Catalog:          cfg.Catalog(),
 		BodyReadTimeout:  cfg.BodyReadTimeout(),
 		FirstByteTimeout: cfg.FirstByteTimeout(),
 		MaxBodyMemory:    cfg.Server.MaxBodyMemoryBytes,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/proxy"
+	"github.com/llmgw/llmgw/proxy/anthropic"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 )
 
@@ -284,8 +285,10 @@ models:
 		MaxBodyMemory:    64 << 20,
 		MaxWaiting:       50,
 		MaxHeaderCount:   80,
+		Catalog:          cfg.Catalog(),
 	}
-	if diff := cmp.Diff(want, proxyConfig(cfg), cmpopts.EquateEmpty()); diff != "" {
+	samePointer := cmp.Comparer(func(a, b *anthropic.Catalog) bool { return a == b })
+	if diff := cmp.Diff(want, proxyConfig(cfg), cmpopts.EquateEmpty(), samePointer); diff != "" {
 		t.Errorf("proxy config (-want +got):\n%s", diff)
 	}
 }

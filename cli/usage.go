@@ -146,7 +146,7 @@ func (e *appEnv) usageReport(c *urfave.Context) error {
 		if err != nil {
 			return fmt.Errorf("list usage: %w", err)
 		}
-		rep := buildReport(rows, by, loc, newPriceTable(e.cfg.Prices))
+		rep := buildReport(rows, by, loc, &priceTable{catalog: e.cfg.Catalog()})
 		rep.Since, rep.Until = since, until
 		for _, m := range rep.UnpricedModels {
 			fmt.Fprintf(c.App.ErrWriter, "note: no price known for model %q, so its cost counts as 0: add one to the config file, e.g.\n  prices:\n    %q: {input: 3, output: 15}\n", m, m)

@@ -15,12 +15,12 @@ import (
 // chatDialect is OpenAI Chat Completions (POST /v1/chat/completions): the
 // request is converted to Anthropic and the answer converted back, chunk by
 // chunk or whole.
-type chatDialect struct{ aliases map[string]string }
+type chatDialect struct{ opt openai.DecodeOptions }
 
 func (chatDialect) Name() string { return llmgw.DialectOpenAI }
 
 func (d chatDialect) Decode(_ *http.Request, body []byte) (*Exchange, error) {
-	req, info, err := openai.DecodeChat(body, openai.DecodeOptions{Aliases: d.aliases})
+	req, info, err := openai.DecodeChat(body, d.opt)
 	if err != nil {
 		var re *openai.RequestError
 		if errors.As(err, &re) {

@@ -40,7 +40,7 @@ func (s *Server) geminiMethod(w http.ResponseWriter, r *http.Request) error {
 
 // geminiDialect is Google's Gemini generateContent and
 // streamGenerateContent (alt=sse, or a JSON array without it).
-type geminiDialect struct{ aliases map[string]string }
+type geminiDialect struct{ opt gemini.DecodeOptions }
 
 func (geminiDialect) Name() string { return llmgw.DialectGemini }
 
@@ -60,7 +60,7 @@ func (d geminiDialect) Decode(r *http.Request, body []byte) (*Exchange, error) {
 			return nil, clientErr(http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("alt=%s is not supported; use alt=sse", alt))
 		}
 	}
-	req, info, err := gemini.Decode(model, body, gemini.DecodeOptions{Aliases: d.aliases})
+	req, info, err := gemini.Decode(model, body, d.opt)
 	if err != nil {
 		return nil, geminiRequestError(err)
 	}
@@ -129,7 +129,7 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 	if err != nil {
 		return err
 	}
-	out, upstreamModel, info, err := gemini.CountTokensRequest(model, body, gemini.DecodeOptions{Aliases: s.cfg.Aliases})
+	out, upstreamModel, info, err := gemini.CountTokensRequest(model, body, gemini.DecodeOptions{Aliases: s.cfg.Aliases, Models: s.cfg.Catalog})
 	if err != nil {
 		return geminiRequestError(err)
 	}
@@ -168,7 +168,7 @@ func (s *Server) geminiCountTokens(w http.ResponseWriter, r *http.Request, model
 }
 
 // geminiModels serves GET /v1beta/models and /v1beta/models/{model} from
-// the built-in model list and the configured aliases. An id not in either
+// the model catalog and the configured aliases. An id not in either
 // still gets an entry: unknown models pass through to the upstream.
 func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
@@ -181,8 +181,8 @@ func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
 		return geminiWriteJSON(w, s.geminiModel(id))
 	}
 	var list []gemini.Model
-	for _, m := range anthropic.Models() {
-		list = append(list, gemini.ModelEntry(m.SnapshotID(), m.DisplayName))
+	for _, m := range s.cfg.Catalog.Models() {
+		list = append(list, gemini.ModelEntry(m.SnapshotID(), s.cfg.Catalog))
 	}
 	aliases := make([]string, 0, len(s.cfg.Aliases))
 	for a := range s.cfg.Aliases {
@@ -202,14 +202,11 @@ func (s *Server) geminiModels(w http.ResponseWriter, r *http.Request) error {
 
 // geminiModel describes one model id, following an alias to its target.
 func (s *Server) geminiModel(id string) gemini.Model {
-	target, display := id, ""
+	target := id
 	if a, ok := s.cfg.Aliases[id]; ok && a != "" {
 		target = a
 	}
-	if m, ok := anthropic.Lookup(target); ok {
-		display = m.DisplayName
-	}
-	e := gemini.ModelEntry(target, display)
+	e := gemini.ModelEntry(target, s.cfg.Catalog)
 	if target != id {
 		e.Name, e.BaseModelID = "models/"+id, id
 		e.Description = "alias of " + target

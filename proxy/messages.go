@@ -132,7 +132,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	} else if r.Context().Err() != nil {
 		return err
 	}
-	return writeBuiltinModels(w, id)
+	return writeCatalogModels(w, s.cfg.Catalog, id)
 }
 
 // modelParam returns the model id in the path parameter name, decoded and
@@ -216,11 +216,15 @@ type modelInfo struct {
 	OwnedBy     string `json:"owned_by"`
 }
 
-// writeBuiltinModels answers /v1/models from the model catalog when no
-// account can: the models on offer, newest first, as the API lists them.
-func writeBuiltinModels(w http.ResponseWriter, id string) error {
+// writeCatalogModels answers /v1/models from the model catalog when no
+// account can: the models on offer, newest first, as the API lists them. A
+// model without a release day is listed as created at the Unix epoch.
+func writeCatalogModels(w http.ResponseWriter, c *anthropic.Catalog, id string) error {
 	var list []modelInfo
-	for _, m := range anthropic.Models() {
+	for _, m := range c.Models() {
+		if m.Created.IsZero() {
+			m.Created = time.Unix(0, 0).UTC()
+		}
 		info := modelInfo{Type: "model", ID: m.SnapshotID(), DisplayName: m.DisplayName,
 			CreatedAt: m.Created.Format(time.RFC3339), Object: "model", Created: m.Created.Unix(), OwnedBy: "anthropic"}
 		if id == m.SnapshotID() || id == m.ID {

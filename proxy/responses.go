@@ -14,12 +14,12 @@ import (
 // responsesDialect is OpenAI Responses (POST /v1/responses), as Codex and
 // the Agents SDKs speak it. Nothing is stored: previous_response_id and
 // other stateful fields get a 400 in OpenAI's shape.
-type responsesDialect struct{ aliases map[string]string }
+type responsesDialect struct{ opt responses.DecodeOptions }
 
 func (responsesDialect) Name() string { return llmgw.DialectResponses }
 
 func (d responsesDialect) Decode(_ *http.Request, body []byte) (*Exchange, error) {
-	req, info, err := responses.Decode(body, responses.DecodeOptions{Aliases: d.aliases})
+	req, info, err := responses.Decode(body, d.opt)
 	if err != nil {
 		var re *responses.RequestError
 		if errors.As(err, &re) {

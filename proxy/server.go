@@ -25,6 +25,10 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
+	"github.com/llmgw/llmgw/proxy/gemini"
+	"github.com/llmgw/llmgw/proxy/openai"
+	"github.com/llmgw/llmgw/proxy/responses"
 )
 
 // UsageRecorder receives what the proxy learns: one record per inference
@@ -63,6 +67,11 @@ type Config struct {
 	// Aliases map model names that converted clients insist on (gpt-4o) to
 	// Anthropic model ids. Unknown names pass through unchanged.
 	Aliases map[string]string
+	// Catalog is the model catalog: the models GET /v1/models (when no
+	// account answers) and /v1beta/models list, and the max_tokens defaults,
+	// caps and thinking modes converted requests get. Default: the built-in
+	// catalog.
+	Catalog *anthropic.Catalog
 	// BodyReadTimeout bounds the time to read a request's body (and to drain
 	// it after an early refusal). The deadline is lifted before the answer
 	// streams. Default 60 s.
@@ -151,6 +160,9 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 	if cfg.Transport == nil {
 		cfg.Transport = NewTransport(cfg.Timeout)
 	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = anthropic.Builtin()
+	}
 	s := &Server{
 		cfg:     cfg,
 		rec:     rec,
@@ -162,9 +174,9 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 	s.pool.maxWaiting = cfg.MaxWaiting
 	s.dialects = dialects{
 		anthropic: anthropicDialect{},
-		chat:      chatDialect{aliases: cfg.Aliases},
-		responses: responsesDialect{aliases: cfg.Aliases},
-		gemini:    geminiDialect{aliases: cfg.Aliases},
+		chat:      chatDialect{openai.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
+		responses: responsesDialect{responses.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
+		gemini:    geminiDialect{gemini.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
 	}
 	s.handler = s.routes()
 	return s

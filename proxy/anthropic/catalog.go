@@ -477,6 +477,16 @@ func (c *Catalog) MaxTokensCap(model string) int {
 	return 0
 }
 
+// Thinking returns how a model takes extended thinking:
+// ThinkingUnknown for a model the catalog does not know, or one whose
+// entry does not say.
+func (c *Catalog) Thinking(model string) ThinkingMode {
+	if i, ok := c.index(model); ok {
+		return c.models[i].Thinking
+	}
+	return ThinkingUnknown
+}
+
 // ClampMaxTokens limits n to the model's cap, when known.
 func (c *Catalog) ClampMaxTokens(model string, n int) int {
 	if cp := c.MaxTokensCap(model); cp > 0 && n > cp {

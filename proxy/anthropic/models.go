@@ -3,8 +3,9 @@ package anthropic
 import "strings"
 
 // The functions below answer for the built-in catalog (catalog.go), which is
-// what the dialect converters use. A Catalog extended from configuration
-// has the same methods.
+// what the dialect converters use when they are given no other. A Catalog
+// extended from configuration has the same methods, and the proxy passes
+// that one to them.
 
 // DefaultMaxTokens is the max_tokens to send when a converted client sets
 // none: generous enough not to truncate agents, never above the model's cap,

@@ -13,25 +13,18 @@ import (
 // catalog.
 type NormalizeOptions struct {
 	// Models answers for each model's max_tokens default and cap and its
-	// thinking limits; a *Catalog extended from configuration does. Nil
-	// means the built-in catalog.
+	// thinking limits and mode; a *Catalog extended from configuration
+	// does. Nil means the built-in catalog.
 	Models ModelLimits
 }
 
-// ModelLimits are the facts about a model that Normalize needs.
+// ModelLimits are the facts about a model that Normalize needs. *Catalog
+// implements it.
 type ModelLimits interface {
 	DefaultMaxTokens(model string) int
 	ClampMaxTokens(model string, n int) int
 	FitThinking(model string, budget, maxTokens int) (int, int)
-}
-
-// builtinLimits answers for the built-in catalog.
-type builtinLimits struct{}
-
-func (builtinLimits) DefaultMaxTokens(model string) int      { return DefaultMaxTokens(model) }
-func (builtinLimits) ClampMaxTokens(model string, n int) int { return ClampMaxTokens(model, n) }
-func (builtinLimits) FitThinking(model string, budget, maxTokens int) (int, int) {
-	return FitThinking(model, budget, maxTokens)
+	Thinking(model string) ThinkingMode
 }
 
 // NormalizeInfo says what Normalize changed in a request.
@@ -93,12 +86,16 @@ func (n *normalizer) note(format string, args ...any) {
 //  10. A final assistant turn (a prefill) is dropped.
 //  11. The conversation starts with a user turn: "Continue." is put first
 //     when it does not.
-//  12. Thinking: off when tool use is forced, off when the tool-call turn
-//     being answered does not start with signed thinking, and its budget fit
-//     between the minimum and max_tokens (off when none fits).
+//  12. Thinking, as the model takes it: none for a model without it; off
+//     when tool use is forced, off when the tool-call turn being answered
+//     does not start with signed thinking; off sent as no thinking field,
+//     never disabled to a model that always thinks; adaptive with
+//     output_config.effort for a model that takes no budget, a budget for
+//     one that takes nothing else; a budget fit between the minimum and
+//     max_tokens (off when none fits).
 //  13. Sampling: temperature and top_p within 0..1, top_k at least 1; with
-//     thinking on, temperature only 1, no top_k, top_p at least 0.95; top_p
-//     dropped when temperature is set.
+//     thinking on (or a model that always thinks), temperature only 1, no
+//     top_k, top_p at least 0.95; top_p dropped when temperature is set.
 //  14. Blank stop sequences are dropped.
 //  15. At most four cache marks, the latest kept, without TTLs.
 //
@@ -110,7 +107,7 @@ func (n *normalizer) note(format string, args ...any) {
 func Normalize(r *Request, opt NormalizeOptions) NormalizeInfo {
 	n := normalizer{models: opt.Models}
 	if n.models == nil {
-		n.models = builtinLimits{}
+		n.models = builtin()
 	}
 	for _, rule := range rules {
 		rule.apply(r, &n)
@@ -608,26 +605,61 @@ func userFirst(r *Request, n *normalizer) {
 // arithmetic from overflowing.
 const maxThinkingBudget = 1 << 20
 
-// fitThinking: three rules of Anthropic's about extended thinking.
+// fitThinking: Anthropic's rules about extended thinking, by how the model
+// takes it (its ThinkingMode in the catalog; a model the catalog does not
+// know gets only the rules that hold for every model).
 //
-//   - It refuses thinking with forced tool use (tool_choice any or tool).
-//     The forced tool is what the client will parse (structured output
-//     through a tool, most often), so the tool choice is kept and thinking
-//     turned off.
+//   - A model without extended thinking (ThinkingNone) gets no thinking
+//     field.
+//   - Anthropic refuses thinking with forced tool use (tool_choice any or
+//     tool). The forced tool is what the client will parse (structured
+//     output through a tool, most often), so the tool choice is kept and
+//     thinking turned off.
 //   - With thinking on, the assistant turn whose tool calls the final user
 //     turn answers must start with a signed thinking block ("Expected
 //     thinking or redacted_thinking, but found tool_use"). A client that
 //     dropped the thinking, or a history made by another model, cannot send
 //     it back, so thinking is turned off for this request; it comes back on
 //     the next turn that does not answer such a call.
+//   - Thinking off is always sent as no thinking field, never as {type:
+//     disabled}: models that always think (ThinkingAlwaysOn: Fable, Mythos,
+//     Opus 5.5) refuse disabled with a 400, so a disabled a client asked
+//     for is left out for them too. Such a model then thinks anyway, by its
+//     own default; whether the upstream accepts forced tool use or an
+//     unsigned tool loop while it does is not in the sources llmgw was
+//     written from. If it refuses, the client sees the upstream's 400, not
+//     one llmgw caused by sending disabled.
+//   - Models that take adaptive thinking only (ThinkingAdaptiveOnly and
+//     ThinkingAlwaysOn, 4.7 and later) refuse budget_tokens with a 400. A
+//     request that asks for thinking is sent as {type: adaptive}, with the
+//     effort the client asked for (Thinking.Effort), or for a bare budget
+//     the effort level whose budget covers it (adaptiveEffort), as
+//     output_config.effort unless the request sets one.
+//   - Models that take budgets only (ThinkingManual, 4.5 and earlier) do
+//     not know adaptive thinking: an adaptive request gets the budget of its
+//     effort (medium without one).
 //   - budget_tokens must be at least 1024 and below max_tokens, and
 //     max_tokens within the model's cap. The budget is raised to the
 //     minimum, max_tokens raised above it within the cap, the budget lowered
 //     under the cap when it must be (FitThinking); when nothing fits,
 //     thinking is turned off.
 func fitThinking(r *Request, n *normalizer) {
+	mode := n.models.Thinking(r.Model)
 	t := r.Thinking
-	if t == nil || t.Type == "disabled" {
+	switch {
+	case t == nil:
+		return
+	case mode == ThinkingNone:
+		if t.Type != "disabled" {
+			n.note("thinking off: the model has no extended thinking")
+		}
+		r.Thinking = nil
+		return
+	case t.Type == "disabled":
+		if mode == ThinkingAlwaysOn {
+			n.note("thinking disabled left out: the model always thinks and refuses disabled")
+			r.Thinking = nil
+		}
 		return
 	}
 	if c := r.ToolChoice; c != nil && (c.Type == "any" || c.Type == "tool") {
@@ -639,6 +671,33 @@ func fitThinking(r *Request, n *normalizer) {
 		n.note("thinking off: the tool-call turn being answered has no signed thinking")
 		r.Thinking = nil
 		return
+	}
+	switch mode {
+	case ThinkingAdaptiveOnly, ThinkingAlwaysOn:
+		e := adaptiveEffort(t)
+		if t.Type != "adaptive" {
+			n.note("thinking sent as adaptive with effort %q: the model takes no budget_tokens", e)
+		}
+		r.Thinking = &Thinking{Type: "adaptive"}
+		if e == "" {
+			return
+		}
+		if r.OutputConfig == nil {
+			r.OutputConfig = &OutputConfig{}
+		}
+		if r.OutputConfig.Effort == "" {
+			r.OutputConfig.Effort = e
+		}
+		return
+	case ThinkingManual:
+		if t.Type == "adaptive" {
+			b, ok := ThinkingBudget(t.Effort)
+			if !ok || b <= 0 {
+				b, _ = ThinkingBudget("medium")
+			}
+			n.note("adaptive thinking sent as a budget of %d: the model takes budgets only", b)
+			t = &Thinking{Type: "enabled", BudgetTokens: b}
+		}
 	}
 	if t.Type != "enabled" {
 		return
@@ -652,6 +711,34 @@ func fitThinking(r *Request, n *normalizer) {
 	}
 	r.Thinking = &Thinking{Type: "enabled", BudgetTokens: budget}
 	r.MaxTokens = maxTokens
+}
+
+// adaptiveEffort returns the output_config.effort for a request that asked
+// for thinking t: the client's effort (minimal, which output_config lacks,
+// as low), else the lowest level whose ThinkingBudget covers t's budget (max
+// above high's), else "" (the model's default).
+func adaptiveEffort(t *Thinking) string {
+	switch e := strings.ToLower(t.Effort); e {
+	case "low", "medium", "high", "xhigh", "max":
+		return e
+	case "minimal":
+		return "low"
+	}
+	if t.BudgetTokens <= 0 {
+		return ""
+	}
+	for _, e := range []string{"low", "medium", "high"} {
+		if b, _ := ThinkingBudget(e); t.BudgetTokens <= b {
+			return e
+		}
+	}
+	return "max"
+}
+
+// thinks reports whether the model will think on r: thinking asked for and
+// kept, or a model that always thinks.
+func thinks(r *Request, n *normalizer) bool {
+	return (r.Thinking != nil && r.Thinking.Type != "disabled") || n.models.Thinking(r.Model) == ThinkingAlwaysOn
 }
 
 // toolLoopWithoutThinking reports whether the conversation ends in tool
@@ -674,7 +761,8 @@ func toolLoopWithoutThinking(msgs []Message) bool {
 //     values outside are clamped; top_k below 1 is dropped.
 //   - With thinking on, only temperature 1, no top_k, and top_p of at least
 //     0.95 are accepted: the others are dropped (the default is what
-//     thinking needs).
+//     thinking needs). Thinking is on when the thinking rule kept it, and
+//     always for a model that always thinks, whatever the request says.
 //   - Newer models refuse temperature and top_p together, which most OpenAI
 //     clients send: top_p is dropped, temperature kept. This runs after the
 //     thinking rule, so a top_p that thinking allows survives a temperature
@@ -692,7 +780,7 @@ func fitSampling(r *Request, n *normalizer) {
 	if k := r.TopK; k != nil && *k < 1 {
 		r.TopK = nil
 	}
-	if r.Thinking != nil && r.Thinking.Type != "disabled" {
+	if thinks(r, n) {
 		if t := r.Temperature; t != nil && *t != 1 {
 			n.note("temperature dropped: thinking needs the default")
 			r.Temperature = nil

@@ -153,7 +153,10 @@ var _ ModelLimits = (*Catalog)(nil)
 
 type fakeLimits struct {
 	defaultMax func(model string) int
+	thinking   ThinkingMode
 }
+
+func (f fakeLimits) Thinking(string) ThinkingMode { return f.thinking }
 
 func (f fakeLimits) DefaultMaxTokens(model string) int      { return f.defaultMax(model) }
 func (f fakeLimits) ClampMaxTokens(model string, n int) int { return n }
@@ -166,6 +169,118 @@ func TestNormalize_ModelLimits(t *testing.T) {
 	Normalize(req, NormalizeOptions{Models: fakeLimits{defaultMax: func(string) int { return 1234 }}})
 	if req.MaxTokens != 1234 {
 		t.Errorf("max_tokens = %d, want the configured default 1234", req.MaxTokens)
+	}
+}
+
+// TestNormalize_ThinkingByModel: thinking is sent as each model's
+// ThinkingMode takes it, and sampling follows the final decision.
+func TestNormalize_ThinkingByModel(t *testing.T) {
+	t.Parallel()
+	temp := func(f float64) *float64 { return &f }
+	user := []Message{{Role: "user", Content: []ContentBlock{{Type: "text", Text: "x"}}}}
+	unsignedLoop := []Message{
+		{Role: "user", Content: []ContentBlock{{Type: "text", Text: "go"}}},
+		{Role: "assistant", Content: []ContentBlock{{Type: "tool_use", ID: "c1", Name: "f", Input: json.RawMessage(`{}`)}}},
+		{Role: "user", Content: []ContentBlock{{Type: "tool_result", ToolUseID: "c1", Content: json.RawMessage(`"ok"`)}}},
+	}
+	tests := []struct {
+		name     string
+		req      Request
+		thinking string // the thinking field as sent, "" for none
+		effort   string // output_config.effort
+		temp     *float64
+	}{
+		{"adaptive only: the client's effort", Request{Model: "claude-opus-4-7", Thinking: &Thinking{Type: "enabled", BudgetTokens: 32768, Effort: "xhigh"}},
+			`{"type":"adaptive"}`, "xhigh", nil},
+		{"adaptive only: minimal is low", Request{Model: "claude-sonnet-5", Thinking: &Thinking{Type: "enabled", BudgetTokens: 1024, Effort: "minimal"}},
+			`{"type":"adaptive"}`, "low", nil},
+		{"adaptive only: a bare budget's effort", Request{Model: "claude-opus-4-7", Thinking: &Thinking{Type: "enabled", BudgetTokens: 20000}},
+			`{"type":"adaptive"}`, "high", nil},
+		{"adaptive only: a budget above high's is max", Request{Model: "claude-opus-4-7", Thinking: &Thinking{Type: "enabled", BudgetTokens: 50000}},
+			`{"type":"adaptive"}`, "max", nil},
+		{"adaptive only: adaptive without effort keeps the default", Request{Model: "claude-opus-4-7", Thinking: &Thinking{Type: "adaptive"}},
+			`{"type":"adaptive"}`, "", nil},
+		{"adaptive only: a request's own effort stands", Request{Model: "claude-opus-4-7", Thinking: &Thinking{Type: "enabled", BudgetTokens: 24576, Effort: "high"},
+			OutputConfig: &OutputConfig{Effort: "low"}}, `{"type":"adaptive"}`, "low", nil},
+		{"adaptive only: disabled is sent", Request{Model: "claude-opus-5", Thinking: &Thinking{Type: "disabled"}, Temperature: temp(0.5)},
+			`{"type":"disabled"}`, "", temp(0.5)},
+		{"always on: the effort", Request{Model: "claude-fable-5-1", Thinking: &Thinking{Type: "enabled", BudgetTokens: 8192, Effort: "medium"}},
+			`{"type":"adaptive"}`, "medium", nil},
+		{"always on: disabled is left out, sampling as thinking", Request{Model: "claude-fable-5-1", Thinking: &Thinking{Type: "disabled"}, Temperature: temp(0.5)},
+			"", "", nil},
+		{"always on: no thinking asked, sampling as thinking", Request{Model: "claude-opus-5-5", Temperature: temp(0.5)},
+			"", "", nil},
+		{"always on: temperature 1 stays", Request{Model: "claude-opus-5-5", Temperature: temp(1)},
+			"", "", temp(1)},
+		{"always on: an unsigned tool loop leaves thinking out", Request{Model: "claude-fable-5", Thinking: &Thinking{Type: "enabled", BudgetTokens: 2048}, Messages: unsignedLoop},
+			"", "", nil},
+		{"adaptive: a budget stands", Request{Model: "claude-sonnet-4-6", Thinking: &Thinking{Type: "enabled", BudgetTokens: 2048, Effort: "medium"}, MaxTokens: 8000},
+			`{"type":"enabled","budget_tokens":2048}`, "", nil},
+		{"adaptive: adaptive stands", Request{Model: "claude-opus-4-6", Thinking: &Thinking{Type: "adaptive"}},
+			`{"type":"adaptive"}`, "", nil},
+		{"manual: adaptive becomes the effort's budget", Request{Model: "claude-sonnet-4-5", Thinking: &Thinking{Type: "adaptive", Effort: "high"}, MaxTokens: 30000},
+			`{"type":"enabled","budget_tokens":24576}`, "", nil},
+		{"manual: adaptive without effort is medium", Request{Model: "claude-haiku-4-5", Thinking: &Thinking{Type: "adaptive"}, MaxTokens: 30000},
+			`{"type":"enabled","budget_tokens":8192}`, "", nil},
+		{"none: thinking dropped, sampling kept", Request{Model: "claude-3-5-haiku", Thinking: &Thinking{Type: "enabled", BudgetTokens: 2048}, Temperature: temp(0.5)},
+			"", "", temp(0.5)},
+		{"none: disabled dropped", Request{Model: "claude-3-opus", Thinking: &Thinking{Type: "disabled"}},
+			"", "", nil},
+		{"unknown: a budget as today", Request{Model: "claude-next-9", Thinking: &Thinking{Type: "enabled", BudgetTokens: 2048, Effort: "low"}, MaxTokens: 8000},
+			`{"type":"enabled","budget_tokens":2048}`, "", nil},
+		{"unknown: adaptive as today", Request{Model: "claude-next-9", Thinking: &Thinking{Type: "adaptive"}},
+			`{"type":"adaptive"}`, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req := tt.req
+			if req.Messages == nil {
+				req.Messages = slices.Clone(user)
+			}
+			Normalize(&req, NormalizeOptions{})
+			got := ""
+			if req.Thinking != nil {
+				b, _ := json.Marshal(req.Thinking)
+				got = string(b)
+			}
+			if got != tt.thinking {
+				t.Errorf("thinking = %s, want %s", got, tt.thinking)
+			}
+			effort := ""
+			if req.OutputConfig != nil {
+				effort = req.OutputConfig.Effort
+			}
+			if effort != tt.effort {
+				t.Errorf("output_config.effort = %q, want %q", effort, tt.effort)
+			}
+			if diff := cmp.Diff(tt.temp, req.Temperature); diff != "" {
+				t.Errorf("temperature (-want +got):\n%s", diff)
+			}
+			again := req
+			if n := Normalize(&again, NormalizeOptions{}); len(n.Notes) > 0 {
+				t.Errorf("second pass notes %q, want none", n.Notes)
+			}
+		})
+	}
+}
+
+// TestNormalize_ThinkingFromModelLimits: the thinking mode comes from the
+// catalog Normalize is given, not the built-in one.
+func TestNormalize_ThinkingFromModelLimits(t *testing.T) {
+	t.Parallel()
+	c, err := Builtin().With(Model{ID: "claude-custom", MaxOutputTokens: 64000, Thinking: ThinkingAdaptiveOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &Request{Model: "claude-custom", Thinking: &Thinking{Type: "enabled", BudgetTokens: 8192, Effort: "medium"},
+		Messages: []Message{{Role: "user", Content: []ContentBlock{{Type: "text", Text: "x"}}}}}
+	Normalize(req, NormalizeOptions{Models: c})
+	if req.Thinking == nil || req.Thinking.Type != "adaptive" || req.OutputConfig == nil || req.OutputConfig.Effort != "medium" {
+		t.Errorf("thinking %+v, output_config %+v; want adaptive at effort medium", req.Thinking, req.OutputConfig)
+	}
+	if req.MaxTokens != 32000 {
+		t.Errorf("max_tokens = %d, want the configured model's default 32000", req.MaxTokens)
 	}
 }
 

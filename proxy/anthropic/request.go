@@ -206,6 +206,14 @@ type ToolChoice struct {
 type Thinking struct {
 	Type         string `json:"type"` // enabled, disabled, adaptive
 	BudgetTokens int    `json:"budget_tokens,omitempty"`
+	// Effort is the reasoning effort the client asked for (none, minimal,
+	// low, medium, high, xhigh, max), kept by the decoders next to the
+	// budget they derived from it (ThinkingBudget). It is never sent as
+	// part of thinking: for a model that takes adaptive thinking only,
+	// Normalize sends thinking {type: adaptive} with the effort as
+	// output_config.effort (minimal as low); for the others the budget
+	// stands and Effort is unused. Empty when the client gave a budget.
+	Effort string `json:"-"`
 }
 
 // Metadata carries the opaque end-user id.

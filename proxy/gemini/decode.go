@@ -87,11 +87,11 @@ func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, I
 		return nil, info, err
 	}
 	if d.budget > 0 {
-		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: d.budget}
+		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: d.budget, Effort: d.effort}
 	}
 	sampling(req, gc)
 
-	n := anthropic.Normalize(req, anthropic.NormalizeOptions{})
+	n := anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
 	if n.Empty && len(req.System) == 0 {
 		// Gemini refuses a request with nothing in it; so does llmgw,
 		// rather than send a placeholder alone.
@@ -119,6 +119,9 @@ type decoder struct {
 	info *Info
 	// budget is the thinking budget asked for; 0 for none.
 	budget int
+	// effort is the thinkingLevel asked for, lower case; "" for none (a
+	// budget, or dynamic thinking).
+	effort string
 }
 
 // generation reads the sampling and length settings.
@@ -163,7 +166,7 @@ func (d *decoder) generation(req *anthropic.Request, gc *GenerationConfig) error
 			if !ok {
 				return reqErr("generationConfig.thinkingConfig.thinkingLevel", "unknown level %q; use MINIMAL, LOW, MEDIUM or HIGH", tc.ThinkingLevel)
 			}
-			d.budget = b
+			d.budget, d.effort = b, strings.ToLower(tc.ThinkingLevel)
 		case tc.IncludeThoughts:
 			d.budget = def
 		}

@@ -123,12 +123,23 @@ func TestAppendString(t *testing.T) {
 }
 
 func TestModelEntry(t *testing.T) {
-	m := ModelEntry("claude-opus-4-1-20250805", "Claude Opus 4.1")
-	if m.Name != "models/claude-opus-4-1-20250805" || m.OutputTokenLimit != 32000 || m.DisplayName != "Claude Opus 4.1" {
+	m := ModelEntry("claude-opus-4-1-20250805", nil)
+	if m.Name != "models/claude-opus-4-1-20250805" || m.OutputTokenLimit != 32000 || m.InputTokenLimit != 200000 ||
+		m.DisplayName != "Claude Opus 4.1" || !m.Thinking {
 		t.Errorf("entry = %+v", m)
 	}
-	if u := ModelEntry("claude-next-1", ""); u.DisplayName != "claude-next-1" || u.OutputTokenLimit != 8192 {
+	if u := ModelEntry("claude-next-1", nil); u.DisplayName != "claude-next-1" || u.OutputTokenLimit != 8192 || !u.Thinking {
 		t.Errorf("unknown model entry = %+v", u)
+	}
+	if h := ModelEntry("claude-3-5-haiku", nil); h.Thinking {
+		t.Errorf("a model without extended thinking: entry = %+v", h)
+	}
+	c, err := anthropic.Builtin().With(anthropic.Model{ID: "claude-custom", DisplayName: "Custom", ContextWindow: 400000, MaxOutputTokens: 16000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := ModelEntry("claude-custom", c); e.DisplayName != "Custom" || e.InputTokenLimit != 400000 || e.OutputTokenLimit != 16000 {
+		t.Errorf("configured model entry = %+v", e)
 	}
 	b, err := ModelList(nil)
 	if err != nil || string(b) != `{"models":[]}` {

@@ -28,6 +28,10 @@ type DecodeOptions struct {
 	// Aliases maps model names clients insist on to Anthropic model ids.
 	// Names not in the map pass through unchanged.
 	Aliases map[string]string
+	// Models answers for each model's max_tokens default and cap and how it
+	// takes thinking: the catalog the config file extended. Nil means the
+	// built-in catalog.
+	Models anthropic.ModelLimits
 }
 
 // Info is what the response side needs to know about a decoded request. The

@@ -23,31 +23,43 @@ type Model struct {
 	Thinking                   bool     `json:"thinking"`
 }
 
-// contextWindow is the input limit reported for every Claude model.
+// contextWindow is the input limit reported for a model whose context
+// window the catalog does not know.
 const contextWindow = 200000
 
-// ModelEntry describes a model id (an Anthropic id, or an alias a client
-// uses) for the model list. displayName defaults to the id. Unknown ids get
-// an entry too: they pass through to the upstream unchanged.
-func ModelEntry(id, displayName string) Model {
-	if displayName == "" {
-		displayName = id
+// ModelEntry describes a model id (an Anthropic id, or an alias's target)
+// for the model list, from what catalog c (nil: the built-in one) knows of
+// it: display name, context window, output cap (or, when unknown, the
+// max_tokens llmgw sends) and whether it thinks. Unknown ids get an entry
+// too, named by their id: they pass through to the upstream unchanged.
+func ModelEntry(id string, c *anthropic.Catalog) Model {
+	if c == nil {
+		c = anthropic.Builtin()
 	}
-	out := anthropic.MaxTokensCap(id)
+	m, _ := c.Lookup(id)
+	display := m.DisplayName
+	if display == "" {
+		display = id
+	}
+	in := m.ContextWindow
+	if in == 0 {
+		in = contextWindow
+	}
+	out := c.MaxTokensCap(id)
 	if out == 0 {
-		out = anthropic.DefaultMaxTokens(id)
+		out = c.DefaultMaxTokens(id)
 	}
 	return Model{
 		Name:                       "models/" + id,
 		BaseModelID:                id,
 		Version:                    "001",
-		DisplayName:                displayName,
-		InputTokenLimit:            contextWindow,
+		DisplayName:                display,
+		InputTokenLimit:            in,
 		OutputTokenLimit:           out,
 		SupportedGenerationMethods: []string{"generateContent", "streamGenerateContent", "countTokens"},
 		Temperature:                1,
 		MaxTemperature:             1,
-		Thinking:                   true,
+		Thinking:                   c.Thinking(id) != anthropic.ThinkingNone,
 	}
 }
 

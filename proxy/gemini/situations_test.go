@@ -66,9 +66,13 @@ func geminiSituations() map[string]string {
 			{"role":"user","parts":[{"functionResponse":{"id":"c1","name":"f","response":{"result":"ok"}}}]}]}`,
 		"forced tool use turns thinking off": `{"generationConfig":{"thinkingConfig":{"thinkingBudget":2048}},"tools":[{"functionDeclarations":[{"name":"f"}]}],
 			"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["f"]}},"contents":[{"parts":[{"text":"x"}]}]}`,
-		"tool_choice without tools is dropped":      `{"tools":[{"googleSearch":{}}],"toolConfig":{"functionCallingConfig":{"mode":"ANY"}},"contents":[{"parts":[{"text":"x"}]}]}`,
-		"tool_choice none carries no parallel flag": `{"tools":[{"functionDeclarations":[{"name":"f"}]}],"toolConfig":{"functionCallingConfig":{"mode":"NONE"}},"contents":[{"parts":[{"text":"x"}]}]}`,
-		"sampling within Anthropic's ranges":        `{"generationConfig":{"temperature":1.5,"topP":0.9,"topK":0},"contents":[{"parts":[{"text":"x"}]}]}`,
+		"a model that takes no budget thinks adaptively, at the asked effort": `{"generationConfig":{"thinkingConfig":{"thinkingLevel":"LOW"}},"contents":[{"parts":[{"text":"x"}]}]}`,
+		"a model that always thinks gets no thinking field when it is turned off": `{"generationConfig":{"temperature":0.5,"topK":5,"thinkingConfig":{"thinkingBudget":2048}},
+			"tools":[{"functionDeclarations":[{"name":"f"}]}],"toolConfig":{"functionCallingConfig":{"mode":"ANY","allowedFunctionNames":["f"]}},"contents":[{"parts":[{"text":"x"}]}]}`,
+		"a model without extended thinking gets none": `{"generationConfig":{"temperature":0.5,"thinkingConfig":{"thinkingBudget":2048}},"contents":[{"parts":[{"text":"x"}]}]}`,
+		"tool_choice without tools is dropped":        `{"tools":[{"googleSearch":{}}],"toolConfig":{"functionCallingConfig":{"mode":"ANY"}},"contents":[{"parts":[{"text":"x"}]}]}`,
+		"tool_choice none carries no parallel flag":   `{"tools":[{"functionDeclarations":[{"name":"f"}]}],"toolConfig":{"functionCallingConfig":{"mode":"NONE"}},"contents":[{"parts":[{"text":"x"}]}]}`,
+		"sampling within Anthropic's ranges":          `{"generationConfig":{"temperature":1.5,"topP":0.9,"topK":0},"contents":[{"parts":[{"text":"x"}]}]}`,
 		"thinking drops the sampling it cannot take": `{"generationConfig":{"temperature":0.5,"topP":0.97,"topK":5,"thinkingConfig":{"thinkingBudget":2048}},
 			"contents":[{"parts":[{"text":"x"}]}]}`,
 		"blank stop sequences are dropped":   `{"generationConfig":{"stopSequences":["\n","","END"]},"contents":[{"parts":[{"text":"x"}]}]}`,
@@ -79,7 +83,12 @@ func geminiSituations() map[string]string {
 
 // geminiModels names the model of the situations that need another (Gemini
 // puts the model in the path, not the body).
-var geminiModels = map[string]string{"max_tokens within the model's cap": "claude-3-5-haiku-20241022"}
+var geminiModels = map[string]string{
+	"max_tokens within the model's cap":                                       "claude-3-5-haiku-20241022",
+	"a model that takes no budget thinks adaptively, at the asked effort":     "claude-opus-4-7",
+	"a model that always thinks gets no thinking field when it is turned off": "claude-fable-5-1",
+	"a model without extended thinking gets none":                             "claude-3-5-haiku-20241022",
+}
 
 // notInGemini are the situations a Gemini request cannot be in, and why.
 var notInGemini = map[string]string{

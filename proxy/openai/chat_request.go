@@ -17,6 +17,10 @@ type DecodeOptions struct {
 	// Aliases map model names clients insist on (gpt-4o) to Anthropic model
 	// ids. A name without an alias passes through unchanged.
 	Aliases map[string]string
+	// Models answers for each model's max_tokens default and cap and how it
+	// takes thinking: the catalog the config file extended. Nil means the
+	// built-in catalog.
+	Models anthropic.ModelLimits
 }
 
 // ChatInfo is what the response side needs to know about a decoded request.
@@ -225,7 +229,7 @@ func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, e
 		}
 		return nil, ChatInfo{}, re
 	}
-	anthropic.Normalize(req, anthropic.NormalizeOptions{})
+	anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
 	return req, d.info, nil
 }
 
@@ -492,8 +496,10 @@ func hasTool(tools []anthropic.Tool, name string) bool {
 }
 
 // thinking maps reasoning_effort (or Anthropic's own thinking object) to
-// extended thinking. Normalize fits the budget to max_tokens and the model,
-// and turns thinking off where Anthropic would refuse it.
+// extended thinking: a budget, with the effort kept for models that take
+// adaptive thinking only. Normalize sends it as the model takes it, fits the
+// budget to max_tokens, and turns thinking off where Anthropic would refuse
+// it.
 func (d *decoder) thinking(req *anthropic.Request, cr *chatRequest) error {
 	switch {
 	case cr.ReasoningEffort != nil:
@@ -502,7 +508,7 @@ func (d *decoder) thinking(req *anthropic.Request, cr *chatRequest) error {
 			return reqErr("reasoning_effort", "must be one of none, minimal, low, medium, high, xhigh, max; got %q", *cr.ReasoningEffort)
 		}
 		if b > 0 {
-			req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: b}
+			req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: b, Effort: strings.ToLower(*cr.ReasoningEffort)}
 		}
 	case cr.Thinking != nil:
 		switch cr.Thinking.Type {

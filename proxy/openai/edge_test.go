@@ -323,8 +323,10 @@ func TestDecodeChat_ThinkingBudgetFitsMaxTokens(t *testing.T) {
 		// none: no thinking
 		{`{"model":"claude-sonnet-4-5","max_tokens":4000,"reasoning_effort":"none","messages":[{"role":"user","content":"x"}]}`, 0, 4000},
 		// a model whose cap is below the budget: the budget shrinks under it
-		{`{"model":"claude-3-5-sonnet-20241022","reasoning_effort":"high","messages":[{"role":"user","content":"x"}]}`, 7168, 8192},
-		{`{"model":"claude-3-opus-20240229","reasoning_effort":"high","messages":[{"role":"user","content":"x"}]}`, 3072, 4096},
+		{`{"model":"claude-opus-4-1","max_tokens":40000,"reasoning_effort":"max","messages":[{"role":"user","content":"x"}]}`, 32000 - 1024, 32000},
+		// a model without extended thinking: none
+		{`{"model":"claude-3-5-sonnet-20241022","reasoning_effort":"high","messages":[{"role":"user","content":"x"}]}`, 0, 8192},
+		{`{"model":"claude-3-opus-20240229","reasoning_effort":"high","messages":[{"role":"user","content":"x"}]}`, 0, 4096},
 	}
 	for _, tt := range tests {
 		req, _ := decode(t, tt.body)

@@ -96,7 +96,7 @@ func Decode(body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 	if err != nil {
 		return nil, Info{}, err
 	}
-	d.notes = append(d.notes, anthropic.Normalize(req, anthropic.NormalizeOptions{}).Notes...)
+	d.notes = append(d.notes, anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models}).Notes...)
 	info := Info{
 		Model:   wr.Model,
 		Stream:  wr.Stream != nil && *wr.Stream,
@@ -322,8 +322,10 @@ func (d *decoder) sampling(req *anthropic.Request, temp, topP *float64) error {
 	return nil
 }
 
-// thinking maps reasoning.effort to extended thinking; Normalize fits the
-// budget and turns thinking off where Anthropic would refuse it.
+// thinking maps reasoning.effort to extended thinking: a budget, with the
+// effort kept for models that take adaptive thinking only. Normalize sends
+// it as the model takes it, fits the budget and turns thinking off where
+// Anthropic would refuse it.
 func (d *decoder) thinking(req *anthropic.Request, r *wireReasoning) error {
 	if r == nil || r.Effort == nil || *r.Effort == "" {
 		return nil
@@ -333,7 +335,7 @@ func (d *decoder) thinking(req *anthropic.Request, r *wireReasoning) error {
 		return badParam("reasoning.effort", "unknown effort %q (use none, minimal, low, medium, high, xhigh or max)", *r.Effort)
 	}
 	if budget > 0 {
-		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget}
+		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget, Effort: strings.ToLower(*r.Effort)}
 	}
 	return nil
 }

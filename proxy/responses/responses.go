@@ -25,6 +25,8 @@ package responses
 import (
 	"fmt"
 	"time"
+
+	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
 // DecodeOptions tunes Decode.
@@ -32,6 +34,10 @@ type DecodeOptions struct {
 	// Aliases maps model names clients insist on (gpt-5-codex) to Anthropic
 	// model ids. Names not in the map pass through unchanged.
 	Aliases map[string]string
+	// Models answers for each model's max_tokens default and cap and how it
+	// takes thinking: the catalog the config file extended. Nil means the
+	// built-in catalog.
+	Models anthropic.ModelLimits
 }
 
 // Info is what the response side needs to know about a decoded request. It
