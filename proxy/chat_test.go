@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openai/openai-go/v3"
@@ -603,5 +604,29 @@ func TestChat_ErrorNamesParam(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" {
 		t.Fatalf("err = %v, want a 400 with param n", err)
+	}
+}
+
+// TestConverted_CreatedFromServerClock: the created time of a converted
+// answer comes from the server's clock, as every other time does.
+func TestConverted_CreatedFromServerClock(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	fixed := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	g := newGateway(t, Config{Now: func() time.Time { return fixed }}, account(1, "a", "sk-ant-a", up.URL))
+	for path, body := range map[string]string{
+		"/v1/chat/completions": `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`,
+		"/v1/responses":        `{"model":"claude-sonnet-4-5","input":"hi"}`,
+	} {
+		status, _, raw := post(t, g.URL, path, body)
+		var got struct {
+			Created   int64 `json:"created"`
+			CreatedAt int64 `json:"created_at"`
+		}
+		if err := json.Unmarshal(raw, &got); err != nil || status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, status, raw)
+		}
+		if got.Created+got.CreatedAt != fixed.Unix() {
+			t.Errorf("%s: created %d / created_at %d, want the server clock's %d", path, got.Created, got.CreatedAt, fixed.Unix())
+		}
 	}
 }

@@ -174,8 +174,8 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 	s.pool.maxWaiting = cfg.MaxWaiting
 	s.dialects = dialects{
 		anthropic: anthropicDialect{},
-		chat:      chatDialect{openai.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
-		responses: responsesDialect{responses.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
+		chat:      chatDialect{openai.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog, Now: cfg.Now}},
+		responses: responsesDialect{responses.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog, Now: cfg.Now}},
 		gemini:    geminiDialect{gemini.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
 	}
 	s.handler = s.routes()

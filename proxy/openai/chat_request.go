@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
@@ -21,6 +22,9 @@ type DecodeOptions struct {
 	// takes thinking: the catalog the config file extended. Nil means the
 	// built-in catalog.
 	Models anthropic.ModelLimits
+	// Now is the clock the response's created time comes from: the
+	// server's. Nil means time.Now.
+	Now func() time.Time
 }
 
 // ChatInfo is what the response side needs to know about a decoded request.
@@ -230,6 +234,11 @@ func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, e
 		return nil, ChatInfo{}, re
 	}
 	anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
+	now := time.Now
+	if opt.Now != nil {
+		now = opt.Now
+	}
+	d.info.Created = now().Unix()
 	return req, d.info, nil
 }
 

@@ -100,7 +100,7 @@ func Decode(body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 	info := Info{
 		Model:   wr.Model,
 		Stream:  wr.Stream != nil && *wr.Stream,
-		Created: time.Now(),
+		Created: now(opt),
 		Tools:   d.tools,
 		Notes:   d.notes,
 		echo:    newEcho(&wr, fields),
@@ -338,4 +338,12 @@ func (d *decoder) thinking(req *anthropic.Request, r *wireReasoning) error {
 		req.Thinking = &anthropic.Thinking{Type: "enabled", BudgetTokens: budget, Effort: strings.ToLower(*r.Effort)}
 	}
 	return nil
+}
+
+// now reads the clock opt gives, else the system's.
+func now(opt DecodeOptions) time.Time {
+	if opt.Now != nil {
+		return opt.Now()
+	}
+	return time.Now()
 }

@@ -38,6 +38,9 @@ type DecodeOptions struct {
 	// takes thinking: the catalog the config file extended. Nil means the
 	// built-in catalog.
 	Models anthropic.ModelLimits
+	// Now is the clock the response's created time comes from: the
+	// server's. Nil means time.Now.
+	Now func() time.Time
 }
 
 // Info is what the response side needs to know about a decoded request. It
