@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Response is a complete Messages response, as a non-streaming call returns
@@ -27,7 +28,17 @@ type Response struct {
 type Accumulator struct {
 	Response Response
 	Tally    Tally
-	partial  map[int]*bytes.Buffer // tool input fragments by block index
+	// open holds the deltas of each block not yet stopped, by index. They
+	// are joined once, at content_block_stop (or message_stop for a block
+	// never stopped): appending each delta to the block's string would copy
+	// the whole text at every delta, quadratic in a long answer.
+	open map[int]*openBlock
+}
+
+// openBlock is the text of one block's deltas so far.
+type openBlock struct {
+	text, thinking, signature strings.Builder
+	input                     bytes.Buffer // input_json_delta fragments
 }
 
 // StreamDelta is a content_block_delta event's delta.
@@ -57,6 +68,14 @@ func (a *Accumulator) Add(name string, data []byte) error {
 	a.Tally.Observe(name, data)
 	switch name {
 	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta":
+	case "message_stop":
+		// A block the upstream never stopped keeps what it got.
+		for i := range a.open {
+			if err := a.close(i); err != nil {
+				return err
+			}
+		}
+		return nil
 	default:
 		return nil
 	}
@@ -86,46 +105,32 @@ func (a *Accumulator) Add(name string, data []byte) error {
 		if ev.Index >= len(r.Content) || ev.Delta == nil {
 			return fmt.Errorf("content_block_delta for unknown block %d", ev.Index)
 		}
-		b := &r.Content[ev.Index]
+		if a.open == nil {
+			a.open = make(map[int]*openBlock)
+		}
+		o := a.open[ev.Index]
+		if o == nil {
+			o = new(openBlock)
+			a.open[ev.Index] = o
+		}
 		switch ev.Delta.Type {
 		case "text_delta":
-			b.Text += ev.Delta.Text
+			o.text.WriteString(ev.Delta.Text)
 		case "thinking_delta":
-			b.Thinking += ev.Delta.Thinking
+			o.thinking.WriteString(ev.Delta.Thinking)
 		case "signature_delta":
-			b.Signature += ev.Delta.Signature
+			o.signature.WriteString(ev.Delta.Signature)
 		case "input_json_delta":
-			if a.partial == nil {
-				a.partial = make(map[int]*bytes.Buffer)
-			}
-			buf := a.partial[ev.Index]
-			if buf == nil {
-				buf = new(bytes.Buffer)
-				a.partial[ev.Index] = buf
-			}
-			buf.WriteString(ev.Delta.PartialJSON)
+			o.input.WriteString(ev.Delta.PartialJSON)
 		case "citations_delta":
+			b := &r.Content[ev.Index]
 			b.Citations = appendRaw(b.Citations, ev.Delta.Citation)
 		}
 	case "content_block_stop":
 		if ev.Index >= len(r.Content) {
 			return fmt.Errorf("content_block_stop for unknown block %d", ev.Index)
 		}
-		b := &r.Content[ev.Index]
-		if b.Type == "tool_use" || b.Type == "server_tool_use" {
-			var in []byte
-			if buf := a.partial[ev.Index]; buf != nil {
-				in = bytes.TrimSpace(buf.Bytes())
-			}
-			if len(in) == 0 {
-				in = []byte("{}")
-			}
-			if !json.Valid(in) {
-				return fmt.Errorf("tool_use block %d: input is not valid JSON", ev.Index)
-			}
-			b.Input = json.RawMessage(bytes.Clone(in))
-			delete(a.partial, ev.Index)
-		}
+		return a.close(ev.Index)
 	case "message_delta":
 		if ev.Delta != nil {
 			if ev.Delta.StopReason != "" {
@@ -134,6 +139,35 @@ func (a *Accumulator) Add(name string, data []byte) error {
 			r.StopSequence = ev.Delta.StopSequence
 		}
 	}
+	return nil
+}
+
+// close joins block i's deltas into it: text, thinking and signature
+// append to what content_block_start gave; a tool's input fragments are
+// parsed as one JSON value (nothing is {}).
+func (a *Accumulator) close(i int) error {
+	b := &a.Response.Content[i]
+	o := a.open[i]
+	delete(a.open, i)
+	if o != nil {
+		b.Text += o.text.String()
+		b.Thinking += o.thinking.String()
+		b.Signature += o.signature.String()
+	}
+	if b.Type != "tool_use" && b.Type != "server_tool_use" {
+		return nil
+	}
+	var in []byte
+	if o != nil {
+		in = bytes.TrimSpace(o.input.Bytes())
+	}
+	if len(in) == 0 {
+		in = []byte("{}")
+	}
+	if !json.Valid(in) {
+		return fmt.Errorf("tool_use block %d: input is not valid JSON", i)
+	}
+	b.Input = json.RawMessage(bytes.Clone(in))
 	return nil
 }
 

@@ -38,10 +38,11 @@ type Reader struct {
 
 // NewReader returns a Reader that reads from r.
 func NewReader(r io.Reader) *Reader {
-	// 4 KiB holds most events whole; a longer line is read in pieces, and
-	// a stream open for a long time costs little memory (8,000 streams at
-	// 16 KiB each were 128 MiB).
-	return &Reader{Max: MaxFrame, br: bufio.NewReaderSize(r, 4<<10)}
+	// The upstream body is buffered already (net/http reads it through a
+	// 4 KiB buffer); 1 KiB here holds most events' lines whole, a longer
+	// line is read in pieces, and a stream open for minutes costs little
+	// (8,000 streams at 16 KiB each were 128 MiB).
+	return &Reader{Max: MaxFrame, br: bufio.NewReaderSize(r, 1<<10)}
 }
 
 // Unread pushes ev back so that the next call to Next returns it. Events
