@@ -21,10 +21,14 @@ test: fmt-check vet
 vet:
 	go vet ./...
 
-# staticcheck, pinned, fetched through the Go module proxy on first use.
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# staticcheck and golangci-lint, pinned, fetched through the Go module proxy
+# on first use. golangci-lint runs only errcheck, bodyclose, sqlclosecheck and
+# errorlint (.golangci.yml), on test files and the load test too.
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 lint: fmt-check vet
 	go run $(STATICCHECK) ./...
+	go run $(GOLANGCI_LINT) run ./...
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	urfave "github.com/urfave/cli/v2"
@@ -184,7 +183,8 @@ Example:
 					return writeJSON(c.App.Writer, out)
 				}
 				if len(accts) == 0 {
-					fmt.Fprintln(c.App.ErrWriter, `no accounts yet: add one with "llmgw account add" or "llmgw account import"`)
+					// A hint on stderr; the (empty) table below is the answer.
+					_, _ = fmt.Fprintln(c.App.ErrWriter, `no accounts yet: add one with "llmgw account add" or "llmgw account import"`)
 				}
 				return writeAccountTable(c.App.Writer, accts, stats, env.now())
 			})
@@ -193,12 +193,12 @@ Example:
 }
 
 func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw.AccountStats, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSTATUS\tPRIORITY\tWEIGHT\tCOOLDOWN UNTIL\tREQUESTS\tERRORS\tAVG LATENCY\tLAST USED")
+	tw := newTable(w)
+	tw.row("NAME\tTYPE\tSTATUS\tPRIORITY\tWEIGHT\tCOOLDOWN UNTIL\tREQUESTS\tERRORS\tAVG LATENCY\tLAST USED\n")
 	for i := range accts {
 		a := &accts[i]
 		st := stats[a.ID]
-		printEscaped(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
+		tw.row("%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
 			a.Name, a.Type, statusText(a.State), a.Priority, a.Weight,
 			cooldownText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
 	}
@@ -220,16 +220,18 @@ func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tOWNER KEYS")
+	if _, err := fmt.Fprintln(w); err != nil {
+		return err
+	}
+	tw := newTable(w)
+	tw.row("ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tOWNER KEYS\n")
 	for _, a := range rows {
 		email, expires, refreshed, h5, d7 := "-", "-", "-", "-", "-"
 		if a.Type == llmgw.AccountOAuth {
 			email, expires, refreshed = orDash(a.Email), expiresIn(a.ExpiresAt, now), formatTime(a.LastRefresh)
 			h5, d7 = windowText(a.Windows.FiveHour, now), windowText(a.Windows.SevenDay, now)
 		}
-		printEscaped(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys))
+		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys))
 	}
 	return tw.Flush()
 }
@@ -454,8 +456,8 @@ func accountShowCommand(env *appEnv) *urfave.Command {
 }
 
 func writeAccount(w io.Writer, a *llmgw.Account, st llmgw.AccountStats, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { printEscaped(tw, "%s:\t%s\n", k, v) }
+	tw := newTable(w)
+	row := func(k, v string) { tw.row("%s:\t%s\n", k, v) }
 	row("name", a.Name)
 	row("type", string(a.Type))
 	row("status", statusText(a.State))

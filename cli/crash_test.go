@@ -151,7 +151,11 @@ func TestCrash_KillNineLosesAtMostTheLastSecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sdb.Close()
+	defer func() {
+		if err := sdb.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	rows, err := sdb.ListUsage(context.Background(), start.Add(-time.Minute), time.Now().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"path/filepath"
-	"text/tabwriter"
 
 	urfave "github.com/urfave/cli/v2"
 
@@ -85,14 +84,14 @@ func (e *appEnv) dbStatus(c *urfave.Context) (err error) {
 	if err != nil {
 		return err // the store's errors name the file
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tFILE\tAPPLIED AT")
+	tw := newTable(c.App.Writer)
+	tw.row("VERSION\tFILE\tAPPLIED AT\n")
 	for _, s := range status {
 		applied := "pending"
 		if s.State == goose.StateApplied {
 			applied = formatTime(s.AppliedAt)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Source.Version, filepath.Base(s.Source.Path), applied)
+		tw.row("%d\t%s\t%s\n", s.Source.Version, filepath.Base(s.Source.Path), applied)
 	}
 	return tw.Flush()
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
 )
@@ -62,4 +63,32 @@ func printEscaped(w io.Writer, format string, args ...any) (int, error) {
 		}
 	}
 	return fmt.Fprintf(w, format, esc...)
+}
+
+// table lays rows out in aligned columns on w, each printed as printEscaped
+// does. The first write error sticks: later rows are dropped and Flush
+// returns it, so a command checks one error, not one per row.
+type table struct {
+	tw  *tabwriter.Writer
+	err error
+}
+
+func newTable(w io.Writer) *table {
+	return &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+}
+
+// row prints one line; format ends with "\n" and separates columns by tabs.
+func (t *table) row(format string, args ...any) {
+	if t.err == nil {
+		_, t.err = printEscaped(t.tw, format, args...)
+	}
+}
+
+// Flush writes out the rows buffered so far and returns the first write
+// error.
+func (t *table) Flush() error {
+	if t.err != nil {
+		return t.err
+	}
+	return t.tw.Flush()
 }

@@ -39,7 +39,9 @@ func TestPrintEscaped_OnlyArguments(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
 	type named string
-	printEscaped(&b, "%s\t%s\t%d\t%v\n", "a\tb", named("\x1b"), 7, nil)
+	if _, err := printEscaped(&b, "%s\t%s\t%d\t%v\n", "a\tb", named("\x1b"), 7, nil); err != nil {
+		t.Fatal(err)
+	}
 	if want := "a\\tb\t\\x1b\t7\t<nil>\n"; b.String() != want {
 		t.Errorf("printEscaped wrote %q, want %q", b.String(), want)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	urfave "github.com/urfave/cli/v2"
 
@@ -98,7 +97,7 @@ func writeExplainJSON(w io.Writer, r *store.UsageRow) error {
 }
 
 func writeExplain(w io.Writer, r *store.UsageRow) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	mode := "not streamed"
 	if r.Stream {
 		mode = "streamed"
@@ -113,16 +112,16 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 	if r.EndedEarly {
 		outcome += " (the stream ended early)"
 	}
-	printEscaped(tw, "request:\t%s\n", r.RequestID)
-	printEscaped(tw, "time:\t%s\n", formatTime(r.Time))
-	printEscaped(tw, "client key:\t%s\n", orDash(r.KeyName))
-	printEscaped(tw, "model:\t%s (%s, %s)\n", r.Model, r.Dialect, mode)
-	printEscaped(tw, "answer:\t%s\n", outcome)
-	printEscaped(tw, "answered by:\t%s\n", orDash(r.AccountName))
-	printEscaped(tw, "tokens:\tinput %d, output %d, cache read %d, cache write %d (5m %d, 1h %d)\n",
+	tw.row("request:\t%s\n", r.RequestID)
+	tw.row("time:\t%s\n", formatTime(r.Time))
+	tw.row("client key:\t%s\n", orDash(r.KeyName))
+	tw.row("model:\t%s (%s, %s)\n", r.Model, r.Dialect, mode)
+	tw.row("answer:\t%s\n", outcome)
+	tw.row("answered by:\t%s\n", orDash(r.AccountName))
+	tw.row("tokens:\tinput %d, output %d, cache read %d, cache write %d (5m %d, 1h %d)\n",
 		r.Tokens.Input, r.Tokens.Output, r.Tokens.CacheRead, r.Tokens.CacheWrite, r.Tokens.CacheWrite5m, r.Tokens.CacheWrite1h)
-	printEscaped(tw, "time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
-	printEscaped(tw, "upstream request id:\t%s\n", orDash(r.UpstreamID))
+	tw.row("time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
+	tw.row("upstream request id:\t%s\n", orDash(r.UpstreamID))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -130,15 +129,17 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 		_, err := fmt.Fprintln(w, "attempts: none (no account could take the request)")
 		return err
 	}
-	fmt.Fprintln(w, "attempts:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  #\tACCOUNT\tSTATUS\tERROR\tTTFB")
+	if _, err := fmt.Fprintln(w, "attempts:"); err != nil {
+		return err
+	}
+	tw = newTable(w)
+	tw.row("  #\tACCOUNT\tSTATUS\tERROR\tTTFB\n")
 	for i, a := range r.Attempts {
 		status := fmt.Sprint(a.Status)
 		if a.Status == 0 {
 			status = "-"
 		}
-		printEscaped(tw, "  %d\t%s\t%s\t%s\t%dms\n", i+1, a.AccountName, status, orDash(a.ErrorType), a.TTFB.Milliseconds())
+		tw.row("  %d\t%s\t%s\t%s\t%dms\n", i+1, a.AccountName, status, orDash(a.ErrorType), a.TTFB.Milliseconds())
 	}
 	return tw.Flush()
 }

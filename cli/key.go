@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	urfave "github.com/urfave/cli/v2"
@@ -200,22 +199,23 @@ func (e *appEnv) keyList(c *urfave.Context) error {
 			return writeJSON(c.App.Writer, out)
 		}
 		if len(keys) == 0 {
-			fmt.Fprintln(c.App.ErrWriter, `no client keys yet: create one with "llmgw key create --name NAME"`)
+			// A hint on stderr; the (empty) table below is the answer.
+			_, _ = fmt.Fprintln(c.App.ErrWriter, `no client keys yet: create one with "llmgw key create --name NAME"`)
 		}
 		return writeKeyTable(c.App.Writer, keys, now)
 	})
 }
 
 func writeKeyTable(w io.Writer, keys []llmgw.ClientKey, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
+	tw := newTable(w)
+	tw.row("NAME\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tSTATUS\n")
 	for i := range keys {
 		k := &keys[i]
 		expires := "never"
 		if !k.ExpiresAt.IsZero() {
 			expires = formatTime(k.ExpiresAt)
 		}
-		printEscaped(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", k.Name, k.Prefix, formatTime(k.CreatedAt),
+		tw.row("%s\t%s…\t%s\t%s\t%s\t%s\n", k.Name, k.Prefix, formatTime(k.CreatedAt),
 			formatTime(k.LastUsed), expires, keyStatus(k, now))
 	}
 	return tw.Flush()

@@ -458,11 +458,12 @@ func passMiss(ok bool) string {
 func loadReport(results []modeResult, clients int, d time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nLoad run: %d clients, %v per phase; direct = the fake upstream, bare = httputil.ReverseProxy, llmgw = llmgw serve\n\n", clients, d)
+	// tw writes to a strings.Builder, which cannot fail.
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', 0)
-	fmt.Fprintln(tw, "| mode\t| req/s direct · bare · llmgw\t| llmgw/bare\t| bare/direct\t| llmgw/direct\t| p50 bare · llmgw\t| p95 bare · llmgw\t| CPU/req bare · llmgw\t| CPU llmgw/bare\t| RSS peak bare · llmgw\t|")
-	fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
+	_, _ = fmt.Fprintln(tw, "| mode\t| req/s direct · bare · llmgw\t| llmgw/bare\t| bare/direct\t| llmgw/direct\t| p50 bare · llmgw\t| p95 bare · llmgw\t| CPU/req bare · llmgw\t| CPU llmgw/bare\t| RSS peak bare · llmgw\t|")
+	_, _ = fmt.Fprintln(tw, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
 	for _, r := range results {
-		fmt.Fprintf(tw, "| %s\t| %.0f · %.0f · %.0f\t| %.2f\t| %.2f\t| %.2f\t| %v · %v\t| %v · %v\t| %v · %v\t| %.2f\t| %.1f · %.1f MB\t|\n",
+		_, _ = fmt.Fprintf(tw, "| %s\t| %.0f · %.0f · %.0f\t| %.2f\t| %.2f\t| %.2f\t| %v · %v\t| %v · %v\t| %v · %v\t| %.2f\t| %.1f · %.1f MB\t|\n",
 			r.mode.name, r.direct.rps(), r.bare.rps(), r.llmgw.rps(),
 			ratio(r.llmgw.rps(), r.bare.rps()), ratio(r.bare.rps(), r.direct.rps()), ratio(r.llmgw.rps(), r.direct.rps()),
 			r.bare.pct(0.5).Round(100*time.Microsecond), r.llmgw.pct(0.5).Round(100*time.Microsecond),

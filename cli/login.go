@@ -208,7 +208,7 @@ func login(c *urfave.Context, env *appEnv, db *store.DB, log *slog.Logger, name 
 		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
 			return fmt.Errorf("listen for the callback: %w", err)
 		}
-		defer ln.Close()
+		defer func() { _ = ln.Close() }() // srv.Close may have closed it already
 		cfg.RedirectURI = oauth.LoopbackRedirectURI(ln.Addr().(*net.TCPAddr).Port)
 	}
 	l, err := oauth.NewLogin(cfg)
@@ -216,14 +216,15 @@ func login(c *urfave.Context, env *appEnv, db *store.DB, log *slog.Logger, name 
 		return err
 	}
 
-	fmt.Fprintln(c.App.ErrWriter, "Open this URL in a browser, sign in with the Claude account and approve:")
+	// The prompts go to stderr, the URL to stdout: only the URL must get out.
+	_, _ = fmt.Fprintln(c.App.ErrWriter, "Open this URL in a browser, sign in with the Claude account and approve:")
 	if _, err := fmt.Fprintln(c.App.Writer, l.URL); err != nil {
 		return err
 	}
 	if ln != nil {
-		fmt.Fprintf(c.App.ErrWriter, "Waiting for the browser on %s, or paste the code the page shows (CODE#STATE) and press Enter:\n", cfg.RedirectURI)
+		_, _ = fmt.Fprintf(c.App.ErrWriter, "Waiting for the browser on %s, or paste the code the page shows (CODE#STATE) and press Enter:\n", cfg.RedirectURI)
 	} else {
-		fmt.Fprintln(c.App.ErrWriter, "Then paste the code the page shows (CODE#STATE) here and press Enter:")
+		_, _ = fmt.Fprintln(c.App.ErrWriter, "Then paste the code the page shows (CODE#STATE) here and press Enter:")
 	}
 	code, err := awaitCode(ctx, l, c.App.Reader, ln)
 	if err != nil {
@@ -303,17 +304,18 @@ func awaitCode(ctx context.Context, l *oauth.Login, in io.Reader, ln net.Listene
 				}
 				code, err := l.ParseCode(r.URL.RequestURI())
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				// The browser tab may be gone; the terminal hears the outcome anyway.
 				if err != nil {
 					w.WriteHeader(http.StatusBadRequest)
-					fmt.Fprintf(w, "<p>llmgw login failed: %s</p>\n", html.EscapeString(err.Error()))
+					_, _ = fmt.Fprintf(w, "<p>llmgw login failed: %s</p>\n", html.EscapeString(err.Error()))
 				} else {
-					fmt.Fprintln(w, "<p>llmgw: login received. You can close this window and return to the terminal.</p>")
+					_, _ = fmt.Fprintln(w, "<p>llmgw: login received. You can close this window and return to the terminal.</p>")
 				}
 				deliver(result{code, err})
 			}),
 		}
-		go func() { _ = srv.Serve(ln) }() // ends with Close below
-		defer srv.Close()
+		go func() { _ = srv.Serve(ln) }()  // ends with Close below
+		defer func() { _ = srv.Close() }() // the wait is over; nothing to do about a close error
 	}
 	select {
 	case r := <-results:
@@ -447,7 +449,8 @@ func importClaudeCredentials(c *urfave.Context, env *appEnv, path string) error 
 		if o.SubscriptionType != "" {
 			kind += ", " + o.SubscriptionType + " subscription"
 		}
-		fmt.Fprintln(c.App.ErrWriter, `note: Claude Code and llmgw now share one rotating refresh token; whichever refreshes first
+		// A note on stderr; the line on stdout is the answer.
+		_, _ = fmt.Fprintln(c.App.ErrWriter, `note: Claude Code and llmgw now share one rotating refresh token; whichever refreshes first
 leaves the other with a dead one. Log Claude Code in again afterwards, or use "llmgw account login"
 to give llmgw a login of its own.`)
 		_, err = fmt.Fprintf(c.App.Writer, "imported Claude Code credentials into account %s (%s); token expires in %s\n",

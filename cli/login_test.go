@@ -124,7 +124,9 @@ func TestAccountLogin_PastedCode(t *testing.T) {
 				t.Fatalf("first stdout line %q is not the authorize URL", r.url)
 			}
 			code, state := s.Authorize(t, r.url) // the user approves in a browser
-			fmt.Fprintln(r.stdin, f.paste(code, state, u.Query().Get("redirect_uri")))
+			if _, err := fmt.Fprintln(r.stdin, f.paste(code, state, u.Query().Get("redirect_uri"))); err != nil {
+				t.Fatalf("paste the code: %v", err)
+			}
 			out, err := r.finish(t)
 			if err != nil {
 				t.Fatalf("login: %v\nstderr: %s", err, r.stderr)
@@ -161,7 +163,9 @@ func TestAccountLogin_WrongStateRefused(t *testing.T) {
 	db, cfg := newDB(t), oauthConfigFile(t, s)
 	r := startLogin(t, "--db", db, "--config", cfg, "account", "login", "--name", "mallory")
 	code, _ := s.Authorize(t, r.url)
-	fmt.Fprintln(r.stdin, code+"#state-of-another-login")
+	if _, err := fmt.Fprintln(r.stdin, code+"#state-of-another-login"); err != nil {
+		t.Fatalf("paste the code: %v", err)
+	}
 	_, err := r.finish(t)
 	wantErr(t, err, "state does not match")
 	if accts := listJSON(t, db); len(accts) != 0 {
@@ -225,7 +229,9 @@ func loginAccount(t *testing.T, s *oauthtest.Server, db, cfg, name string, extra
 	t.Helper()
 	r := startLogin(t, append([]string{"--db", db, "--config", cfg, "account", "login", "--name", name}, extra...)...)
 	code, state := s.Authorize(t, r.url)
-	fmt.Fprintln(r.stdin, code+"#"+state)
+	if _, err := fmt.Fprintln(r.stdin, code+"#"+state); err != nil {
+		t.Fatalf("paste the code: %v", err)
+	}
 	if _, err := r.finish(t); err != nil {
 		t.Fatalf("login: %v\nstderr: %s", err, r.stderr)
 	}

@@ -54,7 +54,11 @@ func (s *oauthSetup) storedTokens(t *testing.T, name string) (access, refresh st
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	a, err := db.GetAccount(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,7 @@ func TestServe_ListenerFailureExitsNonZero(t *testing.T) {
 	go func() { done <- serve(ctx, env, func() (net.Listener, error) { return ln, nil }) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		<-done //nolint:errcheck // only waiting for serve to return; the test checks its error itself
 	})
 	url := "http://" + stderr.await(t, listeningRE)[1]
 	if _, err := sdk(url, key).Messages.New(context.Background(), hello()); err != nil {

@@ -92,7 +92,7 @@ func startServe(t *testing.T, db string, args ...string) *server {
 	s.URL = "http://" + s.stderr.await(t, listeningRE)[1]
 	t.Cleanup(func() {
 		cancel()
-		<-s.done
+		<-s.done //nolint:errcheck // only waiting: a test that cares gets the error from stopAndWait
 	})
 	return s
 }
@@ -171,7 +171,9 @@ func TestServe_RefusesPendingMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sdb.Close()
+	if err := sdb.Close(); err != nil {
+		t.Fatal(err)
+	}
 	_, _, err = run(t, "--db", db, "serve", "--listen", "127.0.0.1:0")
 	wantErr(t, err, "pending", "llmgw db migrate")
 }
@@ -329,7 +331,8 @@ func TestServe_GracefulShutdownFinishesStreams(t *testing.T) {
 	go func() { stopped <- srv.stopAndWait(t) }()
 	srv.stderr.await(t, regexp.MustCompile(`shutting down`))
 	// New connections are refused while the open streams drain.
-	if _, err := http.Get(srv.URL + "/healthz"); err == nil {
+	if res, err := http.Get(srv.URL + "/healthz"); err == nil {
+		res.Body.Close()
 		t.Errorf("a new request was accepted after shutdown began")
 	}
 	close(release)

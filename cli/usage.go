@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	_ "time/tzdata" // --tz works on machines without a zoneinfo database
 
@@ -98,8 +97,8 @@ func (e *appEnv) usagePrune(c *urfave.Context) error {
 		if c.Bool("dry-run") {
 			verb = "would delete"
 		}
-		fmt.Fprintf(c.App.Writer, "%s %d request log %s older than %s\n", verb, n, plural(int(n), "row", "rows"), before.Format(time.RFC3339))
-		return nil
+		_, err = fmt.Fprintf(c.App.Writer, "%s %d request log %s older than %s\n", verb, n, plural(int(n), "row", "rows"), before.Format(time.RFC3339))
+		return err
 	})
 }
 
@@ -149,7 +148,8 @@ func (e *appEnv) usageReport(c *urfave.Context) error {
 		rep := buildReport(rows, by, loc, &priceTable{catalog: e.cfg.Catalog()})
 		rep.Since, rep.Until = since, until
 		for _, m := range rep.UnpricedModels {
-			fmt.Fprintf(c.App.ErrWriter, "note: no price known for model %q, so its cost counts as 0: add one to the config file, e.g.\n  prices:\n    %q: {input: 3, output: 15}\n", m, m)
+			// A note on stderr; the report on stdout is the answer.
+			_, _ = fmt.Fprintf(c.App.ErrWriter, "note: no price known for model %q, so its cost counts as 0: add one to the config file, e.g.\n  prices:\n    %q: {input: 3, output: 15}\n", m, m)
 		}
 		switch format {
 		case "json":
@@ -313,8 +313,8 @@ func groupOf(u *store.UsageRow, by string, loc *time.Location) string {
 }
 
 func (rep *report) writeTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	printEscaped(tw, "%s\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", strings.ToUpper(rep.By))
+	tw := newTable(w)
+	tw.row("%s\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", strings.ToUpper(rep.By))
 	for i := range rep.Rows {
 		writeTableRow(tw, &rep.Rows[i])
 	}
@@ -322,8 +322,8 @@ func (rep *report) writeTable(w io.Writer) error {
 	return tw.Flush()
 }
 
-func writeTableRow(w io.Writer, r *reportRow) {
-	printEscaped(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
+func writeTableRow(tw *table, r *reportRow) {
+	tw.row("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
 		r.Input, r.Output, r.CacheRead, r.CacheWrite, r.CostUSD(), r.P50(), r.P95())
 }
 

@@ -130,8 +130,8 @@ func (c *tokenClient) do(ctx context.Context, ps []param, form bool) (*Grant, er
 	if err != nil {
 		return nil, fmt.Errorf("token request: %w", err)
 	}
-	defer res.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(res.Body, maxTokenBody))
+	_ = res.Body.Close() // read whole; a response body's Close error tells us nothing
 	if err != nil {
 		return nil, fmt.Errorf("read token response: %w", err)
 	}

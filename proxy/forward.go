@@ -311,7 +311,9 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 
-	resp, err := s.client.Do(req)
+	// Every path below closes the body; a streamed one is closed by
+	// res.close once relayed, which bodyclose cannot follow.
+	resp, err := s.client.Do(req) //nolint:bodyclose // closed below or by res.close
 	ttfb := s.cfg.Now().Sub(t.start)
 	if err != nil {
 		return nil, Verdict{}, t.failed(actx, err)
@@ -331,7 +333,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		// A buffered answer is read whole before it is judged: a hang-up
 		// inside it fails over like any other failure before the first byte.
 		b, err := io.ReadAll(io.LimitReader(resp.Body, answerBodyLimit))
-		resp.Body.Close()
+		_ = resp.Body.Close() // a client response body's Close error tells us nothing
 		if err != nil {
 			return nil, Verdict{}, t.failed(actx, err)
 		}
@@ -352,7 +354,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		err = context.Cause(actx) // the limit struck as the first content arrived
 	}
 	if err != nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if ctx.Err() != nil && c.usage != nil {
 			// The client left during the opening: what the upstream already
 			// counted (message_start's input) is still charged.
@@ -365,7 +367,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		return nil, Verdict{}, t.failed(actx, err)
 	}
 	if errEv != nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return s.streamRefusal(t, res, errEv)
 	}
 	for i := len(held) - 1; i >= 0; i-- {
@@ -373,7 +375,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 	if c.whole {
 		acc, errEv, err := collect(events)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		switch {
 		case err != nil:
 			return nil, Verdict{}, t.failed(actx, err)
@@ -385,7 +387,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	} else {
 		res.events = events
 		res.close = func() {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			t.end()
 		}
 	}
@@ -398,7 +400,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 // decide what it means.
 func (s *Server) judgeRefusal(t *try, kind Kind, resp *http.Response, res *result) (*result, Verdict, error) {
 	errBody, rerr := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
-	resp.Body.Close()
+	_ = resp.Body.Close() // read what we wanted; its Close error tells us nothing
 	t.end()
 	if rerr != nil && t.ctx.Err() != nil {
 		return nil, Verdict{}, t.ctx.Err()

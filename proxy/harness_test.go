@@ -144,7 +144,9 @@ func deadURL(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err) // the address might still answer
+	}
 	return "http://" + addr
 }
 

@@ -99,7 +99,7 @@ func hostileDial(t *testing.T, gwURL, head string) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() }) // the gateway may have hung up first
 	if _, err := io.WriteString(c, head); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,9 @@ func TestHostile_AbortedBody_Logged499WithoutErrorOrUsage(t *testing.T) {
 	g := newGateway(t, Config{Logger: log.logger(), BodyReadTimeout: time.Second}, account(1, "a", "sk-a", up.URL))
 	c := hostileDial(t, g.URL, "POST /v1/messages HTTP/1.1\r\nHost: gw\r\nX-Api-Key: "+testKey+
 		"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"+hostileMessages[:10])
-	c.Close()
+	if err := c.Close(); err != nil { // the client leaves mid-body
+		t.Fatal(err)
+	}
 	if line := log.requestLine(t, "/v1/messages", 5*time.Second); !strings.Contains(line, " status=499 ") {
 		t.Errorf("request logged as %q, want status=499", line)
 	}
@@ -603,7 +605,7 @@ func TestHostile_ContentLengthAndChunkedRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the gateway may have hung up first
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
 	send := func(head, body string) *http.Response {

@@ -417,7 +417,9 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 		smuggled := ambiguousFraming(r.Context())
 		defer func() {
 			p := recover()
-			if p != nil && p != http.ErrAbortHandler {
+			perr, _ := p.(error)
+			abort := errors.Is(perr, http.ErrAbortHandler) // net/http's way to drop the connection
+			if p != nil && !abort {
 				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request", slog.String("request_id", e.id),
 					slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
 				s.writeError(sw, r, errPanic)
@@ -433,8 +435,8 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 			if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 				s.logRequest(r, e, sw.status, start)
 			}
-			if p == http.ErrAbortHandler {
-				panic(p) // net/http's way to drop the connection
+			if abort {
+				panic(p)
 			}
 		}()
 		if smuggled {

@@ -224,8 +224,11 @@ func TestServer_ClientKeyLocations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io.Copy(io.Discard, res.Body)
+			_, err = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if res.StatusCode != 200 {
 				t.Fatalf("status = %d", res.StatusCode)
 			}
@@ -509,8 +512,11 @@ func TestServer_ResponseHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, res.Body)
+	_, err = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.Header.Get("request-id") == "" || res.Header.Get("anthropic-ratelimit-requests-remaining") != "99" ||
 		res.Header.Get("anthropic-ratelimit-unified-5h-utilization") != "0.4" {
 		t.Errorf("headers = %v", res.Header)

@@ -21,7 +21,11 @@ func TestDB_Migrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	pending, err := db.Pending(ctx)
 	if err != nil {
@@ -67,7 +71,11 @@ func TestOpen_CreatesFilePrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if db.Path() != p {
 		t.Errorf("Path() = %q, want %q", db.Path(), p)
 	}
@@ -89,7 +97,7 @@ func TestOpen_NotADatabase(t *testing.T) {
 	}
 	db, err := store.Open(context.Background(), p)
 	if err == nil {
-		db.Close()
+		_ = db.Close() // the test fails anyway
 		t.Fatal("Open of a text file succeeded")
 	}
 	want := "open database " + p + ": file is not a database"
@@ -120,7 +128,11 @@ func TestDB_ForeignDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open of a foreign SQLite database: %v, want success", err)
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	want := p + ": not an llmgw database (it has tables but no llmgw migrations)"
 	if _, err := db.Pending(ctx); err == nil || err.Error() != want {
 		t.Errorf("Pending error = %v, want %q", err, want)

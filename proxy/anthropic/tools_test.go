@@ -67,7 +67,9 @@ func TestNormalizeSchema(t *testing.T) {
 				return
 			}
 			var w any
-			json.Unmarshal([]byte(tt.want), &w)
+			if err := json.Unmarshal([]byte(tt.want), &w); err != nil {
+				t.Fatalf("want: %v", err)
+			}
 			if diff := cmp.Diff(w, g); diff != "" {
 				t.Errorf("schema (-want +got):\n%s", diff)
 			}

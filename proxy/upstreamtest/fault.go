@@ -376,7 +376,7 @@ func (p *FaultProxy) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newID("req_"), &Error{Status: http.StatusBadGateway, Message: "upstreamtest: fault proxy: " + err.Error()})
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a response body's Close error tells us nothing
 	h := w.Header()
 	for k, vs := range resp.Header {
 		h[k] = vs

@@ -893,7 +893,8 @@ func TestServer_Recording(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	call(t, t.Context(), s, http.MethodGet, "/v1/models", "sk-ant-api", "").Body.Close()
+	models := call(t, t.Context(), s, http.MethodGet, "/v1/models", "sk-ant-api", "")
+	models.Body.Close()
 
 	if got := s.Count(); got != 2 {
 		t.Fatalf("Count = %d, want 2", got)
