@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/llmgw/llmgw"
@@ -292,46 +291,6 @@ func (a *activity) idle() <-chan struct{} {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
-
-func (s *Server) routes() http.Handler {
-	r := chi.NewRouter()
-	r.Use(s.serveRequest)
-	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
-	r.Group(func(r chi.Router) {
-		r.Use(s.authenticate)
-		// Inference: one handler, one dialect each.
-		r.Post("/v1/messages", s.wrap(s.infer(s.dialects.anthropic)))
-		r.Post("/v1/chat/completions", s.wrap(s.infer(s.dialects.chat)))
-		r.Post("/v1/responses", s.wrap(s.infer(s.dialects.responses)))
-		r.Post("/v1beta/models/{rest}", s.wrap(s.geminiMethod)) // generateContent, streamGenerateContent, countTokens
-		r.Post("/v1/models/{rest}", s.wrap(s.geminiMethod))     // Gemini's v1 paths; Anthropic has no POST here
-		// Side calls: no usage row.
-		r.Post("/v1/messages/count_tokens", s.wrap(s.countTokens))
-		r.Get("/v1/models", s.wrap(s.models))
-		r.Get("/v1/models/{id}", s.wrap(s.models))
-		r.Get("/v1beta/models", s.wrap(s.geminiModels))
-		r.Get("/v1beta/models/{rest}", s.wrap(s.geminiModels))
-		r.NotFound(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-			return clientErr(http.StatusNotFound, "not_found_error", "no route for "+r.Method+" "+r.URL.Path)
-		}))
-		r.MethodNotAllowed(s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-			return clientErr(http.StatusMethodNotAllowed, "invalid_request_error", "method "+r.Method+" is not allowed on "+r.URL.Path)
-		}))
-	})
-	return r
-}
-
-// handlerFunc is a handler that returns its error for writeError.
-type handlerFunc func(w http.ResponseWriter, r *http.Request) error
-
-func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
-			s.writeError(w, r, err)
-		}
-	}
-}
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
