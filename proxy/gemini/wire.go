@@ -205,19 +205,27 @@ func parseRequest(body []byte) (*Request, error) {
 // camelCase and every member whose value is null left out, except inside
 // freeForm values, which it copies as they are.
 func fold(doc []byte) ([]byte, error) {
+	if bytes.IndexByte(doc, '_') < 0 && !bytes.Contains(doc, []byte("null")) {
+		// No key can be snake_case and no member null: nothing to fold,
+		// and a large body is not copied at all. Most requests are so.
+		return doc, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	var out bytes.Buffer
+	out.Grow(len(doc)) // folding only shortens; one allocation for a large body
 	tok, err := dec.Token()
 	if err == nil {
-		err = foldValue(dec, tok, &out)
+		err = foldValue(doc, dec, tok, &out)
 	}
 	return out.Bytes(), err
 }
 
 // foldValue writes to out the value that starts with tok, reading the rest
-// of it from dec.
-func foldValue(dec *json.Decoder, tok json.Token, out *bytes.Buffer) error {
+// of it from dec, which reads doc. Scalars inside it are copied as the
+// client wrote them (a long text is copied once, never decoded and encoded
+// again).
+func foldValue(doc []byte, dec *json.Decoder, tok json.Token, out *bytes.Buffer) error {
 	delim, ok := tok.(json.Delim)
 	if !ok {
 		b, err := json.Marshal(tok)
@@ -232,48 +240,55 @@ func foldValue(dec *json.Decoder, tok json.Token, out *bytes.Buffer) error {
 		}
 	}
 	for dec.More() {
-		if delim == '[' {
-			v, err := dec.Token()
+		var name []byte
+		if delim == '{' {
+			k, err := dec.Token()
 			if err != nil {
 				return err
 			}
-			next()
-			if err := foldValue(dec, v, out); err != nil {
-				return err
+			key, _ := k.(string)
+			key = camel(key)
+			name, _ = json.Marshal(key)
+			if freeForm[key] {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return err
+				}
+				if string(raw) != "null" {
+					next()
+					out.Write(name)
+					out.WriteByte(':')
+					out.Write(raw)
+				}
+				continue
 			}
-			continue
 		}
-		k, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, _ := k.(string)
-		key = camel(key)
-		name, _ := json.Marshal(key)
-		if freeForm[key] {
+		if c := peek(doc, dec.InputOffset()); c != '{' && c != '[' {
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
 				return err
 			}
-			if string(raw) != "null" {
-				next()
+			if name != nil && string(raw) == "null" {
+				continue // a member set to null is left out; an element stays
+			}
+			next()
+			if name != nil {
 				out.Write(name)
 				out.WriteByte(':')
-				out.Write(raw)
 			}
+			out.Write(raw)
 			continue
 		}
 		v, err := dec.Token()
 		if err != nil {
 			return err
 		}
-		if v == nil {
-			continue
-		}
 		next()
-		out.Write(name)
-		out.WriteByte(':')
-		if err := foldValue(dec, v, out); err != nil {
+		if name != nil {
+			out.Write(name)
+			out.WriteByte(':')
+		}
+		if err := foldValue(doc, dec, v, out); err != nil {
 			return err
 		}
 	}
@@ -283,6 +298,19 @@ func foldValue(dec *json.Decoder, tok json.Token, out *bytes.Buffer) error {
 	}
 	out.WriteByte(byte(end.(json.Delim)))
 	return nil
+}
+
+// peek returns the first byte of the value that starts at or after off in
+// doc, past the whitespace and separators the decoder has not read yet.
+func peek(doc []byte, off int64) byte {
+	for _, c := range doc[min(off, int64(len(doc))):] {
+		switch c {
+		case ' ', '\t', '\r', '\n', ':', ',':
+		default:
+			return c
+		}
+	}
+	return 0
 }
 
 // pathAt returns the path, as in contents[1].parts[0].text, of the value in
