@@ -3,7 +3,6 @@ package llmgw
 import (
 	"fmt"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 )
@@ -65,6 +64,10 @@ type Account struct {
 	// account serves (binding a subscription to its owner).
 	OwnerKeys []string
 
+	// Limits bound what the account may serve per window; an account whose
+	// limit is spent is skipped until its window frees.
+	Limits []Limit
+
 	// State is what the server learned while serving, persisted so that the
 	// CLI can show it and a restart keeps it.
 	State AccountState
@@ -115,17 +118,7 @@ type AccountState struct {
 }
 
 // Serves reports whether the account's model allowlist admits model.
-func (a *Account) Serves(model string) bool {
-	if len(a.Models) == 0 {
-		return true
-	}
-	for _, p := range a.Models {
-		if ok, _ := path.Match(p, model); ok {
-			return true
-		}
-	}
-	return false
-}
+func (a *Account) Serves(model string) bool { return matchModel(a.Models, model) }
 
 // Validate checks an account before it is stored. Errors wrap ErrInvalid.
 func (a *Account) Validate() error {
@@ -159,10 +152,8 @@ func (a *Account) Validate() error {
 	if a.MaxConcurrency < 0 {
 		return fail("account %s: max concurrency must be 0 (unlimited) or more", a.Name)
 	}
-	for _, p := range a.Models {
-		if _, err := path.Match(p, ""); err != nil {
-			return fail("account %s: model pattern %q is malformed", a.Name, p)
-		}
+	if err := ValidModelPatterns(a.Models); err != nil {
+		return fail("account %s: %s", a.Name, err.Error())
 	}
 	return nil
 }

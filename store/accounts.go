@@ -17,7 +17,7 @@ import (
 const accountColumns = `
 	a.id, a.name, a.type, a.status, a.status_reason, a.api_key, a.base_url,
 	a.priority, a.weight, a.max_concurrency, a.models, a.cooldown_until,
-	a.last_error, a.state_at, a.created_at, a.updated_at,
+	a.last_error, a.state_at, a.created_at, a.updated_at, a.limits,
 	COALESCE(t.access_token, ''), COALESCE(t.refresh_token, ''), COALESCE(t.expires_at, 0),
 	COALESCE(t.scopes, ''), COALESCE(t.email, ''), COALESCE(t.account_uuid, ''),
 	COALESCE(t.organization_uuid, ''), COALESCE(t.generation, 0), COALESCE(t.last_refresh_at, 0),
@@ -33,7 +33,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanAccount(s scanner) (llmgw.Account, error) {
 	var (
 		a                                  llmgw.Account
-		models, scopes                     string
+		models, scopes, limits             string
 		cooldown, stateAt, created, update int64
 		expires, lastRefresh               int64
 		h5Reset, d7Reset, observed         int64
@@ -41,7 +41,7 @@ func scanAccount(s scanner) (llmgw.Account, error) {
 	w := &a.Windows
 	err := s.Scan(&a.ID, &a.Name, &a.Type, &a.State.Status, &a.State.Reason, &a.APIKey, &a.BaseURL,
 		&a.Priority, &a.Weight, &a.MaxConcurrency, &models, &cooldown,
-		&a.State.LastError, &stateAt, &created, &update,
+		&a.State.LastError, &stateAt, &created, &update, &limits,
 		&a.AccessToken, &a.RefreshToken, &expires,
 		&scopes, &a.Email, &a.AccountUUID,
 		&a.OrganizationUUID, &a.TokenGeneration, &lastRefresh,
@@ -52,6 +52,9 @@ func scanAccount(s scanner) (llmgw.Account, error) {
 		return a, err
 	}
 	a.Models = splitModels(models)
+	if a.Limits, err = llmgw.ParseLimits(limits); err != nil {
+		return a, fmt.Errorf("account %s: stored limits: %w", a.Name, err)
+	}
 	a.Scopes = strings.Fields(scopes)
 	if len(a.Scopes) == 0 {
 		a.Scopes = nil
@@ -172,11 +175,11 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) e
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO accounts (name, type, status, status_reason, api_key, base_url,
 			priority, weight, max_concurrency, models, cooldown_until, last_error,
-			state_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			state_at, created_at, updated_at, limits)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Name, a.Type, a.State.Status, a.State.Reason, a.APIKey, a.BaseURL,
 		a.Priority, a.Weight, a.MaxConcurrency, joinModels(a.Models), ms(a.State.CooldownUntil), a.State.LastError,
-		ms(now), ms(now), ms(now))
+		ms(now), ms(now), ms(now), llmgw.FormatLimits(a.Limits))
 	if err != nil {
 		return fmt.Errorf("insert account %s: %w", a.Name, conflict(err))
 	}
@@ -319,11 +322,11 @@ func (db *DB) UpsertAccounts(ctx context.Context, accts []llmgw.Account) (create
 func (db *DB) updateAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) (bool, error) {
 	err := tx.QueryRowContext(ctx, `
 		UPDATE accounts SET type = ?, api_key = ?, base_url = ?, priority = ?, weight = ?,
-			max_concurrency = ?, models = ?, updated_at = ?
+			max_concurrency = ?, models = ?, limits = ?, updated_at = ?
 		WHERE name = ?
 		RETURNING id`,
 		a.Type, a.APIKey, a.BaseURL, a.Priority, a.Weight,
-		a.MaxConcurrency, joinModels(a.Models), ms(db.now()), a.Name,
+		a.MaxConcurrency, joinModels(a.Models), llmgw.FormatLimits(a.Limits), ms(db.now()), a.Name,
 	).Scan(&a.ID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
