@@ -1,0 +1,518 @@
+// Package policy holds the use of client keys and accounts against their
+// limits (usd, tokens and requests per window) in memory, so the request
+// path checks a limit without a database call.
+//
+// The request log is the only record of use: when a subject's limits are
+// set or changed, its use is summed again from the log (Sync), and from then
+// on every finished request is added as it settles. A request reserves an
+// estimate before it is sent (Reserve) and settles to what it really used
+// (Hold.Settle), so concurrent requests cannot all slip under the same
+// limit: a request is admitted only while settled use plus what requests in
+// flight reserved is below the limit, which bounds the overshoot by what was
+// in flight when the limit was reached.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
+)
+
+// Charge is what one request uses, in each kind a limit can count.
+type Charge struct {
+	USD      float64
+	Tokens   int64
+	Requests int64
+}
+
+func (c Charge) of(k llmgw.LimitKind) float64 {
+	switch k {
+	case llmgw.LimitUSD:
+		return c.USD
+	case llmgw.LimitTokens:
+		return float64(c.Tokens)
+	}
+	return float64(c.Requests)
+}
+
+func (c Charge) minus(d Charge) Charge {
+	return Charge{USD: max(c.USD-d.USD, 0), Tokens: max(c.Tokens-d.Tokens, 0), Requests: max(c.Requests-d.Requests, 0)}
+}
+
+func (c Charge) plus(d Charge) Charge {
+	return Charge{USD: c.USD + d.USD, Tokens: c.Tokens + d.Tokens, Requests: c.Requests + d.Requests}
+}
+
+// Billed returns t in Anthropic's billing categories. Cache writes the
+// upstream did not split count as 5-minute writes.
+func Billed(t llmgw.Tokens) anthropic.Tokens {
+	w1h := t.CacheWrite1h
+	w5m := max(t.CacheWrite-w1h, t.CacheWrite5m)
+	return anthropic.Tokens{Input: t.Input, Output: t.Output, CacheRead: t.CacheRead, CacheWrite5m: w5m, CacheWrite1h: w1h}
+}
+
+// ChargeOf is what a finished request charges its key and its account: its
+// cost at the catalog's prices (nothing for a model without a price), all
+// its tokens, and one request if it reached an account. The server's live
+// use and the sums from the request log both come from here.
+func ChargeOf(c *anthropic.Catalog, model string, t llmgw.Tokens, attempts int) Charge {
+	b := Billed(t)
+	ch := Charge{Tokens: b.Input + b.Output + b.CacheRead + b.CacheWrite5m + b.CacheWrite1h}
+	if cost, ok := c.ScaledCost(model, b); ok {
+		ch.USD = cost / 1e6
+	}
+	if attempts > 0 {
+		ch.Requests = 1
+	}
+	return ch
+}
+
+// Estimate is what a request is expected to use at most before it is sent:
+// its input (about four bytes of body per token) and max_tokens of output,
+// at the model's prices.
+func Estimate(c *anthropic.Catalog, model string, bodyBytes, maxTokens int) Charge {
+	t := anthropic.Tokens{Input: int64(bodyBytes / 4), Output: int64(maxTokens)}
+	ch := Charge{Tokens: t.Input + t.Output, Requests: 1}
+	if cost, ok := c.ScaledCost(model, t); ok {
+		ch.USD = cost / 1e6
+	}
+	return ch
+}
+
+// Subject is what limits apply to: a client key or an account, by id.
+type Subject struct {
+	Account bool
+	ID      int64
+}
+
+// Spec is a subject's limits, from the snapshot. Name is how refusals name
+// it: "key alice", "account team-a".
+type Spec struct {
+	Subject Subject
+	Name    string
+	Limits  []llmgw.Limit
+}
+
+// Row is one request of the request log, as the use sums need it.
+type Row struct {
+	RequestID string
+	Time      time.Time
+	Charge    Charge
+}
+
+// Source reads the request log for Sync. Flush must write every request
+// settled so far to the log before it returns.
+type Source interface {
+	Flush(ctx context.Context) error
+	Rows(ctx context.Context, s Subject, since time.Time) ([]Row, error)
+}
+
+// Use is a limit with the use counted against it now.
+type Use struct {
+	Limit llmgw.Limit
+	Used  float64
+	// Reserved is held by requests in flight (in the server only).
+	Reserved float64
+	// Resets is when the calendar window ends or, for a sliding window, when
+	// the oldest use in it leaves it; zero for a total limit or no use.
+	Resets time.Time
+}
+
+// Spent reports whether no more requests are admitted under this limit.
+func (u Use) Spent() bool { return u.Used+u.Reserved >= u.Limit.Amount }
+
+// Ledger holds the use of every subject that has limits. It is safe for
+// concurrent use.
+type Ledger struct {
+	now func() time.Time
+	loc *time.Location
+
+	mu         sync.Mutex
+	subs       map[Subject]*meters
+	rebuilding map[Subject]*meters // being summed from the log: settles are kept aside
+}
+
+// NewLedger returns an empty ledger; calendar windows are in loc (nil: UTC).
+func NewLedger(now func() time.Time, loc *time.Location) *Ledger {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Ledger{now: now, loc: loc, subs: map[Subject]*meters{}, rebuilding: map[Subject]*meters{}}
+}
+
+// meters are one subject's limits and use.
+type meters struct {
+	name     string
+	limits   []llmgw.Limit
+	m        []meter
+	reserved Charge
+	pending  []Row // settled while being rebuilt
+}
+
+// meter is the use against one limit.
+type meter struct {
+	limit      llmgw.Limit
+	start, end time.Time // the calendar window counted; zero for total and sliding
+	used       float64
+	events     []event // sliding windows only, oldest first
+}
+
+type event struct {
+	at time.Time
+	n  float64
+}
+
+func newMeters(name string, limits []llmgw.Limit, now time.Time, loc *time.Location) *meters {
+	ms := &meters{name: name, limits: limits, m: make([]meter, len(limits))}
+	for i, l := range limits {
+		ms.m[i].limit = l
+		ms.m[i].roll(now, loc)
+	}
+	return ms
+}
+
+// since is the earliest time whose use any of the limits counts now.
+func since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
+	earliest := now
+	for _, l := range limits {
+		if l.Window.Calendar == llmgw.WindowTotal {
+			return time.Time{}
+		}
+		start, _ := l.Window.Period(now, loc)
+		if start.Before(earliest) {
+			earliest = start
+		}
+	}
+	return earliest
+}
+
+// roll moves a calendar meter to the window containing now, and drops the
+// use that left a sliding window.
+func (m *meter) roll(now time.Time, loc *time.Location) {
+	w := m.limit.Window
+	switch {
+	case w.Calendar == llmgw.WindowTotal:
+	case w.Calendar != "":
+		if m.end.IsZero() || !now.Before(m.end) {
+			m.start, m.end = w.Period(now, loc)
+			m.used = 0
+		}
+	default:
+		cut := now.Add(-w.Span)
+		i := sort.Search(len(m.events), func(i int) bool { return m.events[i].at.After(cut) })
+		for _, e := range m.events[:i] {
+			m.used -= e.n
+		}
+		m.events = slices.Delete(m.events, 0, i)
+		if len(m.events) == 0 {
+			m.used = 0 // no drift from float sums
+		}
+	}
+}
+
+// add counts n used at time at, if at falls in the window counted now.
+func (m *meter) add(at time.Time, n float64, now time.Time) {
+	if n == 0 {
+		return
+	}
+	w := m.limit.Window
+	switch {
+	case w.Calendar == llmgw.WindowTotal:
+		m.used += n
+	case w.Calendar != "":
+		if !at.Before(m.start) && at.Before(m.end) {
+			m.used += n
+		}
+	default:
+		if !at.After(now.Add(-w.Span)) {
+			return
+		}
+		i := sort.Search(len(m.events), func(i int) bool { return m.events[i].at.After(at) })
+		m.events = slices.Insert(m.events, i, event{at, n})
+		m.used += n
+	}
+}
+
+// use reports the meter's use with reserved held by requests in flight.
+func (m *meter) use(reserved float64) Use {
+	u := Use{Limit: m.limit, Used: m.used, Reserved: reserved}
+	switch {
+	case m.limit.Window.Calendar == llmgw.WindowTotal:
+	case m.limit.Window.Calendar != "":
+		u.Resets = m.end
+	case len(m.events) > 0:
+		u.Resets = m.events[0].at.Add(m.limit.Window.Span)
+	}
+	return u
+}
+
+// freesAt is when a spent meter admits requests again, or zero if never
+// (a total limit).
+func (m *meter) freesAt(now time.Time) time.Time {
+	w := m.limit.Window
+	switch {
+	case w.Calendar == llmgw.WindowTotal:
+		return time.Time{}
+	case w.Calendar != "":
+		return m.end
+	}
+	// The oldest uses leave the window first: find the one whose leaving
+	// brings use below the limit.
+	left := m.used
+	for _, e := range m.events {
+		left -= e.n
+		if left < m.limit.Amount {
+			return e.at.Add(w.Span)
+		}
+	}
+	return now
+}
+
+func (ms *meters) add(r Row, now time.Time, loc *time.Location) {
+	for i := range ms.m {
+		ms.m[i].roll(now, loc)
+		ms.m[i].add(r.Time, r.Charge.of(ms.m[i].limit.Kind), now)
+	}
+}
+
+// Refusal says why a request is not admitted: the message names the
+// subject, the limit, its use and when it frees. RetryAfter is zero when the
+// limit never frees.
+type Refusal struct {
+	Message    string
+	RetryAfter time.Duration
+	Limit      llmgw.Limit
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// Reserve admits a request of subject s expected to use est and returns
+// what it reserved, or refuses it when a limit has no room left. A subject
+// without limits reserves nothing. Whatever happens to the request, Settle
+// it once with the reservation.
+func (l *Ledger) Reserve(s Subject, est Charge) (Charge, *Refusal) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ms := l.subs[s]
+	if ms == nil {
+		return Charge{}, nil
+	}
+	for i := range ms.m {
+		m := &ms.m[i]
+		m.roll(now, l.loc)
+		if u := m.use(ms.reserved.of(m.limit.Kind)); u.Spent() {
+			return Charge{}, refusal(ms.name, m, u, now)
+		}
+	}
+	ms.reserved = ms.reserved.plus(est)
+	return est, nil
+}
+
+// Spent says why subject s admits nothing now, or "" if it does (or has no
+// limits). Routing uses it to skip an account whose own limit is spent.
+func (l *Ledger) Spent(s Subject) string {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ms := l.subs[s]
+	if ms == nil {
+		return ""
+	}
+	for i := range ms.m {
+		m := &ms.m[i]
+		m.roll(now, l.loc)
+		if u := m.use(ms.reserved.of(m.limit.Kind)); u.Spent() {
+			return refusal("", m, u, now).Message
+		}
+	}
+	return ""
+}
+
+func refusal(name string, m *meter, u Use, now time.Time) *Refusal {
+	l := m.limit
+	var b strings.Builder
+	if name != "" {
+		b.WriteString(name + ": ")
+	}
+	fmt.Fprintf(&b, "%s limit %s/%s reached (%s used", l.Kind, l.FormatAmount(l.Amount), l.Window, l.FormatAmount(u.Used))
+	r := &Refusal{Limit: l}
+	if u.Used < l.Amount {
+		// Only what requests in flight reserved is in the way: it settles
+		// as they finish.
+		fmt.Fprintf(&b, ", %s held by requests in flight); retry in a moment", l.FormatAmount(u.Reserved))
+		r.RetryAfter = time.Second
+		r.Message = b.String()
+		return r
+	}
+	b.WriteString(")")
+	if at := m.freesAt(now); at.IsZero() {
+		b.WriteString("; it does not reset")
+	} else {
+		verb := "resets"
+		if l.Window.Calendar == "" {
+			verb = "frees room at"
+		}
+		fmt.Fprintf(&b, "; %s %s", verb, at.UTC().Format(time.RFC3339))
+		r.RetryAfter = max(at.Sub(now), time.Second)
+	}
+	r.Message = b.String()
+	return r
+}
+
+// Settle counts what a finished request of subject s used, at time at
+// (when it arrived, as the request log has it), in place of what it
+// reserved. Every request that may count against a subject settles, those
+// that reserved nothing included: a limit set while it ran must see it.
+func (l *Ledger) Settle(s Subject, reserved Charge, requestID string, at time.Time, used Charge) {
+	l.settle(s, reserved, Row{RequestID: requestID, Time: at, Charge: used})
+}
+
+func (l *Ledger) settle(s Subject, est Charge, r Row) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if nb := l.rebuilding[s]; nb != nil && r.Charge != (Charge{}) {
+		nb.pending = append(nb.pending, r)
+	}
+	ms := l.subs[s]
+	if ms == nil {
+		return
+	}
+	ms.reserved = ms.reserved.minus(est)
+	if r.Charge != (Charge{}) {
+		ms.add(r, now, l.loc)
+	}
+}
+
+// Use reports subject s's use against each of its limits, or nil if it has
+// none.
+func (l *Ledger) Use(s Subject) []Use {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ms := l.subs[s]
+	if ms == nil {
+		return nil
+	}
+	out := make([]Use, len(ms.m))
+	for i := range ms.m {
+		ms.m[i].roll(now, l.loc)
+		out[i] = ms.m[i].use(ms.reserved.of(ms.m[i].limit.Kind))
+	}
+	return out
+}
+
+// Sync makes the ledger's subjects those of specs. A subject whose limits
+// are new or changed has its use summed again from the request log (src; a
+// nil src starts it at zero); the others keep counting. Requests settled
+// while the log is read are neither lost nor counted twice. On error the
+// subjects not yet summed keep their previous limits, and Sync may be called
+// again.
+func (l *Ledger) Sync(ctx context.Context, specs []Spec, src Source) error {
+	now := l.now()
+	var changed []Spec
+	l.mu.Lock()
+	keep := make(map[Subject]bool, len(specs))
+	for _, sp := range specs {
+		keep[sp.Subject] = true
+		if ms := l.subs[sp.Subject]; ms != nil && slices.Equal(ms.limits, sp.Limits) {
+			ms.name = sp.Name
+			continue
+		}
+		l.rebuilding[sp.Subject] = newMeters(sp.Name, slices.Clone(sp.Limits), now, l.loc)
+		changed = append(changed, sp)
+	}
+	for s := range l.subs {
+		if !keep[s] {
+			delete(l.subs, s)
+		}
+	}
+	l.mu.Unlock()
+	if len(changed) == 0 {
+		return nil
+	}
+	defer func() {
+		l.mu.Lock()
+		for _, sp := range changed {
+			delete(l.rebuilding, sp.Subject)
+		}
+		l.mu.Unlock()
+	}()
+	if src != nil {
+		// Everything settled before the rebuild began is in the log after
+		// this; what settles later is kept aside in pending.
+		if err := src.Flush(ctx); err != nil {
+			return fmt.Errorf("limits: write pending usage: %w", err)
+		}
+	}
+	for _, sp := range changed {
+		l.mu.Lock()
+		nb := l.rebuilding[sp.Subject]
+		l.mu.Unlock()
+		var rows []Row
+		if src != nil {
+			var err error
+			if rows, err = src.Rows(ctx, sp.Subject, since(sp.Limits, now, l.loc)); err != nil {
+				return fmt.Errorf("limits of %s: read the request log: %w", sp.Name, err)
+			}
+		}
+		seen := make(map[string]bool, len(rows))
+		for _, r := range rows {
+			nb.add(r, now, l.loc)
+			seen[r.RequestID] = true
+		}
+		l.mu.Lock()
+		for _, r := range nb.pending {
+			if r.RequestID == "" || !seen[r.RequestID] {
+				nb.add(r, l.now(), l.loc)
+			}
+		}
+		nb.pending = nil
+		if old := l.subs[sp.Subject]; old != nil {
+			nb.reserved = old.reserved // requests in flight settle against the new meters
+		}
+		l.subs[sp.Subject] = nb
+		delete(l.rebuilding, sp.Subject)
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// Measure sums rows against limits at time now, as the ledger would after a
+// Sync: for showing a subject's use outside the server.
+func Measure(limits []llmgw.Limit, rows []Row, now time.Time, loc *time.Location) []Use {
+	if loc == nil {
+		loc = time.UTC
+	}
+	ms := newMeters("", limits, now, loc)
+	for _, r := range rows {
+		ms.add(r, now, loc)
+	}
+	out := make([]Use, len(ms.m))
+	for i := range ms.m {
+		out[i] = ms.m[i].use(0)
+	}
+	return out
+}
+
+// Since is the earliest time whose use any of limits counts at now: the rows
+// Measure and Sync need start there (zero for a total limit).
+func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return since(limits, now, loc)
+}
+
+// RetryAfterSeconds rounds a wait up to whole seconds for a Retry-After
+// header.
+func RetryAfterSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
