@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -323,8 +324,28 @@ func (rep *report) writeTable(w io.Writer) error {
 }
 
 func writeTableRow(tw *table, r *reportRow) {
-	tw.row("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
-		r.Input, r.Output, r.CacheRead, r.CacheWrite, r.CostUSD(), r.P50(), r.P95())
+	tw.row("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", r.Group, r.Requests, r.Errors,
+		r.Input, r.Output, r.CacheRead, r.CacheWrite, formatCost(r.CostUSD()), r.P50(), r.P95())
+}
+
+// formatCost renders a cost in USD for the table: from $1 up (and 0) with
+// two decimals; below $1 with four significant digits, trailing zeros
+// trimmed but never fewer than two decimals. So $0.000123 reads "0.000123"
+// where a fixed rounding would show it as nothing at all, and $12.3456
+// reads "12.35". CSV and JSON carry the cost unrounded.
+func formatCost(usd float64) string {
+	if usd == 0 || math.Abs(usd) >= 1 {
+		return strconv.FormatFloat(usd, 'f', 2, 64)
+	}
+	// 4 significant digits: 3 more decimals than the first nonzero one's.
+	decimals := 3 - int(math.Floor(math.Log10(math.Abs(usd))))
+	s := strconv.FormatFloat(usd, 'f', decimals, 64)
+	keep := strings.IndexByte(s, '.') + 3 // the point and two decimals
+	trimmed := strings.TrimRight(s, "0")
+	if len(trimmed) < keep {
+		return s[:keep] // rounding reached $1, or the value is whole cents
+	}
+	return trimmed
 }
 
 // reportRowJSON is a row of "usage report --format json". The token fields
