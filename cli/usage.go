@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ func usageCommand(env *appEnv) *urfave.Command {
 		&urfave.Command{
 			Name:      "report",
 			Usage:     "sum requests, tokens, cost and latency per account, key, model or day",
-			UsageText: "llmgw usage report [--since 24h|2026-11-01|RFC3339] [--until ...] [--by account|key|model|day] [--format table|json|csv] [--tz UTC|Local|Area/City]",
+			UsageText: "llmgw usage report [--since 24h|2026-11-01|RFC3339] [--until ...] [--by account|key|model|day] [--format table|json|csv] [--tz UTC|Local|Area/City] [--key NAME]... [--account NAME]... [--model PATTERN]...",
 			Description: `Sums the request log between --since and --until. --since and --until take a
 duration back from now (24h, 7d), a date (2026-11-01, midnight in --tz) or an
 RFC 3339 time; a date given to --until includes that whole day. Requests count
@@ -33,8 +34,15 @@ early. Cost is an estimate from a built-in price table per model family,
 extended or overridden by "prices:" in the config file. Latency is the total
 request duration; p50 and p95 in milliseconds.
 
+--key and --account keep only the requests of the client keys and accounts
+with those exact names, as the request log recorded them; --model keeps the
+requests for models matching a glob pattern such as 'claude-sonnet-*'. Each
+may be repeated or given a comma list (any value matches); different flags
+must all match.
+
 Example:
   llmgw usage report --since 7d --by key
+  llmgw usage report --since 7d --key alice --model 'claude-sonnet-*'
   llmgw usage report --since 2026-11-01 --until 2026-11-30 --by day --tz Europe/Berlin
   llmgw usage report --format json | jq .total.cost_usd`,
 			Flags: []urfave.Flag{
@@ -43,6 +51,9 @@ Example:
 				&urfave.StringFlag{Name: "by", Value: "account", Usage: "group by `FIELD`: account, key, model or day"},
 				&urfave.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json or csv"},
 				&urfave.StringFlag{Name: "tz", Value: "UTC", Usage: "time `ZONE` for dates and day grouping: UTC, Local or an IANA name such as Europe/Berlin"},
+				&urfave.StringSliceFlag{Name: "key", Usage: "only requests made with the client key named `NAME` (repeatable, or a comma list)"},
+				&urfave.StringSliceFlag{Name: "account", Usage: "only requests answered by the account named `NAME` (repeatable, or a comma list)"},
+				&urfave.StringSliceFlag{Name: "model", Usage: "only requests for a model matching the glob `PATTERN`, e.g. 'claude-sonnet-*' (repeatable, or a comma list)"},
 			},
 			Action: func(c *urfave.Context) error {
 				if err := noArgs(c); err != nil {
@@ -141,11 +152,19 @@ func (e *appEnv) usageReport(c *urfave.Context) error {
 	if !since.Before(until) {
 		return fmt.Errorf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
+	models := listFlag(c, "model")
+	for _, p := range models {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("--model %q is not a glob pattern such as 'claude-sonnet-*': %w", p, err)
+		}
+	}
+	filter := store.UsageFilter{Since: since, Until: until, KeyNames: listFlag(c, "key"), AccountNames: listFlag(c, "account")}
 	return e.withDB(c.Context, func(db *store.DB) error {
-		rows, err := db.ListUsage(c.Context, since, until)
+		rows, err := db.ListUsageMatching(c.Context, filter)
 		if err != nil {
 			return fmt.Errorf("list usage: %w", err)
 		}
+		rows = keepModels(rows, models)
 		rep := buildReport(rows, by, loc, &priceTable{catalog: e.cfg.Catalog()})
 		rep.Since, rep.Until = since, until
 		for _, m := range rep.UnpricedModels {
@@ -160,6 +179,35 @@ func (e *appEnv) usageReport(c *urfave.Context) error {
 		}
 		return rep.writeTable(c.App.Writer)
 	})
+}
+
+// listFlag returns the values of a repeatable flag, commas also splitting,
+// blanks dropped.
+func listFlag(c *urfave.Context, name string) []string {
+	var out []string
+	for _, v := range c.StringSlice(name) {
+		out = append(out, splitList(v)...)
+	}
+	return out
+}
+
+// keepModels returns the rows whose model matches one of the glob patterns
+// (path.Match, as account models are), reusing rows' array; all rows for
+// no patterns. The patterns must be well-formed.
+func keepModels(rows []store.UsageRow, patterns []string) []store.UsageRow {
+	if len(patterns) == 0 {
+		return rows
+	}
+	kept := rows[:0]
+	for i := range rows {
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, rows[i].Model); ok {
+				kept = append(kept, rows[i])
+				break
+			}
+		}
+	}
+	return kept
 }
 
 // parseReportTime parses a --since or --until value relative to now: a

@@ -178,6 +178,61 @@ func TestUsageReport_Groupings(t *testing.T) {
 	}
 }
 
+func TestUsageReport_Filters(t *testing.T) {
+	t.Parallel()
+	db := usageDB(t)
+	type summary struct {
+		Group            string
+		Requests, Errors int64
+		CostUSD          float64
+	}
+	var (
+		a1All = summary{"a1", 2, 0, 0.094}
+		a2All = summary{"a2", 3, 2, 0.000035}
+	)
+	tests := []struct {
+		name string
+		args []string
+		want []summary
+		note bool // stderr notes that gpt-unknown has no price
+	}{
+		{"key", []string{"--key", "alice"}, []summary{{"a1", 1, 0, 0.085}, {"a2", 2, 2, 0.000035}}, false},
+		{"key repeated", []string{"--key", "bob", "--key", "alice"}, []summary{a1All, a2All}, true},
+		{"key comma list", []string{"--key", "alice,bob"}, []summary{a1All, a2All}, true},
+		{"key matches exactly", []string{"--key", "Alice"}, nil, false},
+		{"unknown key", []string{"--key", "carol"}, nil, false},
+		{"account", []string{"--account", "a2"}, []summary{a2All}, true},
+		{"model glob", []string{"--model", "claude-*"}, []summary{a1All, {"a2", 2, 2, 0.000035}}, false},
+		{"model globs", []string{"--model", "claude-sonnet-*", "--model", "claude-haiku-*"},
+			[]summary{{"a1", 1, 0, 0.009}, {"a2", 1, 1, 0.000035}}, false},
+		{"model glob matches the whole name", []string{"--model", "claude-opus-4-5"}, nil, false},
+		{"key and account", []string{"--key", "bob", "--account", "a2"}, []summary{{"a2", 1, 0, 0}}, true},
+		{"all three", []string{"--key", "alice", "--account", "a2", "--model", "claude-opus-*"}, []summary{{"a2", 1, 1, 0}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02"}, tt.args...)
+			rep, stderr := reportJSONOf(t, args...)
+			var got []summary
+			var requests int64
+			for _, r := range rep.Rows {
+				got = append(got, summary{r.Group, r.Requests, r.Errors, r.CostUSD})
+				requests += r.Requests
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+			if rep.Total.Requests != requests {
+				t.Errorf("total requests = %d, want %d, the filtered rows' sum", rep.Total.Requests, requests)
+			}
+			if note := strings.Contains(stderr, `"gpt-unknown"`); note != tt.note {
+				t.Errorf("stderr = %q; a note on gpt-unknown: %v, want %v", stderr, note, tt.note)
+			}
+		})
+	}
+}
+
 func TestUsageReport_SinceFilters(t *testing.T) {
 	t.Parallel()
 	db := usageDB(t)
@@ -279,6 +334,7 @@ func TestUsageReport_BadFlags(t *testing.T) {
 	}{
 		{[]string{"--by", "team"}, `--by "team"`},
 		{[]string{"--format", "xml"}, `--format "xml"`},
+		{[]string{"--model", "claude-["}, `--model "claude-[" is not a glob pattern`},
 		{[]string{"--tz", "Mars/Olympus"}, `--tz "Mars/Olympus"`},
 		{[]string{"--since", "yesterday"}, `--since: "yesterday" is not a duration`},
 		{[]string{"--until", "2026-13-01"}, "--until:"},
