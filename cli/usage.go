@@ -4,6 +4,9 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
+	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +26,7 @@ func usageCommand(env *appEnv) *urfave.Command {
 		&urfave.Command{
 			Name:      "report",
 			Usage:     "sum requests, tokens, cost and latency per account, key, model or day",
-			UsageText: "llmgw usage report [--since 24h|2026-11-01|RFC3339] [--until ...] [--by account|key|model|day] [--format table|json|csv] [--tz UTC|Local|Area/City]",
+			UsageText: "llmgw usage report [--since 24h|2026-11-01|RFC3339] [--until ...] [--by account|key|model|day[,...]] [--format table|json|csv] [--total] [--tz UTC|Local|Area/City] [--key NAME]... [--account NAME]... [--model PATTERN]...",
 			Description: `Sums the request log between --since and --until. --since and --until take a
 duration back from now (24h, 7d), a date (2026-11-01, midnight in --tz) or an
 RFC 3339 time; a date given to --until includes that whole day. Requests count
@@ -32,16 +35,35 @@ early. Cost is an estimate from a built-in price table per model family,
 extended or overridden by "prices:" in the config file. Latency is the total
 request duration; p50 and p95 in milliseconds.
 
+--by takes one field or a comma list of them (key,day): one column per field,
+rows sorted by the fields in the order given, days ascending and names
+alphabetically. JSON rows carry each field under its own name ("key",
+"day") and "group", the values joined by ", ". CSV names its first columns
+after the fields and has a TOTAL row only with --total; the table and JSON
+always end with the total.
+
+--key and --account keep only the requests of the client keys and accounts
+with those exact names, as the request log recorded them; --model keeps the
+requests for models matching a glob pattern such as 'claude-sonnet-*'. Each
+may be repeated or given a comma list (any value matches); different flags
+must all match.
+
 Example:
   llmgw usage report --since 7d --by key
+  llmgw usage report --since 7d --key alice --model 'claude-sonnet-*'
+  llmgw usage report --since 7d --by key,day --key alice --format csv
   llmgw usage report --since 2026-11-01 --until 2026-11-30 --by day --tz Europe/Berlin
   llmgw usage report --format json | jq .total.cost_usd`,
 			Flags: []urfave.Flag{
 				&urfave.StringFlag{Name: "since", Value: "24h", Usage: "start: duration back from now, date or RFC 3339 `TIME`"},
 				&urfave.StringFlag{Name: "until", Usage: "end (default now): duration back from now, date (inclusive) or RFC 3339 `TIME`"},
-				&urfave.StringFlag{Name: "by", Value: "account", Usage: "group by `FIELD`: account, key, model or day"},
+				&urfave.StringFlag{Name: "by", Value: "account", Usage: "group by `FIELDS`: account, key, model or day, or a comma list of them (key,day)"},
 				&urfave.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json or csv"},
+				&urfave.BoolFlag{Name: "total", Usage: "end CSV output with a TOTAL row (the table and JSON always have their total)"},
 				&urfave.StringFlag{Name: "tz", Value: "UTC", Usage: "time `ZONE` for dates and day grouping: UTC, Local or an IANA name such as Europe/Berlin"},
+				&urfave.StringSliceFlag{Name: "key", Usage: "only requests made with the client key named `NAME` (repeatable, or a comma list)"},
+				&urfave.StringSliceFlag{Name: "account", Usage: "only requests answered by the account named `NAME` (repeatable, or a comma list)"},
+				&urfave.StringSliceFlag{Name: "model", Usage: "only requests for a model matching the glob `PATTERN`, e.g. 'claude-sonnet-*' (repeatable, or a comma list)"},
 			},
 			Action: func(c *urfave.Context) error {
 				if err := noArgs(c); err != nil {
@@ -102,7 +124,7 @@ func (e *appEnv) usagePrune(c *urfave.Context) error {
 	})
 }
 
-// usage report groupings.
+// usage report grouping fields.
 const (
 	byAccount = "account"
 	byKey     = "key"
@@ -110,12 +132,30 @@ const (
 	byDay     = "day"
 )
 
+// parseBy parses a --by value, one grouping field or a comma list of them,
+// each field at most once.
+func parseBy(s string) ([]string, error) {
+	var fields []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		switch f {
+		case byAccount, byKey, byModel, byDay:
+		default:
+			return nil, fmt.Errorf("--by %q: %q is not a field; use account, key, model or day, or a comma list of them such as key,day", s, f)
+		}
+		if slices.Contains(fields, f) {
+			return nil, fmt.Errorf("--by %q: %s is given twice", s, f)
+		}
+		fields = append(fields, f)
+	}
+	return fields, nil
+}
+
 func (e *appEnv) usageReport(c *urfave.Context) error {
-	by, format := c.String("by"), c.String("format")
-	switch by {
-	case byAccount, byKey, byModel, byDay:
-	default:
-		return fmt.Errorf("--by %q: use account, key, model or day", by)
+	format := c.String("format")
+	by, err := parseBy(c.String("by"))
+	if err != nil {
+		return err
 	}
 	switch format {
 	case "table", "json", "csv":
@@ -140,12 +180,21 @@ func (e *appEnv) usageReport(c *urfave.Context) error {
 	if !since.Before(until) {
 		return fmt.Errorf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
+	models := listFlag(c, "model")
+	for _, p := range models {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("--model %q is not a glob pattern such as 'claude-sonnet-*': %w", p, err)
+		}
+	}
+	filter := store.UsageFilter{Since: since, Until: until, KeyNames: listFlag(c, "key"), AccountNames: listFlag(c, "account")}
 	return e.withDB(c.Context, func(db *store.DB) error {
-		rows, err := db.ListUsage(c.Context, since, until)
+		rows, err := db.ListUsageMatching(c.Context, filter)
 		if err != nil {
 			return fmt.Errorf("list usage: %w", err)
 		}
+		rows = keepModels(rows, models)
 		rep := buildReport(rows, by, loc, &priceTable{catalog: e.cfg.Catalog()})
+		rep.CSVTotal = c.Bool("total")
 		rep.Since, rep.Until = since, until
 		for _, m := range rep.UnpricedModels {
 			// A note on stderr; the report on stdout is the answer.
@@ -159,6 +208,35 @@ func (e *appEnv) usageReport(c *urfave.Context) error {
 		}
 		return rep.writeTable(c.App.Writer)
 	})
+}
+
+// listFlag returns the values of a repeatable flag, commas also splitting,
+// blanks dropped.
+func listFlag(c *urfave.Context, name string) []string {
+	var out []string
+	for _, v := range c.StringSlice(name) {
+		out = append(out, splitList(v)...)
+	}
+	return out
+}
+
+// keepModels returns the rows whose model matches one of the glob patterns
+// (path.Match, as account models are), reusing rows' array; all rows for
+// no patterns. The patterns must be well-formed.
+func keepModels(rows []store.UsageRow, patterns []string) []store.UsageRow {
+	if len(patterns) == 0 {
+		return rows
+	}
+	kept := rows[:0]
+	for i := range rows {
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, rows[i].Model); ok {
+				kept = append(kept, rows[i])
+				break
+			}
+		}
+	}
+	return kept
 }
 
 // parseReportTime parses a --since or --until value relative to now: a
@@ -184,15 +262,17 @@ func parseReportTime(s string, now time.Time, loc *time.Location, endOfDay bool)
 // report is the result of "usage report".
 type report struct {
 	Since, Until   time.Time
-	By             string
+	By             []string // the grouping fields, in the order given
 	Rows           []reportRow
 	Total          reportRow
 	UnpricedModels []string // models that had tokens but no price, sorted
+	CSVTotal       bool     // CSV ends with the total row too
 }
 
 // reportRow sums the usage of one group.
 type reportRow struct {
-	Group        string
+	Values       []string // the group's value of each field of report.By; none for the total
+	Group        string   // Values joined by ", "; "TOTAL" for the total
 	Requests     int64
 	Errors       int64
 	Input        int64
@@ -242,11 +322,13 @@ func percentile(vals []int64, p int) int64 {
 	return vals[max(rank, 1)-1]
 }
 
-// buildReport groups rows by account, key, model or day (in loc). Rows that
-// never reached an account are not requests and are left out.
-func buildReport(rows []store.UsageRow, by string, loc *time.Location, prices *priceTable) *report {
+// buildReport groups rows by the fields in by: account, key, model or day
+// (in loc). Rows that never reached an account are not requests and are
+// left out. The groups sort by their values, field by field in the order of
+// by; day values (YYYY-MM-DD) sort as dates.
+func buildReport(rows []store.UsageRow, by []string, loc *time.Location, prices *priceTable) *report {
 	rep := &report{By: by, Total: reportRow{Group: "TOTAL"}}
-	groups := map[string]*reportRow{}
+	groups := map[groupKey]*reportRow{}
 	unpriced := map[string]bool{}
 	for i := range rows {
 		u := &rows[i]
@@ -260,10 +342,14 @@ func buildReport(rows []store.UsageRow, by string, loc *time.Location, prices *p
 		} else if u.Tokens != (llmgw.Tokens{}) {
 			unpriced[modelName(u.Model)] = true
 		}
-		g := groupOf(u, by, loc)
+		var g groupKey
+		for i, f := range by {
+			g[i] = groupOf(u, f, loc)
+		}
 		r := groups[g]
 		if r == nil {
-			r = &reportRow{Group: g}
+			vals := slices.Clone(g[:len(by)])
+			r = &reportRow{Values: vals, Group: strings.Join(vals, ", ")}
 			groups[g] = r
 		}
 		r.add(u, failed, cost)
@@ -272,13 +358,18 @@ func buildReport(rows []store.UsageRow, by string, loc *time.Location, prices *p
 	for _, r := range groups {
 		rep.Rows = append(rep.Rows, *r)
 	}
-	sort.Slice(rep.Rows, func(i, j int) bool { return rep.Rows[i].Group < rep.Rows[j].Group })
+	sort.Slice(rep.Rows, func(i, j int) bool { return slices.Compare(rep.Rows[i].Values, rep.Rows[j].Values) < 0 })
 	for m := range unpriced {
 		rep.UnpricedModels = append(rep.UnpricedModels, m)
 	}
 	sort.Strings(rep.UnpricedModels)
 	return rep
 }
+
+// groupKey holds a group's value of each field of --by, blank after the
+// last: parseBy allows each of the four fields once. Unlike the values
+// joined by a separator, it cannot make two groups one.
+type groupKey [4]string
 
 func modelName(m string) string {
 	if m == "" {
@@ -287,7 +378,7 @@ func modelName(m string) string {
 	return m
 }
 
-// groupOf names the group row u falls in.
+// groupOf returns row u's value of the grouping field by.
 func groupOf(u *store.UsageRow, by string, loc *time.Location) string {
 	switch by {
 	case byKey:
@@ -312,25 +403,73 @@ func groupOf(u *store.UsageRow, by string, loc *time.Location) string {
 	return "(none)"
 }
 
+// writeTable prints one column per grouping field, headed by its name, then
+// the sums; the total row ends the table.
 func (rep *report) writeTable(w io.Writer) error {
 	tw := newTable(w)
-	tw.row("%s\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", strings.ToUpper(rep.By))
-	for i := range rep.Rows {
-		writeTableRow(tw, &rep.Rows[i])
+	groupCols := strings.Repeat("%s\t", len(rep.By))
+	var header []any
+	for _, f := range rep.By {
+		header = append(header, strings.ToUpper(f))
 	}
-	writeTableRow(tw, &rep.Total)
+	tw.row(groupCols+"REQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", header...)
+	for i := range rep.Rows {
+		writeTableRow(tw, groupCols, &rep.Rows[i], rep.Rows[i].Values)
+	}
+	writeTableRow(tw, groupCols, &rep.Total, rep.totalValues())
 	return tw.Flush()
 }
 
-func writeTableRow(tw *table, r *reportRow) {
-	tw.row("%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.4f\t%d\t%d\n", r.Group, r.Requests, r.Errors,
-		r.Input, r.Output, r.CacheRead, r.CacheWrite, r.CostUSD(), r.P50(), r.P95())
+func writeTableRow(tw *table, groupCols string, r *reportRow, values []string) {
+	args := make([]any, 0, len(values)+9)
+	for _, v := range values {
+		args = append(args, v)
+	}
+	args = append(args, r.Requests, r.Errors, r.Input, r.Output, r.CacheRead, r.CacheWrite,
+		formatCost(r.CostUSD()), r.P50(), r.P95())
+	tw.row(groupCols+"%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", args...)
+}
+
+// totalValues fills the total row's grouping columns in the table and CSV:
+// TOTAL in the first, the others blank.
+func (rep *report) totalValues() []string {
+	vals := make([]string, len(rep.By))
+	vals[0] = rep.Total.Group
+	return vals
+}
+
+// formatCost renders a cost in USD for the table: from $1 up (and 0) with
+// two decimals; below $1 with four significant digits, trailing zeros
+// trimmed but never fewer than two decimals. So $0.000123 reads "0.000123"
+// where a fixed rounding would show it as nothing at all, and $12.3456
+// reads "12.35". CSV and JSON carry the cost unrounded.
+func formatCost(usd float64) string {
+	if usd == 0 || math.Abs(usd) >= 1 {
+		return strconv.FormatFloat(usd, 'f', 2, 64)
+	}
+	// 4 significant digits: 3 more decimals than the first nonzero one's.
+	decimals := 3 - int(math.Floor(math.Log10(math.Abs(usd))))
+	s := strconv.FormatFloat(usd, 'f', decimals, 64)
+	keep := strings.IndexByte(s, '.') + 3 // the point and two decimals
+	trimmed := strings.TrimRight(s, "0")
+	if len(trimmed) < keep {
+		return s[:keep] // rounding reached $1, or the value is whole cents
+	}
+	return trimmed
 }
 
 // reportRowJSON is a row of "usage report --format json". The token fields
-// carry Anthropic's usage names so scripts can rely on them.
+// carry Anthropic's usage names so scripts can rely on them. Each grouping
+// field is a JSON field of its own name, and the fields not grouped by are
+// left out (a group's value is never empty: groupOf says "(none)"). Group
+// holds the values joined by ", ", so for one field it is that field's
+// value, as it was before the fields had names.
 type reportRowJSON struct {
 	Group             string  `json:"group"`
+	Account           string  `json:"account,omitempty"`
+	Key               string  `json:"key,omitempty"`
+	Model             string  `json:"model,omitempty"`
+	Day               string  `json:"day,omitempty"`
 	Requests          int64   `json:"requests"`
 	Errors            int64   `json:"errors"`
 	InputTokens       int64   `json:"input_tokens"`
@@ -344,8 +483,9 @@ type reportRowJSON struct {
 	P95Ms             int64   `json:"p95_ms"`
 }
 
-func (r *reportRow) json() reportRowJSON {
-	return reportRowJSON{
+// json returns r as JSON for a report grouped by the fields in by.
+func (r *reportRow) json(by []string) reportRowJSON {
+	out := reportRowJSON{
 		Group:             r.Group,
 		Requests:          r.Requests,
 		Errors:            r.Errors,
@@ -359,13 +499,26 @@ func (r *reportRow) json() reportRowJSON {
 		P50Ms:             r.P50(),
 		P95Ms:             r.P95(),
 	}
+	for i, v := range r.Values {
+		switch by[i] {
+		case byAccount:
+			out.Account = v
+		case byKey:
+			out.Key = v
+		case byModel:
+			out.Model = v
+		case byDay:
+			out.Day = v
+		}
+	}
+	return out
 }
 
 // reportJSON is the one object "usage report --format json" prints.
 type reportJSON struct {
 	Since string          `json:"since"`
 	Until string          `json:"until"`
-	By    string          `json:"by"`
+	By    string          `json:"by"` // the fields, comma-separated
 	Rows  []reportRowJSON `json:"rows"`
 	Total reportRowJSON   `json:"total"`
 }
@@ -374,32 +527,41 @@ func (rep *report) writeJSON(w io.Writer) error {
 	out := reportJSON{
 		Since: rep.Since.Format(time.RFC3339),
 		Until: rep.Until.Format(time.RFC3339),
-		By:    rep.By,
+		By:    strings.Join(rep.By, ","),
 		Rows:  make([]reportRowJSON, len(rep.Rows)),
-		Total: rep.Total.json(),
+		Total: rep.Total.json(rep.By),
 	}
 	for i := range rep.Rows {
-		out.Rows[i] = rep.Rows[i].json()
+		out.Rows[i] = rep.Rows[i].json(rep.By)
 	}
 	return writeJSON(w, out)
 }
 
+// writeCSV prints a header naming each grouping field and the sums, one
+// record per group, and the total only if rep.CSVTotal: a total row in the
+// data is one more thing for a spreadsheet's sum to count twice.
 func (rep *report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	header := []string{"group", "requests", "errors", "input_tokens", "output_tokens",
+	header := append(slices.Clone(rep.By), "requests", "errors", "input_tokens", "output_tokens",
 		"cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation_5m_input_tokens",
-		"cache_creation_1h_input_tokens", "cost_usd", "p50_ms", "p95_ms"}
+		"cache_creation_1h_input_tokens", "cost_usd", "p50_ms", "p95_ms")
 	if err := cw.Write(header); err != nil {
 		return err
 	}
 	i64 := func(n int64) string { return strconv.FormatInt(n, 10) }
-	rows := append(append([]reportRow(nil), rep.Rows...), rep.Total)
-	for i := range rows {
-		r := &rows[i]
-		rec := []string{r.Group, i64(r.Requests), i64(r.Errors), i64(r.Input), i64(r.Output),
+	write := func(r *reportRow, values []string) error {
+		rec := append(slices.Clone(values), i64(r.Requests), i64(r.Errors), i64(r.Input), i64(r.Output),
 			i64(r.CacheRead), i64(r.CacheWrite), i64(r.CacheWrite5m), i64(r.CacheWrite1h),
-			strconv.FormatFloat(r.CostUSD(), 'f', -1, 64), i64(r.P50()), i64(r.P95())}
-		if err := cw.Write(rec); err != nil {
+			strconv.FormatFloat(r.CostUSD(), 'f', -1, 64), i64(r.P50()), i64(r.P95()))
+		return cw.Write(rec)
+	}
+	for i := range rep.Rows {
+		if err := write(&rep.Rows[i], rep.Rows[i].Values); err != nil {
+			return err
+		}
+	}
+	if rep.CSVTotal {
+		if err := write(&rep.Total, rep.totalValues()); err != nil {
 			return err
 		}
 	}

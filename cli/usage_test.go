@@ -76,12 +76,12 @@ func usageDB(t *testing.T) string {
 // Expected sums over rows 1-4 and 6 (row 5 never reached an account, row 7
 // is outside the window).
 var (
-	wantA1 = reportRowJSON{Group: "a1", Requests: 2, Errors: 0,
+	wantA1 = reportRowJSON{Group: "a1", Account: "a1", Requests: 2, Errors: 0,
 		InputTokens: 1500, OutputTokens: 2100, CacheReadTokens: 10000, CacheWriteTokens: 5000,
 		CacheWrite5mToken: 4000, CacheWrite1hToken: 1000,
 		CostUSD: 0.094, // opus 1000×5 + 2000×25 + 10000×0.5 + 4000×6.25 = 85000; sonnet 500×3 + 100×15 + 1000×6 = 9000
 		P50Ms:   100, P95Ms: 300}
-	wantA2 = reportRowJSON{Group: "a2", Requests: 3, Errors: 2,
+	wantA2 = reportRowJSON{Group: "a2", Account: "a2", Requests: 3, Errors: 2,
 		InputTokens: 110, OutputTokens: 105,
 		CostUSD: 0.000035, // haiku 10×1 + 5×5; the unknown model costs 0
 		P50Ms:   200, P95Ms: 1000}
@@ -167,12 +167,80 @@ func TestUsageReport_Groupings(t *testing.T) {
 			var got []summary
 			for _, r := range rep.Rows {
 				got = append(got, summary{r.Group, r.Requests, r.Errors, r.InputTokens, r.CacheWriteTokens, r.CostUSD})
+				// The group's field of its own name, and only that one.
+				named := reportRowJSON{Group: r.Group}
+				switch tt.by {
+				case "key":
+					named.Key = r.Group
+				case "model":
+					named.Model = r.Group
+				case "day":
+					named.Day = r.Group
+				}
+				if diff := cmp.Diff(named, reportRowJSON{Group: r.Group, Account: r.Account, Key: r.Key, Model: r.Model, Day: r.Day}); diff != "" {
+					t.Errorf("grouping fields of row %s (-want +got):\n%s", r.Group, diff)
+				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(wantTotal, rep.Total); diff != "" {
 				t.Errorf("total (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestUsageReport_Filters(t *testing.T) {
+	t.Parallel()
+	db := usageDB(t)
+	type summary struct {
+		Group            string
+		Requests, Errors int64
+		CostUSD          float64
+	}
+	var (
+		a1All = summary{"a1", 2, 0, 0.094}
+		a2All = summary{"a2", 3, 2, 0.000035}
+	)
+	tests := []struct {
+		name string
+		args []string
+		want []summary
+		note bool // stderr notes that gpt-unknown has no price
+	}{
+		{"key", []string{"--key", "alice"}, []summary{{"a1", 1, 0, 0.085}, {"a2", 2, 2, 0.000035}}, false},
+		{"key repeated", []string{"--key", "bob", "--key", "alice"}, []summary{a1All, a2All}, true},
+		{"key comma list", []string{"--key", "alice,bob"}, []summary{a1All, a2All}, true},
+		{"key matches exactly", []string{"--key", "Alice"}, nil, false},
+		{"unknown key", []string{"--key", "carol"}, nil, false},
+		{"account", []string{"--account", "a2"}, []summary{a2All}, true},
+		{"model glob", []string{"--model", "claude-*"}, []summary{a1All, {"a2", 2, 2, 0.000035}}, false},
+		{"model globs", []string{"--model", "claude-sonnet-*", "--model", "claude-haiku-*"},
+			[]summary{{"a1", 1, 0, 0.009}, {"a2", 1, 1, 0.000035}}, false},
+		{"model glob matches the whole name", []string{"--model", "claude-opus-4-5"}, nil, false},
+		{"key and account", []string{"--key", "bob", "--account", "a2"}, []summary{{"a2", 1, 0, 0}}, true},
+		{"all three", []string{"--key", "alice", "--account", "a2", "--model", "claude-opus-*"}, []summary{{"a2", 1, 1, 0}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02"}, tt.args...)
+			rep, stderr := reportJSONOf(t, args...)
+			var got []summary
+			var requests int64
+			for _, r := range rep.Rows {
+				got = append(got, summary{r.Group, r.Requests, r.Errors, r.CostUSD})
+				requests += r.Requests
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+			if rep.Total.Requests != requests {
+				t.Errorf("total requests = %d, want %d, the filtered rows' sum", rep.Total.Requests, requests)
+			}
+			if note := strings.Contains(stderr, `"gpt-unknown"`); note != tt.note {
+				t.Errorf("stderr = %q; a note on gpt-unknown: %v, want %v", stderr, note, tt.note)
 			}
 		})
 	}
@@ -205,26 +273,154 @@ func TestUsageReport_Table(t *testing.T) {
 	}
 	want := [][]string{
 		{"ACCOUNT", "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE", "READ", "CACHE", "WRITE", "COST", "USD", "P50", "MS", "P95", "MS"},
-		{"a1", "2", "0", "1500", "2100", "10000", "5000", "0.0940", "100", "300"},
-		{"a2", "3", "2", "110", "105", "0", "0", "0.0000", "200", "1000"},
-		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.0940", "200", "1000"},
+		{"a1", "2", "0", "1500", "2100", "10000", "5000", "0.094", "100", "300"},
+		{"a2", "3", "2", "110", "105", "0", "0", "0.000035", "200", "1000"},            // not 0.0000
+		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.09403", "200", "1000"}, // the double nearest 0.094035 is just below it
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)
 	}
 }
 
+func TestFormatCost(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		usd  float64
+		want string
+	}{
+		{0, "0.00"},
+		{0.000123, "0.000123"},
+		{0.0001234567, "0.0001235"},
+		{0.000035, "0.000035"},
+		{0.00000003, "0.00000003"},
+		{0.0940351, "0.09404"},
+		{0.0940349, "0.09403"},
+		{0.094, "0.094"},
+		{0.5, "0.50"},
+		{0.123456, "0.1235"},
+		{0.99999, "1.00"}, // rounds up to $1: two decimals, not "1"
+		{1, "1.00"},
+		{12.3456, "12.35"},
+		{1234.5, "1234.50"},
+	} {
+		if got := formatCost(tt.usd); got != tt.want {
+			t.Errorf("formatCost(%v) = %q, want %q", tt.usd, got, tt.want)
+		}
+	}
+}
+
 func TestUsageReport_CSV(t *testing.T) {
 	t.Parallel()
 	db := usageDB(t)
-	stdout, _ := mustRun(t, "--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02", "--format", "csv")
-	want := "group,requests,errors,input_tokens,output_tokens,cache_read_input_tokens,cache_creation_input_tokens," +
+	args := []string{"--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02", "--format", "csv"}
+	// The first column is named after the grouping, and the rows are the
+	// groups only: no total row to count twice when summing a column.
+	stdout, _ := mustRun(t, args...)
+	want := "account,requests,errors,input_tokens,output_tokens,cache_read_input_tokens,cache_creation_input_tokens," +
 		"cache_creation_5m_input_tokens,cache_creation_1h_input_tokens,cost_usd,p50_ms,p95_ms\n" +
 		"a1,2,0,1500,2100,10000,5000,4000,1000,0.094,100,300\n" +
-		"a2,3,2,110,105,0,0,0,0,0.000035,200,1000\n" +
-		"TOTAL,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000\n"
+		"a2,3,2,110,105,0,0,0,0,0.000035,200,1000\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
 		t.Errorf("csv (-want +got):\n%s", diff)
+	}
+	stdout, _ = mustRun(t, append(args, "--total")...)
+	want += "TOTAL,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("csv --total (-want +got):\n%s", diff)
+	}
+}
+
+// Rows 1-4 and 6 by key and day (UTC), in that order.
+var (
+	wantAliceDay1 = reportRowJSON{Group: "alice, 2026-03-01", Key: "alice", Day: "2026-03-01", Requests: 1,
+		InputTokens: 1000, OutputTokens: 2000, CacheReadTokens: 10000, CacheWriteTokens: 4000, CacheWrite5mToken: 4000,
+		CostUSD: 0.085, P50Ms: 100, P95Ms: 100}
+	wantAliceDay2 = reportRowJSON{Group: "alice, 2026-03-02", Key: "alice", Day: "2026-03-02", Requests: 2, Errors: 2,
+		InputTokens: 10, OutputTokens: 5, CostUSD: 0.000035, P50Ms: 50, P95Ms: 1000}
+	wantBobDay1 = reportRowJSON{Group: "bob, 2026-03-01", Key: "bob", Day: "2026-03-01", Requests: 1,
+		InputTokens: 500, OutputTokens: 100, CacheWriteTokens: 1000, CacheWrite1hToken: 1000,
+		CostUSD: 0.009, P50Ms: 300, P95Ms: 300}
+	wantBobDay2 = reportRowJSON{Group: "bob, 2026-03-02", Key: "bob", Day: "2026-03-02", Requests: 1,
+		InputTokens: 100, OutputTokens: 100, P50Ms: 200, P95Ms: 200}
+)
+
+func TestUsageReport_ByKeyDay_JSON(t *testing.T) {
+	t.Parallel()
+	db := usageDB(t)
+	window := []string{"--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02"}
+	got, _ := reportJSONOf(t, append(window, "--by", "key,day")...)
+	want := reportJSON{
+		Since: "2026-03-01T00:00:00Z",
+		Until: "2026-03-03T00:00:00Z",
+		By:    "key,day",
+		Rows:  []reportRowJSON{wantAliceDay1, wantAliceDay2, wantBobDay1, wantBobDay2},
+		Total: wantTotal,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("report (-want +got):\n%s", diff)
+	}
+
+	// The fields' order is the sort order; group follows it too.
+	got, _ = reportJSONOf(t, append(window, "--by", "day,key")...)
+	var groups []string
+	for _, r := range got.Rows {
+		groups = append(groups, r.Group)
+	}
+	wantGroups := []string{"2026-03-01, alice", "2026-03-01, bob", "2026-03-02, alice", "2026-03-02, bob"}
+	if diff := cmp.Diff(wantGroups, groups); diff != "" {
+		t.Errorf("--by day,key groups (-want +got):\n%s", diff)
+	}
+	if got.By != "day,key" {
+		t.Errorf("by = %q, want %q", got.By, "day,key")
+	}
+}
+
+func TestUsageReport_ByKeyDay_CSV(t *testing.T) {
+	t.Parallel()
+	db := usageDB(t)
+	args := []string{"--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02", "--by", "key,day", "--format", "csv"}
+	stdout, _ := mustRun(t, args...)
+	want := "key,day,requests,errors,input_tokens,output_tokens,cache_read_input_tokens,cache_creation_input_tokens," +
+		"cache_creation_5m_input_tokens,cache_creation_1h_input_tokens,cost_usd,p50_ms,p95_ms\n" +
+		"alice,2026-03-01,1,0,1000,2000,10000,4000,4000,0,0.085,100,100\n" +
+		"alice,2026-03-02,2,2,10,5,0,0,0,0,0.000035,50,1000\n" +
+		"bob,2026-03-01,1,0,500,100,0,1000,0,1000,0.009,300,300\n" +
+		"bob,2026-03-02,1,0,100,100,0,0,0,0,0,200,200\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("csv (-want +got):\n%s", diff)
+	}
+	stdout, _ = mustRun(t, append(args, "--total")...)
+	want += "TOTAL,,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("csv --total (-want +got):\n%s", diff)
+	}
+}
+
+func TestUsageReport_ByKeyDay_Table(t *testing.T) {
+	t.Parallel()
+	db := usageDB(t)
+	stdout, _ := mustRun(t, "--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02", "--by", "key,day")
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	var got [][]string
+	for _, l := range lines {
+		got = append(got, strings.Fields(l))
+	}
+	want := [][]string{
+		{"KEY", "DAY", "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE", "READ", "CACHE", "WRITE", "COST", "USD", "P50", "MS", "P95", "MS"},
+		{"alice", "2026-03-01", "1", "0", "1000", "2000", "10000", "4000", "0.085", "100", "100"},
+		{"alice", "2026-03-02", "2", "2", "10", "5", "0", "0", "0.000035", "50", "1000"},
+		{"bob", "2026-03-01", "1", "0", "500", "100", "0", "1000", "0.009", "300", "300"},
+		{"bob", "2026-03-02", "1", "0", "100", "100", "0", "0", "0.00", "200", "200"},
+		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.09403", "200", "1000"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+	// The total's DAY cell is blank: its numbers stay under their headings.
+	if len(lines) == len(want) {
+		if h, tot := strings.Index(lines[0], "REQUESTS"), strings.Index(lines[5], " 5 ")+1; h != tot {
+			t.Errorf("TOTAL's requests at column %d, REQUESTS at %d:\n%s", tot, h, stdout)
+		}
 	}
 }
 
@@ -250,8 +446,12 @@ func TestUsageReport_BadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--by", "team"}, `--by "team"`},
+		{[]string{"--by", "team"}, `--by "team": "team" is not a field; use account, key, model or day`},
+		{[]string{"--by", "key,team"}, `--by "key,team": "team" is not a field; use account, key, model or day`},
+		{[]string{"--by", "key,"}, `--by "key,": "" is not a field`},
+		{[]string{"--by", "key,key"}, `--by "key,key": key is given twice`},
 		{[]string{"--format", "xml"}, `--format "xml"`},
+		{[]string{"--model", "claude-["}, `--model "claude-[" is not a glob pattern`},
 		{[]string{"--tz", "Mars/Olympus"}, `--tz "Mars/Olympus"`},
 		{[]string{"--since", "yesterday"}, `--since: "yesterday" is not a duration`},
 		{[]string{"--until", "2026-13-01"}, "--until:"},
@@ -260,6 +460,9 @@ func TestUsageReport_BadFlags(t *testing.T) {
 	for _, tt := range tests {
 		_, _, err := run(t, append([]string{"--db", db, "usage", "report"}, tt.args...)...)
 		wantErr(t, err, tt.want)
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("err = %q, want one line", err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/llmgw/llmgw"
@@ -57,8 +58,27 @@ func scanUsage(row interface{ Scan(...any) error }, withAttempts bool) (UsageRow
 // first, without their attempts. Durations come back at millisecond
 // precision.
 func (db *DB) ListUsage(ctx context.Context, since, until time.Time) ([]UsageRow, error) {
-	rows, err := db.rdb.QueryContext(ctx, `SELECT `+usageColumns+` FROM request_log
-		WHERE ts >= ? AND ts < ? ORDER BY ts, id`, since.UnixMilli(), until.UnixMilli())
+	return db.ListUsageMatching(ctx, UsageFilter{Since: since, Until: until})
+}
+
+// UsageFilter selects request log rows for ListUsageMatching. Since and
+// Until are required; an empty name list does not filter.
+type UsageFilter struct {
+	Since, Until time.Time // Since <= Time < Until
+	KeyNames     []string  // the row's key name is exactly one of these
+	AccountNames []string  // the row's account name is exactly one of these
+}
+
+// ListUsageMatching returns the request log rows that f selects, oldest
+// first, without their attempts, as ListUsage does. Names match the
+// key_name and account_name columns exactly: a request that reached no
+// account has no account name, so an account filter leaves it out.
+func (db *DB) ListUsageMatching(ctx context.Context, f UsageFilter) ([]UsageRow, error) {
+	query := `SELECT ` + usageColumns + ` FROM request_log WHERE ts >= ? AND ts < ?`
+	args := []any{f.Since.UnixMilli(), f.Until.UnixMilli()}
+	query, args = whereIn(query, args, "key_name", f.KeyNames)
+	query, args = whereIn(query, args, "account_name", f.AccountNames)
+	rows, err := db.rdb.QueryContext(ctx, query+` ORDER BY ts, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
@@ -75,6 +95,20 @@ func (db *DB) ListUsage(ctx context.Context, since, until time.Time) ([]UsageRow
 		return nil, fmt.Errorf("list usage: %w", err)
 	}
 	return out, nil
+}
+
+// whereIn adds "AND column IN (?, ...)" for vals to query, and vals to its
+// args; it adds nothing for no vals. column is a constant of the caller's:
+// only placeholders are spliced into the SQL, never values.
+func whereIn(query string, args []any, column string, vals []string) (string, []any) {
+	if len(vals) == 0 {
+		return query, args
+	}
+	query += ` AND ` + column + ` IN (?` + strings.Repeat(`, ?`, len(vals)-1) + `)`
+	for _, v := range vals {
+		args = append(args, v)
+	}
+	return query, args
 }
 
 // GetRequest returns the request log row of one request, attempts
