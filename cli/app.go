@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -283,20 +284,63 @@ func noArgs(c *urfave.Context) error {
 }
 
 // oneArg returns the single positional argument of a command, such as an
-// account name, or an error that shows the expected usage.
+// account name, or an error that shows the expected usage. Flags may follow
+// the argument (llmgw key edit alice --limit usd=20/day): urfave stops
+// parsing flags at the first argument, so the rest are parsed here.
 func oneArg(c *urfave.Context, what string) (string, error) {
 	switch c.NArg() {
 	case 0:
 		return "", fmt.Errorf("missing %s: usage: %s", what, c.Command.UsageText)
 	case 1:
-		if strings.TrimSpace(c.Args().First()) == "" {
-			return "", fmt.Errorf("empty %s: usage: %s", what, c.Command.UsageText)
-		}
-		return c.Args().First(), nil
 	default:
-		return "", fmt.Errorf("unexpected argument %q after %s: see \"%s --help\" (flags go before arguments)",
-			c.Args().Get(1), what, c.Command.HelpName)
+		if err := flagsAfterArg(c, c.Args().Tail()); err != nil {
+			return "", fmt.Errorf("%w after %s: see \"%s --help\"", err, what, c.Command.HelpName)
+		}
 	}
+	if strings.TrimSpace(c.Args().First()) == "" {
+		return "", fmt.Errorf("empty %s: usage: %s", what, c.Command.UsageText)
+	}
+	return c.Args().First(), nil
+}
+
+// flagsAfterArg sets the command's flags given in args, which followed its
+// positional argument: --name VALUE, --name=VALUE, or --name for a boolean.
+func flagsAfterArg(c *urfave.Context, args []string) error {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name == "" {
+			return fmt.Errorf("unexpected argument %q", a)
+		}
+		f := commandFlag(c.Command, name)
+		if f == nil {
+			return fmt.Errorf("unknown flag %q", a)
+		}
+		if _, isBool := f.(*urfave.BoolFlag); isBool && !hasValue {
+			value, hasValue = "true", true
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return fmt.Errorf("flag %q needs a value", a)
+			}
+			i++
+			value = args[i]
+		}
+		if err := c.Set(name, value); err != nil {
+			return fmt.Errorf("flag %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// commandFlag finds a command's flag by any of its names.
+func commandFlag(cmd *urfave.Command, name string) urfave.Flag {
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
+			return f
+		}
+	}
+	return nil
 }
 
 // plural picks the singular or plural form for n.

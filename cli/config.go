@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,11 @@ type ServerConfig struct {
 	// MaxWaiting bounds the requests waiting at once for an account slot;
 	// past it requests get 503. Default 1024.
 	MaxWaiting int `yaml:"max_waiting"`
+	// Timezone is where the calendar windows of limits (day, week, month)
+	// begin: UTC (the default), Local or an IANA name such as Europe/Berlin.
+	Timezone string `yaml:"timezone"`
+
+	location *time.Location // Timezone, loaded by validate
 }
 
 // AuthConfig holds the static client keys accepted in addition to the ones
@@ -296,6 +302,11 @@ func (c *Config) validate() error {
 	if err := c.validateLimits(); err != nil {
 		return err
 	}
+	loc, err := time.LoadLocation(cmp.Or(c.Server.Timezone, "UTC"))
+	if err != nil {
+		return fmt.Errorf("server.timezone %q is not UTC, Local or an IANA zone name such as Europe/Berlin", c.Server.Timezone)
+	}
+	c.Server.location = loc
 	if err := c.Logging.validate(); err != nil {
 		return err
 	}
@@ -458,6 +469,15 @@ func (c *Config) OAuthConfig() oauth.Config {
 // Listen returns the address the server listens on, host:port.
 func (c *Config) Listen() string {
 	return net.JoinHostPort(c.Server.Host, strconv.Itoa(c.Server.Port))
+}
+
+// Location returns server.timezone, where the calendar windows of limits
+// begin.
+func (c *Config) Location() *time.Location {
+	if c.Server.location == nil {
+		return time.UTC
+	}
+	return c.Server.location
 }
 
 // Timeout returns server.timeout_seconds as a duration.

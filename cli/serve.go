@@ -120,6 +120,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	tokens.Sync(snap)
 	pc := proxyConfig(env.cfg)
 	pc.Logger = log
+	pc.UsageLog = usageLog{db: db, writer: usage, catalog: pc.Catalog}
 	pc.Kinds = map[llmgw.AccountType]proxy.Kind{
 		llmgw.AccountAPIKey: proxy.APIKeyKind{},
 		llmgw.AccountOAuth:  proxy.OAuthKind{Tokens: tokens},
@@ -237,6 +238,7 @@ func proxyConfig(cfg *Config) proxy.Config {
 		MaxBodyMemory:    cfg.Server.MaxBodyMemoryBytes,
 		MaxWaiting:       cfg.Server.MaxWaiting,
 		MaxHeaderCount:   cfg.Server.MaxHeaderCount,
+		Location:         cfg.Location(),
 	}
 }
 

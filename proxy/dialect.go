@@ -43,6 +43,9 @@ type ErrorInfo struct {
 type Exchange struct {
 	Model  string
 	Stream bool // the client asked for a stream
+	// MaxTokens is the pass-through request's max_tokens, for the estimate
+	// a limit reserves (a converted request has it in Request).
+	MaxTokens int
 	// Request is the request converted to Anthropic. It is always sent as a
 	// stream, which avoids idle timeouts on long answers and needs only one
 	// parser; Final rebuilds a whole answer for non-stream clients. Nil for

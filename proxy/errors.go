@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llmgw/llmgw/proxy/anthropic"
+	"github.com/llmgw/llmgw/proxy/policy"
 	"github.com/llmgw/llmgw/proxy/sse"
 )
 
@@ -105,6 +106,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		qf  *errQueueFull
 		sat *errSaturated
 		lo  *errLocal
+		lim *errLimited
 	)
 	gone := false
 	switch {
@@ -122,6 +124,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		info.Status, info.Type, info.Message = http.StatusServiceUnavailable, "overloaded_error", na.Error()
 		if na.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(na.retryAfter.Seconds()))))
+		}
+	case errors.As(err, &lim):
+		info.Status, info.Type, info.Message = http.StatusTooManyRequests, "rate_limit_error", lim.msg
+		if lim.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(policy.RetryAfterSeconds(lim.retryAfter)))
 		}
 	case errors.As(err, &bz), errors.As(err, &qf), errors.As(err, &sat):
 		info.Status, info.Type, info.Message = http.StatusServiceUnavailable, "overloaded_error", err.Error()

@@ -174,7 +174,7 @@ func (s *Server) servable(a *llmgw.Account, key string) string {
 	if !a.ServesKey(key) {
 		return "reserved for other client keys"
 	}
-	return ""
+	return s.accountSpent(a)
 }
 
 // try is one attempt in progress: the account, its slot and the clock.

@@ -96,6 +96,11 @@ func (s *Server) infer(d Dialect) handlerFunc {
 		e := entryFrom(r.Context())
 		u := s.beginUsage(e, d.Name(), x.Model, x.Stream)
 		c.usage = u
+		release, err := s.admit(r.Context(), e, x, len(body))
+		defer release()
+		if err != nil {
+			return err
+		}
 		if x.Stream {
 			s.holdOpening(w, e, x.contentType(), x.Encoder)
 		}
@@ -149,6 +154,7 @@ func (s *Server) finishUsage(e *entry, u *llmgw.Usage) {
 		u.AccountID, u.AccountName = last.AccountID, last.AccountName
 	}
 	e.account = u.AccountName
+	s.settle(e, u)
 	s.rec.Record(*u)
 }
 

@@ -19,8 +19,9 @@ import (
 // requestHead is the part of a Messages request the gateway reads. The rest
 // of the body goes upstream byte for byte.
 type requestHead struct {
-	Model  string `json:"model"`
-	Stream bool   `json:"stream"`
+	Model     string `json:"model"`
+	Stream    bool   `json:"stream"`
+	MaxTokens int    `json:"max_tokens"`
 }
 
 // parseHead checks that body is a JSON object and reads its head.
@@ -59,7 +60,7 @@ func (anthropicDialect) Decode(r *http.Request, body []byte) (*Exchange, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Exchange{Model: head.Model, Stream: head.Stream, Body: body,
+	return &Exchange{Model: head.Model, Stream: head.Stream, MaxTokens: head.MaxTokens, Body: body,
 		Encoder: passthrough{requestID: entryFrom(r.Context()).id}}, nil
 }
 

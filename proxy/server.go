@@ -27,6 +27,7 @@ import (
 	"github.com/llmgw/llmgw/proxy/anthropic"
 	"github.com/llmgw/llmgw/proxy/gemini"
 	"github.com/llmgw/llmgw/proxy/openai"
+	"github.com/llmgw/llmgw/proxy/policy"
 	"github.com/llmgw/llmgw/proxy/responses"
 )
 
@@ -92,6 +93,13 @@ type Config struct {
 	// MaxHeaderCount bounds the number of request header fields; more is
 	// refused with 431. Default 200.
 	MaxHeaderCount int
+	// Location is the time zone of the calendar windows of limits (a day
+	// starts at midnight there). Default UTC.
+	Location *time.Location
+	// UsageLog is the request log, read when a key's or an account's limits
+	// are set or changed to sum the use in their windows. Without it, use
+	// counts from zero.
+	UsageLog policy.Source
 }
 
 // Server is the gateway's HTTP handler. It is safe for concurrent use.
@@ -106,6 +114,8 @@ type Server struct {
 	active   activity            // requests being served, for Drain
 	bodyMem  *semaphore.Weighted // request-body bytes held, MaxBodyMemory in all
 	dialects dialects
+	ledger   *policy.Ledger // use against limits
+	keySlots keySlots       // requests in flight per client key
 }
 
 // view is a snapshot with the indexes the hot path needs.
@@ -169,6 +179,7 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		pool:    newPool(cfg.Now),
 		client:  &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirect}, // no Client.Timeout: it would cut streams
 		bodyMem: semaphore.NewWeighted(cfg.MaxBodyMemory),
+		ledger:  policy.NewLedger(cfg.Now, cfg.Location),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
 	s.dialects = dialects{
@@ -217,6 +228,7 @@ func (s *Server) SetSnapshot(snap *llmgw.Snapshot) {
 	for _, a := range snap.Accounts {
 		keep[a.ID] = true
 	}
+	s.syncLimits(snap)
 	s.view.Store(v)
 	s.pool.forget(keep)
 	s.pool.wake() // waiters may fit an account that was added or changed
@@ -337,6 +349,7 @@ type entry struct {
 	memHeld  int64         // bytes of bodyMem this request holds
 	open     *opening      // keep-alives of a stream whose opening is held
 	stream   StreamEncoder // writes the answer's stream, and its error at the end
+	reserved policy.Charge // what the request reserved against its key's limits
 }
 
 func entryFrom(ctx context.Context) *entry {

@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
+	"github.com/llmgw/llmgw/proxy/policy"
+	"github.com/llmgw/llmgw/store"
+)
+
+// usageLog is the request log as limits read it: the server sums a key's
+// or an account's use from it when their limits are set or changed, and the
+// CLI shows use from it (key show, key list, account list).
+type usageLog struct {
+	db      *store.DB
+	writer  *store.UsageWriter // nil in the CLI: nothing is pending there
+	catalog *anthropic.Catalog
+}
+
+func (l usageLog) Flush(ctx context.Context) error {
+	if l.writer == nil {
+		return nil
+	}
+	return l.writer.Flush(ctx)
+}
+
+func (l usageLog) Rows(ctx context.Context, s policy.Subject, since time.Time) ([]policy.Row, error) {
+	rows, err := l.db.UseSince(ctx, s.Account, s.ID, since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]policy.Row, len(rows))
+	for i, r := range rows {
+		out[i] = policy.Row{RequestID: r.RequestID, Time: r.Time, Charge: policy.ChargeOf(l.catalog, r.Model, r.Tokens, r.Attempts)}
+	}
+	return out, nil
+}
+
+// use sums a subject's use against its limits at now, as the server counts
+// it (without the reservations of requests in flight, which only the server
+// knows).
+func (l usageLog) use(ctx context.Context, s policy.Subject, limits []llmgw.Limit, now time.Time, loc *time.Location) ([]policy.Use, error) {
+	if len(limits) == 0 {
+		return nil, nil
+	}
+	rows, err := l.Rows(ctx, s, policy.Since(limits, now, loc))
+	if err != nil {
+		return nil, err
+	}
+	return policy.Measure(limits, rows, now, loc), nil
+}

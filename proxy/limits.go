@@ -1,0 +1,190 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/policy"
+)
+
+// This file is the team policy on the request path: the one place a
+// decoded request meets its client key's model allowlist, limits and
+// concurrency cap (admit), and where a finished request's use is counted
+// against its key and account (settle). Everything is decided from memory:
+// the snapshot and the policy ledger.
+
+// admit checks a decoded request against its client key's policy, in the
+// order a refusal is cheapest to explain: the model, then the limits, then a
+// concurrency slot (which may wait). The caller must call the returned
+// release when the request is over, whatever happened.
+func (s *Server) admit(ctx context.Context, e *entry, x *Exchange, bodyLen int) (release func(), err error) {
+	k := e.key
+	if k == nil || k.ID == 0 {
+		return noop, nil // a static key from the config file has no policy
+	}
+	if len(k.Models) > 0 && !s.keyAllows(k, x.Model) {
+		return noop, clientErr(http.StatusForbidden, "permission_error",
+			fmt.Sprintf("key %s may not use model %s; it may use %s", k.Name, x.Model, strings.Join(k.Models, ", ")))
+	}
+	if len(k.Limits) > 0 {
+		maxTokens := x.MaxTokens
+		if x.Request != nil {
+			maxTokens = x.Request.MaxTokens
+		}
+		if maxTokens <= 0 {
+			maxTokens = s.cfg.Catalog.DefaultMaxTokens(x.Model)
+		}
+		res, ref := s.ledger.Reserve(keySubject(k), policy.Estimate(s.cfg.Catalog, x.Model, bodyLen, maxTokens))
+		if ref != nil {
+			return noop, &errLimited{msg: ref.Message, retryAfter: ref.RetryAfter}
+		}
+		e.reserved = res
+	}
+	if k.MaxConcurrency > 0 {
+		return s.keySlots.acquire(ctx, k, s.cfg.Timeout, s.cfg.MaxWaiting)
+	}
+	return noop, nil
+}
+
+// keyAllows reports whether k's model allowlist admits model, by the name
+// the client sent or, for a model the catalog knows, by its id or dated id:
+// a key limited to claude-sonnet-* may use the sonnet aliases too.
+func (s *Server) keyAllows(k *llmgw.ClientKey, model string) bool {
+	if k.Allows(model) {
+		return true
+	}
+	m, ok := s.cfg.Catalog.Lookup(model)
+	return ok && (k.Allows(m.ID) || m.DatedID != "" && k.Allows(m.DatedID))
+}
+
+func keySubject(k *llmgw.ClientKey) policy.Subject { return policy.Subject{ID: k.ID} }
+
+func accountSubject(id int64) policy.Subject { return policy.Subject{Account: true, ID: id} }
+
+// settle counts a finished request against its key and its account, in
+// place of what it reserved. Every request of a stored key settles, so a
+// limit set while it ran still sees it.
+func (s *Server) settle(e *entry, u *llmgw.Usage) {
+	if u.KeyID == 0 && u.AccountID == 0 {
+		return
+	}
+	used := policy.ChargeOf(s.cfg.Catalog, u.Model, u.Tokens, len(u.Attempts))
+	if u.KeyID != 0 {
+		s.ledger.Settle(policy.Subject{ID: u.KeyID}, e.reserved, u.RequestID, u.Time, used)
+	}
+	if u.AccountID != 0 {
+		s.ledger.Settle(accountSubject(u.AccountID), policy.Charge{}, u.RequestID, u.Time, used)
+	}
+}
+
+// accountSpent says why an account's own limit keeps it from serving, or
+// "" if it may serve.
+func (s *Server) accountSpent(a *llmgw.Account) string {
+	if len(a.Limits) == 0 {
+		return ""
+	}
+	if why := s.ledger.Spent(accountSubject(a.ID)); why != "" {
+		return "own limit spent: " + why
+	}
+	return ""
+}
+
+// syncLimits hands the snapshot's limits to the ledger, which sums the use
+// of new or changed ones from the request log.
+func (s *Server) syncLimits(snap *llmgw.Snapshot) {
+	var specs []policy.Spec
+	for i := range snap.Keys {
+		k := &snap.Keys[i]
+		if len(k.Limits) > 0 && k.RevokedAt.IsZero() {
+			specs = append(specs, policy.Spec{Subject: keySubject(k), Name: "key " + k.Name, Limits: k.Limits})
+		}
+	}
+	for i := range snap.Accounts {
+		a := &snap.Accounts[i]
+		if len(a.Limits) > 0 {
+			specs = append(specs, policy.Spec{Subject: accountSubject(a.ID), Name: "account " + a.Name, Limits: a.Limits})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var src policy.Source
+	if s.cfg.UsageLog != nil {
+		src = s.cfg.UsageLog
+	}
+	if err := s.ledger.Sync(ctx, specs, src); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "summing use for limits failed; the limits concerned keep their previous use until the next reload",
+			slog.String("err", err.Error()))
+	}
+}
+
+// Limits reports a subject's use against its limits as the server counts
+// it now, reservations of requests in flight included; nil if it has none.
+func (s *Server) Limits(account bool, id int64) []policy.Use {
+	return s.ledger.Use(policy.Subject{Account: account, ID: id})
+}
+
+// errLimited refuses a request that a limit has no room for.
+type errLimited struct {
+	msg        string
+	retryAfter time.Duration // 0: the limit never frees
+}
+
+func (e *errLimited) Error() string { return e.msg }
+
+// keySlots bound each client key's requests in flight.
+type keySlots struct {
+	mu      sync.Mutex
+	byKey   map[int64]*keySlot
+	waiting atomic.Int64
+}
+
+type keySlot struct {
+	max int
+	ch  chan struct{} // one token per request in flight
+}
+
+// acquire takes one of k's slots, waiting up to timeout for one; more than
+// maxWaiting requests waiting (across keys) are refused at once.
+func (ks *keySlots) acquire(ctx context.Context, k *llmgw.ClientKey, timeout time.Duration, maxWaiting int) (func(), error) {
+	ks.mu.Lock()
+	if ks.byKey == nil {
+		ks.byKey = map[int64]*keySlot{}
+	}
+	sl := ks.byKey[k.ID]
+	if sl == nil || sl.max != k.MaxConcurrency {
+		// A new cap starts a new count; requests holding the old one give
+		// their slots back to it.
+		sl = &keySlot{max: k.MaxConcurrency, ch: make(chan struct{}, k.MaxConcurrency)}
+		ks.byKey[k.ID] = sl
+	}
+	ks.mu.Unlock()
+	release := func() { <-sl.ch }
+	select {
+	case sl.ch <- struct{}{}:
+		return release, nil
+	default:
+	}
+	if n := ks.waiting.Add(1); maxWaiting > 0 && n > int64(maxWaiting) {
+		ks.waiting.Add(-1)
+		return noop, &errQueueFull{waiting: int(n - 1)}
+	}
+	defer ks.waiting.Add(-1)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case sl.ch <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return noop, ctx.Err()
+	case <-t.C:
+		return noop, &errLimited{retryAfter: time.Second, msg: fmt.Sprintf(
+			"key %s: %d requests in flight, its max concurrency, and none finished within %s", k.Name, k.MaxConcurrency, timeout)}
+	}
+}
