@@ -198,15 +198,23 @@ func (l Limit) FormatAmount(n float64) string {
 	return strconv.FormatFloat(math.Round(n), 'f', -1, 64)
 }
 
-// FormatUSD writes a USD amount with two decimals, or with enough for three
-// significant digits when it is below a cent, so a small cost is never shown
-// as 0.00.
-func FormatUSD(n float64) string {
-	if n != 0 && math.Abs(n) < 0.01 {
-		digits := 2 - int(math.Floor(math.Log10(math.Abs(n))))
-		return strconv.FormatFloat(n, 'f', digits, 64)
+// FormatUSD writes a USD amount for people: two decimals from $1 up (and
+// for 0); below $1 four significant digits, trailing zeros trimmed but never
+// fewer than two decimals. So $0.000123 reads "0.000123" where a fixed
+// rounding would show nothing at all, and $12.3456 reads "12.35".
+func FormatUSD(usd float64) string {
+	if usd == 0 || math.Abs(usd) >= 1 {
+		return strconv.FormatFloat(usd, 'f', 2, 64)
 	}
-	return strconv.FormatFloat(n, 'f', 2, 64)
+	// 4 significant digits: 3 more decimals than the first nonzero one's.
+	decimals := 3 - int(math.Floor(math.Log10(math.Abs(usd))))
+	s := strconv.FormatFloat(usd, 'f', decimals, 64)
+	keep := strings.IndexByte(s, '.') + 3 // the point and two decimals
+	trimmed := strings.TrimRight(s, "0")
+	if len(trimmed) < keep {
+		return s[:keep] // rounding reached $1, or the value is whole cents
+	}
+	return trimmed
 }
 
 // Period returns the calendar window containing t, in loc: [start, end).

@@ -16,7 +16,7 @@ func TestParseLimit(t *testing.T) {
 	}{
 		{"usd=20/day", Limit{LimitUSD, 20, LimitWindow{Calendar: WindowDay}}, "usd=20.00/day", "usd=20/day"},
 		{"usd=0.05/day", Limit{LimitUSD, 0.05, LimitWindow{Calendar: WindowDay}}, "usd=0.05/day", "usd=0.05/day"},
-		{"usd=0.001234/week", Limit{LimitUSD, 0.001234, LimitWindow{Calendar: WindowWeek}}, "usd=0.00123/week", "usd=0.001234/week"},
+		{"usd=0.001234/week", Limit{LimitUSD, 0.001234, LimitWindow{Calendar: WindowWeek}}, "usd=0.001234/week", "usd=0.001234/week"},
 		{"tokens=2000000/5h", Limit{LimitTokens, 2e6, LimitWindow{Span: 5 * time.Hour}}, "tokens=2M/5h", "tokens=2M/5h"},
 		{"tokens=2M/5h", Limit{LimitTokens, 2e6, LimitWindow{Span: 5 * time.Hour}}, "tokens=2M/5h", "tokens=2M/5h"},
 		{"tokens=1.5k/month", Limit{LimitTokens, 1500, LimitWindow{Calendar: WindowMonth}}, "tokens=1500/month", "tokens=1500/month"},
@@ -106,7 +106,7 @@ func TestLimitWindow_Period(t *testing.T) {
 }
 
 func TestFormatUSD(t *testing.T) {
-	for in, want := range map[float64]string{0: "0.00", 20: "20.00", 20.126: "20.13", 0.05: "0.05", 0.000123: "0.000123", 0.0045678: "0.00457"} {
+	for in, want := range map[float64]string{0: "0.00", 20: "20.00", 20.126: "20.13", 0.05: "0.05", 0.000123: "0.000123", 0.0045678: "0.004568", 0.0001: "0.0001", 0.5: "0.50", 12.3456: "12.35"} {
 		if got := FormatUSD(in); got != want {
 			t.Errorf("FormatUSD(%v) = %q, want %q", in, got, want)
 		}

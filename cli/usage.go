@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"math"
 	"path"
 	"slices"
 	"sort"
@@ -438,25 +437,9 @@ func (rep *report) totalValues() []string {
 	return vals
 }
 
-// formatCost renders a cost in USD for the table: from $1 up (and 0) with
-// two decimals; below $1 with four significant digits, trailing zeros
-// trimmed but never fewer than two decimals. So $0.000123 reads "0.000123"
-// where a fixed rounding would show it as nothing at all, and $12.3456
-// reads "12.35". CSV and JSON carry the cost unrounded.
-func formatCost(usd float64) string {
-	if usd == 0 || math.Abs(usd) >= 1 {
-		return strconv.FormatFloat(usd, 'f', 2, 64)
-	}
-	// 4 significant digits: 3 more decimals than the first nonzero one's.
-	decimals := 3 - int(math.Floor(math.Log10(math.Abs(usd))))
-	s := strconv.FormatFloat(usd, 'f', decimals, 64)
-	keep := strings.IndexByte(s, '.') + 3 // the point and two decimals
-	trimmed := strings.TrimRight(s, "0")
-	if len(trimmed) < keep {
-		return s[:keep] // rounding reached $1, or the value is whole cents
-	}
-	return trimmed
-}
+// formatCost renders a cost in USD for the table by the one rule for
+// showing money (llmgw.FormatUSD). CSV and JSON carry the cost unrounded.
+func formatCost(usd float64) string { return llmgw.FormatUSD(usd) }
 
 // reportRowJSON is a row of "usage report --format json". The token fields
 // carry Anthropic's usage names so scripts can rely on them. Each grouping
