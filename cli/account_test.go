@@ -160,3 +160,45 @@ func TestAccount_BaseURLDefaults(t *testing.T) {
 		t.Errorf("base URLs (-want +got):\n%s", diff)
 	}
 }
+
+func TestAccount_AddWithLimits(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	mustRun(t, "--db", db, "account", "add", "--name", "capped", "--api-key", testAPIKey,
+		"--limit", "usd=100/day", "--limit", "tokens=2000000/5h,requests=60/1m")
+	mustRun(t, "--db", db, "account", "add", "--name", "free", "--api-key", testAPIKey)
+
+	accts := listJSON(t, db)
+	got := [][]string{accts[0].Limits, accts[1].Limits}
+	want := [][]string{{"usd=100.00/day", "tokens=2M/5h", "requests=60/1m"}, {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("limits in list --json (-want +got):\n%s", diff)
+	}
+	if show, _ := mustRun(t, "--db", db, "account", "show", "capped"); !strings.Contains(show, "usd=100.00/day, tokens=2M/5h, requests=60/1m") {
+		t.Errorf("show lacks the limits:\n%s", show)
+	}
+	if show, _ := mustRun(t, "--db", db, "account", "show", "free"); !strings.Contains(show, "limits:") || !strings.Contains(show, "none") {
+		t.Errorf("show of an unlimited account lacks \"limits: none\":\n%s", show)
+	}
+	table, _ := mustRun(t, "--db", db, "account", "list")
+	for _, want := range []string{"LIMITS", "usd=100.00/day,tokens=2M/5h,requests=60/1m"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("list table lacks %q:\n%s", want, table)
+		}
+	}
+
+	for _, tt := range []struct{ limit, want string }{
+		{"usd=100", "malformed limit"},
+		{"usd=100/fortnight", "want KIND=AMOUNT/WINDOW"},
+		{"usd=1/day,usd=2/day", "two usd limits per day"},
+	} {
+		_, _, err := run(t, "--db", db, "account", "add", "--name", "bad", "--api-key", testAPIKey, "--limit", tt.limit)
+		wantErr(t, err, "--limit: ", tt.want)
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("error for --limit %s is not one line: %q", tt.limit, err)
+		}
+	}
+	if n := len(listJSON(t, db)); n != 2 {
+		t.Errorf("%d accounts after bad --limit adds, want 2", n)
+	}
+}
