@@ -57,8 +57,9 @@ stdin, which keeps it out of the shell history and the process list. Use
 LLMGW_ANTHROPIC_BASE_URL environment variable, else https://api.anthropic.com.
 Lower --priority numbers are tried first; --weight shares traffic within a
 priority; --models limits the account to models matching the glob patterns;
---owner-key (repeatable) makes the account serve only the named client keys.
---limit (repeatable) bounds what the account may serve in a window: KIND is
+--owner-key (repeatable) makes the account serve only the named client keys;
+each must be a live key ("llmgw key list") or a static key of the config
+file. --limit (repeatable) bounds what the account may serve in a window: KIND is
 usd, tokens or requests; WINDOW is day, week, month, total or a duration
 such as 5h or 30d (usd=100/day, tokens=2M/5h, requests=60/1m); one limit per
 kind and window.
@@ -118,6 +119,9 @@ Example:
 				return err
 			}
 			return env.withDB(c.Context, func(db *store.DB) error {
+				if err := env.checkOwnerKeyFlag(c, db); err != nil {
+					return err
+				}
 				if err := db.InsertAccount(c.Context, &a); err != nil {
 					if errors.Is(err, llmgw.ErrConflict) {
 						return fmt.Errorf("account %q already exists: choose another name, or update it with \"llmgw account import\"", a.Name)

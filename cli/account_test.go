@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -200,5 +201,76 @@ func TestAccount_AddWithLimits(t *testing.T) {
 	}
 	if n := len(listJSON(t, db)); n != 2 {
 		t.Errorf("%d accounts after bad --limit adds, want 2", n)
+	}
+}
+
+// createKeys creates a client key for each name.
+func createKeys(t *testing.T, db string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		mustRun(t, "--db", db, "key", "create", "--name", n)
+	}
+}
+
+func TestAccount_OwnerKeyMustExist(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	createKeys(t, db, "alice", "gone")
+	mustRun(t, "--db", db, "key", "revoke", "gone")
+	cfg := writeFile(t, "llmgw.yaml", "auth:\n  api_keys:\n    - name: ci\n      key: sk-static-FAKE-0123456789\n")
+
+	tests := []struct {
+		name  string
+		flags []string
+		want  string // "" for success
+	}{
+		{"live key", []string{"--owner-key", "alice"}, ""},
+		{"static key from the config file", []string{"--config", cfg, "--owner-key", "ci"}, ""},
+		{"typo", []string{"--owner-key", "alcie"}, `--owner-key "alcie": no live client key has that name: see "llmgw key list"`},
+		{"typo after a good one", []string{"--owner-key", "alice,alcie"}, `--owner-key "alcie"`},
+		{"revoked key", []string{"--owner-key", "gone"}, `--owner-key "gone"`},
+		{"static key without its config file", []string{"--owner-key", "ci"}, `--owner-key "ci"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var global, local []string
+			for j := 0; j < len(tt.flags); j += 2 {
+				if tt.flags[j] == "--config" {
+					global = append(global, tt.flags[j:j+2]...)
+				} else {
+					local = append(local, tt.flags[j:j+2]...)
+				}
+			}
+			name := "acct-" + strconv.Itoa(i)
+			args := append(append(append([]string{"--db", db}, global...), "account", "add", "--name", name, "--api-key", testAPIKey), local...)
+			_, _, err := run(t, args...)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("add: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, tt.want)
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if _, _, err := run(t, "--db", db, "account", "show", name); err == nil {
+				t.Errorf("account %s was added despite the error", name)
+			}
+		})
+	}
+
+	// login refuses before it shows the authorize URL, and --claude-credentials
+	// before it stores anything.
+	stdout, _, err := run(t, "--db", db, "account", "login", "--name", "sub", "--owner-key", "alcie")
+	wantErr(t, err, `--owner-key "alcie"`)
+	if stdout != "" {
+		t.Errorf("login printed %q before refusing", stdout)
+	}
+	creds := writeFile(t, ".credentials.json", `{"claudeAiOauth":{"accessToken":"sk-ant-oat-test-FAKE","refreshToken":"sk-ant-ort-test-FAKE"}}`)
+	_, _, err = run(t, "--db", db, "account", "import", "--claude-credentials", creds, "--name", "sub", "--owner-key", "alcie")
+	wantErr(t, err, `--owner-key "alcie"`)
+	if _, _, err := run(t, "--db", db, "account", "show", "sub"); err == nil {
+		t.Error("account sub was stored despite the error")
 	}
 }
