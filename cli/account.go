@@ -31,10 +31,12 @@ Example:
   llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
   llmgw account login --name alice-max --owner-key alice
   llmgw account import accounts.yaml
+  llmgw account edit --priority 1 --limit usd=100/day main
   llmgw account list`,
 		accountAddCommand(env),
 		accountLoginCommand(env),
 		accountImportCommand(env),
+		accountEditCommand(env),
 		accountRefreshCommand(env),
 		accountListCommand(env),
 		accountShowCommand(env),
@@ -105,12 +107,9 @@ Example:
 				return errors.New("--name is required: llmgw account add --name NAME --api-key KEY")
 			case a.APIKey == "":
 				return errors.New("--api-key is required: llmgw account add --name NAME --api-key KEY (or --api-key - to read it from stdin)")
-			case a.APIKey == "-":
-				key, err := readSecretLine(c.App.Reader)
-				if err != nil {
-					return fmt.Errorf("read api key from stdin: %w", err)
-				}
-				a.APIKey = key
+			}
+			if a.APIKey, err = apiKeyFlag(c); err != nil {
+				return err
 			}
 			if a.BaseURL == "" {
 				a.BaseURL = env.cfg.DefaultBaseURL()
@@ -173,6 +172,20 @@ func limitStrings(limits []llmgw.Limit) []string {
 		out[i] = l.Display()
 	}
 	return out
+}
+
+// apiKeyFlag returns --api-key, or with --api-key - the first line of
+// stdin, which keeps the key out of the shell history and the process list.
+func apiKeyFlag(c *urfave.Context) (string, error) {
+	key := c.String("api-key")
+	if key != "-" {
+		return key, nil
+	}
+	key, err := readSecretLine(c.App.Reader)
+	if err != nil {
+		return "", fmt.Errorf("read api key from stdin: %w", err)
+	}
+	return key, nil
 }
 
 // readSecretLine reads the first line of r, without its line ending.
