@@ -117,10 +117,16 @@ Example:
 				if err := checkImportOwners(c.Context, env, db, file, entries); err != nil {
 					return err
 				}
+				var mergeErr error // already names the file and line
 				created, updated, err := db.MergeAccounts(c.Context, func(stored []llmgw.Account) ([]llmgw.Account, error) {
-					return mergeAccounts(file, entries, stored, c.Bool("replace"))
+					accts, err := mergeAccounts(file, entries, stored, c.Bool("replace"))
+					mergeErr = err
+					return accts, err
 				})
-				if err != nil {
+				switch {
+				case mergeErr != nil:
+					return mergeErr
+				case err != nil:
 					return fmt.Errorf("import %s: %w", file, err)
 				}
 				_, err = fmt.Fprintf(c.App.Writer, "imported %d %s (%d created, %d updated)\n",

@@ -394,6 +394,9 @@ func TestImport_TypeChangeNeedsReplace(t *testing.T) {
 				t.Fatal("import succeeded")
 			}
 			msg := strings.ReplaceAll(err.Error(), file, "accounts.yaml")
+			if !strings.HasPrefix(msg, tt.want[0]) {
+				t.Errorf("err = %q, want it to start with %q", msg, tt.want[0])
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(msg, w) {
 					t.Errorf("err = %q, want it to contain %q", msg, w)
