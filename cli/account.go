@@ -31,10 +31,12 @@ Example:
   llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
   llmgw account login --name alice-max --owner-key alice
   llmgw account import accounts.yaml
+  llmgw account edit --priority 1 --limit usd=100/day main
   llmgw account list`,
 		accountAddCommand(env),
 		accountLoginCommand(env),
 		accountImportCommand(env),
+		accountEditCommand(env),
 		accountRefreshCommand(env),
 		accountListCommand(env),
 		accountShowCommand(env),
@@ -48,7 +50,7 @@ func accountAddCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "add",
 		Usage:     "add an Anthropic API-key account",
-		UsageText: "llmgw account add --name NAME --api-key KEY [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...] [--owner-key KEYNAME]...",
+		UsageText: "llmgw account add --name NAME --api-key KEY [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...] [--owner-key KEYNAME]... [--limit KIND=AMOUNT/WINDOW]...",
 		Description: `Adds one API-key account. --api-key - reads the key from the first line of
 stdin, which keeps it out of the shell history and the process list. Use
 "llmgw account import" to add many accounts or to update existing ones.
@@ -57,11 +59,17 @@ stdin, which keeps it out of the shell history and the process list. Use
 LLMGW_ANTHROPIC_BASE_URL environment variable, else https://api.anthropic.com.
 Lower --priority numbers are tried first; --weight shares traffic within a
 priority; --models limits the account to models matching the glob patterns;
---owner-key (repeatable) makes the account serve only the named client keys.
+--owner-key (repeatable) makes the account serve only the named client keys;
+each must be a live key ("llmgw key list") or a static key of the config
+file. --limit (repeatable) bounds what the account may serve in a window: KIND is
+usd, tokens or requests; WINDOW is day, week, month, total or a duration
+such as 5h or 30d (usd=100/day, tokens=2M/5h, requests=60/1m); one limit per
+kind and window.
 
 Example:
   llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
-  echo "$KEY" | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'`,
+  echo "$KEY" | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'
+  llmgw account add --name capped --api-key - --limit usd=100/day --limit tokens=2M/5h`,
 		Flags: []urfave.Flag{
 			&urfave.StringFlag{Name: "name", Usage: "unique account `NAME` (no spaces)"},
 			&urfave.StringFlag{Name: "api-key", Usage: "Anthropic API `KEY`, or - to read it from stdin"},
@@ -71,9 +79,14 @@ Example:
 			&urfave.IntFlag{Name: "max-concurrency", Usage: "most simultaneous requests `N`; 0 is unlimited"},
 			&urfave.StringFlag{Name: "models", Usage: "comma-separated model glob `PATTERNS`; empty allows every model"},
 			ownerKeyFlag(),
+			limitFlag(),
 		},
 		Action: func(c *urfave.Context) error {
 			if err := noArgs(c); err != nil {
+				return err
+			}
+			limits, err := flagLimits(c)
+			if err != nil {
 				return err
 			}
 			a := llmgw.Account{
@@ -86,6 +99,7 @@ Example:
 				MaxConcurrency: c.Int("max-concurrency"),
 				Models:         splitList(c.String("models")),
 				OwnerKeys:      ownerKeys(c),
+				Limits:         limits,
 				State:          llmgw.AccountState{Status: llmgw.StatusActive},
 			}
 			switch {
@@ -93,12 +107,9 @@ Example:
 				return errors.New("--name is required: llmgw account add --name NAME --api-key KEY")
 			case a.APIKey == "":
 				return errors.New("--api-key is required: llmgw account add --name NAME --api-key KEY (or --api-key - to read it from stdin)")
-			case a.APIKey == "-":
-				key, err := readSecretLine(c.App.Reader)
-				if err != nil {
-					return fmt.Errorf("read api key from stdin: %w", err)
-				}
-				a.APIKey = key
+			}
+			if a.APIKey, err = apiKeyFlag(c); err != nil {
+				return err
 			}
 			if a.BaseURL == "" {
 				a.BaseURL = env.cfg.DefaultBaseURL()
@@ -107,6 +118,9 @@ Example:
 				return err
 			}
 			return env.withDB(c.Context, func(db *store.DB) error {
+				if err := env.checkOwnerKeyFlag(c, db); err != nil {
+					return err
+				}
 				if err := db.InsertAccount(c.Context, &a); err != nil {
 					if errors.Is(err, llmgw.ErrConflict) {
 						return fmt.Errorf("account %q already exists: choose another name, or update it with \"llmgw account import\"", a.Name)
@@ -118,6 +132,60 @@ Example:
 			})
 		},
 	}
+}
+
+// limitFlag is --limit, repeatable.
+func limitFlag() urfave.Flag {
+	return &urfave.StringSliceFlag{Name: "limit", Usage: "bound the account to `KIND=AMOUNT/WINDOW`, e.g. usd=100/day or tokens=2M/5h (repeatable)"}
+}
+
+// flagLimits returns the --limit values, commas also splitting. Two of the
+// same kind and window are an error.
+func flagLimits(c *urfave.Context) ([]llmgw.Limit, error) {
+	var out []llmgw.Limit
+	for _, v := range c.StringSlice("limit") {
+		for _, s := range splitList(v) {
+			l, err := llmgw.ParseLimit(s)
+			if err != nil {
+				return nil, fmt.Errorf("--limit: %w", err)
+			}
+			if out, err = llmgw.AddLimit(out, l); err != nil {
+				return nil, fmt.Errorf("--limit: %w", err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// limitsText lists limits for people, or says there are none.
+func limitsText(limits []llmgw.Limit, none string) string {
+	if len(limits) == 0 {
+		return none
+	}
+	return strings.Join(limitStrings(limits), ", ")
+}
+
+// limitStrings are the limits as Limit.Display writes them.
+func limitStrings(limits []llmgw.Limit) []string {
+	out := make([]string, len(limits))
+	for i, l := range limits {
+		out[i] = l.Display()
+	}
+	return out
+}
+
+// apiKeyFlag returns --api-key, or with --api-key - the first line of
+// stdin, which keeps the key out of the shell history and the process list.
+func apiKeyFlag(c *urfave.Context) (string, error) {
+	key := c.String("api-key")
+	if key != "-" {
+		return key, nil
+	}
+	key, err := readSecretLine(c.App.Reader)
+	if err != nil {
+		return "", fmt.Errorf("read api key from stdin: %w", err)
+	}
+	return key, nil
 }
 
 // readSecretLine reads the first line of r, without its line ending.
@@ -153,8 +221,8 @@ func accountListCommand(env *appEnv) *urfave.Command {
 request statistics the server records. A second table shows, for oauth
 accounts, the subscriber, when the access token expires, the last refresh,
 and the 5-hour and 7-day subscription windows (utilization, status, reset)
-as the server last saw them; and, for every account bound to client keys,
-those keys. Times are local. Secrets are masked.
+as the server last saw them; and, for every account bound to client keys or
+carrying limits, those keys and limits. Times are local. Secrets are masked.
 
 Example:
   llmgw account list
@@ -208,12 +276,12 @@ func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw
 	return writeOAuthTable(w, accts, now)
 }
 
-// writeOAuthTable lists what only OAuth and bound accounts have; nothing if
-// there are none, so an API-key-only listing stays as it was.
+// writeOAuthTable lists what only OAuth, bound and limited accounts have;
+// nothing if there are none, so a plain API-key listing stays as it was.
 func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
 	var rows []*llmgw.Account
 	for i := range accts {
-		if a := &accts[i]; a.Type == llmgw.AccountOAuth || len(a.OwnerKeys) > 0 {
+		if a := &accts[i]; a.Type == llmgw.AccountOAuth || len(a.OwnerKeys) > 0 || len(a.Limits) > 0 {
 			rows = append(rows, a)
 		}
 	}
@@ -224,14 +292,15 @@ func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
 		return err
 	}
 	tw := newTable(w)
-	tw.row("ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tOWNER KEYS\n")
+	tw.row("ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tOWNER KEYS\tLIMITS\n")
 	for _, a := range rows {
 		email, expires, refreshed, h5, d7 := "-", "-", "-", "-", "-"
 		if a.Type == llmgw.AccountOAuth {
 			email, expires, refreshed = orDash(a.Email), expiresIn(a.ExpiresAt, now), formatTime(a.LastRefresh)
 			h5, d7 = windowText(a.Windows.FiveHour, now), windowText(a.Windows.SevenDay, now)
 		}
-		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys))
+		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys),
+			orDash(strings.Join(limitStrings(a.Limits), ",")))
 	}
 	return tw.Flush()
 }
@@ -318,6 +387,7 @@ type accountJSON struct {
 	RefreshToken   string   `json:"refresh_token,omitempty"`
 	ExpiresAt      *string  `json:"expires_at"`
 	OwnerKeys      []string `json:"owner_keys"`
+	Limits         []string `json:"limits"` // as Limit.Display writes them: usd=100.00/day
 	// OAuth accounts only.
 	ExpiresIn        string       `json:"expires_in,omitempty"` // "7h12m", "expired" or "unknown"
 	LastRefresh      *string      `json:"last_refresh,omitempty"`
@@ -384,6 +454,7 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats, now time.Time) acco
 		RefreshToken:   llmgw.Mask(a.RefreshToken),
 		ExpiresAt:      jsonTime(a.ExpiresAt),
 		OwnerKeys:      owners,
+		Limits:         limitStrings(a.Limits),
 		CooldownUntil:  jsonTime(activeCooldown(a.State, now)),
 		LastError:      lastError(a, st),
 		LastErrorAt:    jsonTime(st.LastErrorAt),
@@ -498,6 +569,7 @@ func writeAccount(w io.Writer, a *llmgw.Account, st llmgw.AccountStats, now time
 		row("windows seen", formatTime(a.Windows.At))
 	}
 	row("owner keys", ownersText(a.OwnerKeys))
+	row("limits", limitsText(a.Limits, "none"))
 	row("cooldown until", cooldownText(a.State, now))
 	row("last error", orDash(oneLine(lastError(a, st))))
 	row("last error at", formatTime(st.LastErrorAt))

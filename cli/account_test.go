@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -158,5 +159,118 @@ func TestAccount_BaseURLDefaults(t *testing.T) {
 	want := []string{"conf http://config.example", "env http://env.example:8443", "flag http://flag.example"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("base URLs (-want +got):\n%s", diff)
+	}
+}
+
+func TestAccount_AddWithLimits(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	mustRun(t, "--db", db, "account", "add", "--name", "capped", "--api-key", testAPIKey,
+		"--limit", "usd=100/day", "--limit", "tokens=2000000/5h,requests=60/1m")
+	mustRun(t, "--db", db, "account", "add", "--name", "free", "--api-key", testAPIKey)
+
+	accts := listJSON(t, db)
+	got := [][]string{accts[0].Limits, accts[1].Limits}
+	want := [][]string{{"usd=100.00/day", "tokens=2M/5h", "requests=60/1m"}, {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("limits in list --json (-want +got):\n%s", diff)
+	}
+	if show, _ := mustRun(t, "--db", db, "account", "show", "capped"); !strings.Contains(show, "usd=100.00/day, tokens=2M/5h, requests=60/1m") {
+		t.Errorf("show lacks the limits:\n%s", show)
+	}
+	if show, _ := mustRun(t, "--db", db, "account", "show", "free"); !strings.Contains(show, "limits:") || !strings.Contains(show, "none") {
+		t.Errorf("show of an unlimited account lacks \"limits: none\":\n%s", show)
+	}
+	table, _ := mustRun(t, "--db", db, "account", "list")
+	for _, want := range []string{"LIMITS", "usd=100.00/day,tokens=2M/5h,requests=60/1m"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("list table lacks %q:\n%s", want, table)
+		}
+	}
+
+	for _, tt := range []struct{ limit, want string }{
+		{"usd=100", "malformed limit"},
+		{"usd=100/fortnight", "want KIND=AMOUNT/WINDOW"},
+		{"usd=1/day,usd=2/day", "two usd limits per day"},
+	} {
+		_, _, err := run(t, "--db", db, "account", "add", "--name", "bad", "--api-key", testAPIKey, "--limit", tt.limit)
+		wantErr(t, err, "--limit: ", tt.want)
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("error for --limit %s is not one line: %q", tt.limit, err)
+		}
+	}
+	if n := len(listJSON(t, db)); n != 2 {
+		t.Errorf("%d accounts after bad --limit adds, want 2", n)
+	}
+}
+
+// createKeys creates a client key for each name.
+func createKeys(t *testing.T, db string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		mustRun(t, "--db", db, "key", "create", "--name", n)
+	}
+}
+
+func TestAccount_OwnerKeyMustExist(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	createKeys(t, db, "alice", "gone")
+	mustRun(t, "--db", db, "key", "revoke", "gone")
+	cfg := writeFile(t, "llmgw.yaml", "auth:\n  api_keys:\n    - name: ci\n      key: sk-static-FAKE-0123456789\n")
+
+	tests := []struct {
+		name  string
+		flags []string
+		want  string // "" for success
+	}{
+		{"live key", []string{"--owner-key", "alice"}, ""},
+		{"static key from the config file", []string{"--config", cfg, "--owner-key", "ci"}, ""},
+		{"typo", []string{"--owner-key", "alcie"}, `--owner-key "alcie": no live client key has that name: see "llmgw key list"`},
+		{"typo after a good one", []string{"--owner-key", "alice,alcie"}, `--owner-key "alcie"`},
+		{"revoked key", []string{"--owner-key", "gone"}, `--owner-key "gone"`},
+		{"static key without its config file", []string{"--owner-key", "ci"}, `--owner-key "ci"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var global, local []string
+			for j := 0; j < len(tt.flags); j += 2 {
+				if tt.flags[j] == "--config" {
+					global = append(global, tt.flags[j:j+2]...)
+				} else {
+					local = append(local, tt.flags[j:j+2]...)
+				}
+			}
+			name := "acct-" + strconv.Itoa(i)
+			args := append(append(append([]string{"--db", db}, global...), "account", "add", "--name", name, "--api-key", testAPIKey), local...)
+			_, _, err := run(t, args...)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("add: %v", err)
+				}
+				return
+			}
+			wantErr(t, err, tt.want)
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			if _, _, err := run(t, "--db", db, "account", "show", name); err == nil {
+				t.Errorf("account %s was added despite the error", name)
+			}
+		})
+	}
+
+	// login refuses before it shows the authorize URL, and --claude-credentials
+	// before it stores anything.
+	stdout, _, err := run(t, "--db", db, "account", "login", "--name", "sub", "--owner-key", "alcie")
+	wantErr(t, err, `--owner-key "alcie"`)
+	if stdout != "" {
+		t.Errorf("login printed %q before refusing", stdout)
+	}
+	creds := writeFile(t, ".credentials.json", `{"claudeAiOauth":{"accessToken":"sk-ant-oat-test-FAKE","refreshToken":"sk-ant-ort-test-FAKE"}}`)
+	_, _, err = run(t, "--db", db, "account", "import", "--claude-credentials", creds, "--name", "sub", "--owner-key", "alcie")
+	wantErr(t, err, `--owner-key "alcie"`)
+	if _, _, err := run(t, "--db", db, "account", "show", "sub"); err == nil {
+		t.Error("account sub was stored despite the error")
 	}
 }

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -20,16 +22,29 @@ func accountImportCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "import",
 		Usage:     "create or update accounts from a YAML file or Claude Code's credentials",
-		UsageText: "llmgw account import FILE.yaml\n   llmgw account import --claude-credentials PATH --name NAME [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...] [--owner-key KEYNAME]...",
+		UsageText: "llmgw account import [--replace] FILE (- for stdin)\n   llmgw account import --claude-credentials PATH --name NAME [--base-url URL] [--priority N] [--weight N] [--max-concurrency N] [--models PATTERN,...] [--owner-key KEYNAME]...",
 		Description: `Creates or updates (by name) every account in the file, in one transaction: a
 file with any error changes nothing, and importing the same file twice is
-harmless. Fields: name, type (api_key, the default, or oauth), api_key,
-access_token, refresh_token, expires_at (RFC 3339, or unix seconds or
-milliseconds), base_url, priority, weight (default 1), max_concurrency
-(0 = unlimited), models (a list or a comma-separated string of glob patterns),
-owner_keys (client key names, a list or a comma-separated string: the
-account then serves only those keys). "${VAR}" in any value is replaced by
-that environment variable.
+harmless. FILE - reads the file from stdin. Fields: name, type (api_key, the
+default, or oauth), api_key, access_token, refresh_token, expires_at (RFC
+3339, or unix seconds or milliseconds), base_url, priority, weight (default
+1), max_concurrency (0 = unlimited), models (a list or a comma-separated
+string of glob patterns), owner_keys (client key names, a list or a
+comma-separated string: the account then serves only those keys; each must
+be a live key or a static key of the config file), limits (a list or a
+comma-separated string of KIND=AMOUNT/WINDOW, e.g. [usd=100/day,
+tokens=2M/5h]). "${VAR}" in any value is replaced by that environment
+variable.
+
+An account that is already stored keeps every field the file leaves out, so
+a file with only name and api_key rotates the key and changes nothing else.
+A field given empty ("models: []", "base_url: ''") sets it empty (or to its
+default). The OAuth token fields go together: giving any of access_token,
+refresh_token and expires_at replaces all three, as a new login would. An
+import that would change an account's type is refused; with --replace,
+each account in the file replaces the stored one whole, as imports did
+before: fields the file leaves out get their defaults, and the type may
+change. State (status, cooldown) and statistics are kept either way.
 
 OAuth tokens in the file replace the stored ones only if they differ and do
 not expire earlier: once the server has refreshed an account, the file's
@@ -44,6 +59,7 @@ Claude Code in again afterwards (or use "llmgw account login" instead).
 
 Example:
   llmgw account import accounts.yaml
+  printf 'accounts:\n  - name: main\n    api_key: %s\n' "$NEW_KEY" | llmgw account import -
   llmgw account import --claude-credentials ~/.claude/.credentials.json --name alice-max --owner-key alice
 
   # accounts.yaml
@@ -54,6 +70,7 @@ Example:
       api_key: ${ANTHROPIC_BACKUP_KEY}
       priority: 1
       models: [claude-sonnet-*, claude-haiku-*]
+      limits: [usd=100/day, tokens=2M/5h]
     - name: alice-max
       type: oauth
       refresh_token: ${ALICE_REFRESH_TOKEN}
@@ -61,11 +78,15 @@ Example:
 		Flags: append([]urfave.Flag{
 			&urfave.StringFlag{Name: "claude-credentials", Usage: "import Claude Code's credentials file at `PATH` instead of a YAML file"},
 			&urfave.StringFlag{Name: "name", Usage: "account `NAME` for --claude-credentials"},
+			&urfave.BoolFlag{Name: "replace", Usage: "let each account in the file replace the stored one whole (fields it leaves out get their defaults), which also allows changing its type"},
 		}, accountFlags()...),
 		Action: func(c *urfave.Context) error {
 			if p := c.String("claude-credentials"); p != "" {
 				if err := noArgs(c); err != nil {
 					return err
+				}
+				if c.IsSet("replace") {
+					return errors.New("--replace only goes with an accounts file")
 				}
 				return importClaudeCredentials(c, env, p)
 			}
@@ -78,21 +99,38 @@ Example:
 			if err != nil {
 				return err
 			}
-			data, err := os.ReadFile(file)
+			var data []byte
+			if file == "-" {
+				file = "stdin" // for errors: "stdin:12: ..."
+				data, err = io.ReadAll(c.App.Reader)
+			} else {
+				data, err = os.ReadFile(file)
+			}
 			if err != nil {
 				return fmt.Errorf("read accounts: %w", err)
 			}
-			accts, err := parseAccounts(file, data, env.cfg.DefaultBaseURL(), os.LookupEnv)
+			entries, err := parseAccounts(file, data, env.cfg.DefaultBaseURL(), os.LookupEnv)
 			if err != nil {
 				return err
 			}
 			return env.withDB(c.Context, func(db *store.DB) error {
-				created, updated, err := db.UpsertAccounts(c.Context, accts)
-				if err != nil {
+				if err := checkImportOwners(c.Context, env, db, file, entries); err != nil {
+					return err
+				}
+				var mergeErr error // already names the file and line
+				created, updated, err := db.MergeAccounts(c.Context, func(stored []llmgw.Account) ([]llmgw.Account, error) {
+					accts, err := mergeAccounts(file, entries, stored, c.Bool("replace"))
+					mergeErr = err
+					return accts, err
+				})
+				switch {
+				case mergeErr != nil:
+					return mergeErr
+				case err != nil:
 					return fmt.Errorf("import %s: %w", file, err)
 				}
 				_, err = fmt.Fprintf(c.App.Writer, "imported %d %s (%d created, %d updated)\n",
-					len(accts), plural(len(accts), "account", "accounts"), created, updated)
+					len(entries), plural(len(entries), "account", "accounts"), created, updated)
 				return err
 			})
 		},
@@ -103,14 +141,31 @@ Example:
 func accountFields() []string {
 	return []string{
 		"name", "type", "api_key", "access_token", "refresh_token", "expires_at",
-		"base_url", "priority", "weight", "max_concurrency", "models", "owner_keys",
+		"base_url", "priority", "weight", "max_concurrency", "models", "owner_keys", "limits",
 	}
+}
+
+// importEntry is one account of an accounts file: the account as if it were
+// new (every field the file leaves out at its default), and which fields the
+// file gives, each with the line of its value, so that an import can merge
+// it into the stored account.
+type importEntry struct {
+	llmgw.Account
+	fields map[string]int
+	line   int
+}
+
+// has reports whether the file gives field (a key of accountFields).
+func (e *importEntry) has(field string) bool {
+	_, ok := e.fields[field]
+	return ok
 }
 
 // parseAccounts decodes an accounts file. Every error names the file and
 // line ("accounts.yaml:12: ..."); none shows a secret. lookup resolves
-// "${VAR}" references.
-func parseAccounts(file string, data []byte, defaultBaseURL string, lookup func(string) (string, bool)) ([]llmgw.Account, error) {
+// "${VAR}" references. An entry is not validated here: what it leaves out
+// may come from the stored account (see mergeAccounts).
+func parseAccounts(file string, data []byte, defaultBaseURL string, lookup func(string) (string, bool)) ([]importEntry, error) {
 	errAt := func(line int, format string, args ...any) error {
 		return fmt.Errorf("%s:%d: "+format, append([]any{file, line}, args...)...)
 	}
@@ -141,11 +196,11 @@ func parseAccounts(file string, data []byte, defaultBaseURL string, lookup func(
 		return nil, errAt(line, "no accounts: \"accounts:\" must be a non-empty list")
 	}
 
-	accts := make([]llmgw.Account, 0, len(list.Content))
+	entries := make([]importEntry, 0, len(list.Content))
 	firstLine := map[string]int{}
 	for _, item := range list.Content {
 		item = resolveAlias(item)
-		a, err := parseAccount(item, defaultBaseURL, lookup)
+		a, fields, err := parseAccount(item, defaultBaseURL, lookup)
 		if err != nil {
 			var le *lineError
 			if errors.As(err, &le) {
@@ -153,16 +208,126 @@ func parseAccounts(file string, data []byte, defaultBaseURL string, lookup func(
 			}
 			return nil, errAt(item.Line, "%w", err)
 		}
-		if err := a.Validate(); err != nil {
-			return nil, errAt(item.Line, "%w", err)
+		if strings.TrimSpace(a.Name) == "" {
+			return nil, errAt(item.Line, "%w", a.Validate()) // "account name is required"
 		}
 		if at, ok := firstLine[a.Name]; ok {
 			return nil, errAt(item.Line, "account %q is listed twice (first at line %d)", a.Name, at)
 		}
 		firstLine[a.Name] = item.Line
-		accts = append(accts, a)
+		entries = append(entries, importEntry{Account: a, fields: fields, line: item.Line})
 	}
-	return accts, nil
+	return entries, nil
+}
+
+// mergeAccounts returns the accounts an import stores: for an entry whose
+// account is not stored yet, or every entry with replace, the entry as it
+// is (fields it leaves out at their defaults); otherwise the stored account
+// with the fields the entry gives. Changing an account's type needs
+// replace. Errors name the file and line, and every account is validated.
+func mergeAccounts(file string, entries []importEntry, stored []llmgw.Account, replace bool) ([]llmgw.Account, error) {
+	byName := make(map[string]*llmgw.Account, len(stored))
+	for i := range stored {
+		byName[stored[i].Name] = &stored[i]
+	}
+	out := make([]llmgw.Account, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		a := e.Account
+		if old := byName[e.Name]; old != nil && !replace {
+			var err error
+			if a, err = e.mergeInto(*old); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", file, e.line, err)
+			}
+		}
+		if err := a.Validate(); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, e.line, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// hasTokens reports whether the entry gives any field of an OAuth token set:
+// access_token, refresh_token, expires_at. They go together: an entry that
+// gives one replaces the stored set (what it leaves out empty), as a new
+// login would, so that an access token is never paired with another
+// login's refresh token.
+func (e *importEntry) hasTokens() bool {
+	return e.has("access_token") || e.has("refresh_token") || e.has("expires_at")
+}
+
+// mergeInto returns old with the fields the entry gives. The type may not
+// change (that replaces the account: --replace), and an entry without a
+// type may not carry the other type's secrets, which would read as one.
+func (e *importEntry) mergeInto(old llmgw.Account) (llmgw.Account, error) {
+	if e.has("type") && e.Type != old.Type {
+		return old, fmt.Errorf("account %q is %s in the database and %s in the file: changing the type replaces the account whole, so run the import with --replace",
+			e.Name, old.Type, e.Type)
+	}
+	if !e.has("type") {
+		switch {
+		case old.Type == llmgw.AccountOAuth && e.has("api_key"):
+			return old, fmt.Errorf("account %q is an oauth account and api_key is for api_key accounts: to change its type, give type: api_key and run the import with --replace", e.Name)
+		case old.Type == llmgw.AccountAPIKey && e.hasTokens():
+			return old, fmt.Errorf("account %q is an api_key account and access_token, refresh_token and expires_at are for oauth accounts: to change its type, give type: oauth and run the import with --replace", e.Name)
+		}
+	}
+	a := old
+	// Copies, so that the stored account's slices stay its own.
+	a.Models, a.OwnerKeys, a.Limits = slices.Clone(old.Models), slices.Clone(old.OwnerKeys), slices.Clone(old.Limits)
+	if e.has("api_key") {
+		a.APIKey = e.APIKey
+	}
+	if e.hasTokens() {
+		a.AccessToken, a.RefreshToken, a.ExpiresAt = e.AccessToken, e.RefreshToken, e.ExpiresAt
+		// What came with the old tokens; the first refresh learns it anew.
+		a.Scopes, a.Email, a.AccountUUID, a.OrganizationUUID, a.LastRefresh = nil, "", "", "", time.Time{}
+	}
+	if e.has("base_url") {
+		a.BaseURL = e.BaseURL // the default if the file gives it empty
+	}
+	if e.has("priority") {
+		a.Priority = e.Priority
+	}
+	if e.has("weight") {
+		a.Weight = e.Weight
+	}
+	if e.has("max_concurrency") {
+		a.MaxConcurrency = e.MaxConcurrency
+	}
+	if e.has("models") {
+		a.Models = e.Models
+	}
+	if e.has("owner_keys") {
+		a.OwnerKeys = e.OwnerKeys
+	}
+	if e.has("limits") {
+		a.Limits = e.Limits
+	}
+	return a, nil
+}
+
+// checkImportOwners refuses owner_keys names no client key has, at the
+// line that gives them.
+func checkImportOwners(ctx context.Context, env *appEnv, db *store.DB, file string, entries []importEntry) error {
+	var known map[string]bool
+	for i := range entries {
+		e := &entries[i]
+		if len(e.OwnerKeys) == 0 {
+			continue
+		}
+		if known == nil {
+			var err error
+			if known, err = env.keyNames(ctx, db); err != nil {
+				return err
+			}
+		}
+		if err := unknownOwnerKey(known, e.OwnerKeys, "owner_keys"); err != nil {
+			return fmt.Errorf("%s:%d: account %q: %w", file, e.fields["owner_keys"], e.Name, err)
+		}
+	}
+	return nil
 }
 
 // lineError is an error at a line other than the entry's own.
@@ -185,26 +350,29 @@ func resolveAlias(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// parseAccount decodes one entry of an accounts file. Merge keys
-// ("<<: *defaults") are applied first, so the entry's own fields win.
-func parseAccount(n *yaml.Node, defaultBaseURL string, lookup func(string) (string, bool)) (llmgw.Account, error) {
+// parseAccount decodes one entry of an accounts file, and returns the
+// fields it gives with the line of each value. Merge keys ("<<: *defaults")
+// are applied first, so the entry's own fields win.
+func parseAccount(n *yaml.Node, defaultBaseURL string, lookup func(string) (string, bool)) (llmgw.Account, map[string]int, error) {
 	a := llmgw.Account{Type: llmgw.AccountAPIKey, Weight: 1}
 	if n.Kind != yaml.MappingNode {
-		return a, errors.New("an account must be a mapping of fields (name: ..., api_key: ...)")
+		return a, nil, errors.New("an account must be a mapping of fields (name: ..., api_key: ...)")
 	}
 	fields, err := entryFields(n)
 	if err != nil {
-		return a, err
+		return a, nil, err
 	}
+	given := make(map[string]int, len(fields))
 	for _, f := range fields {
 		if err := setAccountField(&a, f.key, f.value, lookup); err != nil {
-			return a, err
+			return a, nil, err
 		}
+		given[f.key.Value] = f.value.Line
 	}
 	if a.BaseURL == "" {
 		a.BaseURL = defaultBaseURL
 	}
-	return a, nil
+	return a, given, nil
 }
 
 type field struct {
@@ -256,15 +424,27 @@ func entryFields(n *yaml.Node) ([]field, error) {
 func setAccountField(a *llmgw.Account, key *yaml.Node, v *yaml.Node, lookup func(string) (string, bool)) error {
 	name := key.Value
 	switch name {
-	case "models", "owner_keys":
+	case "models", "owner_keys", "limits":
 		list, err := listField(name, v, lookup)
 		if err != nil {
 			return err
 		}
-		if name == "models" {
+		switch name {
+		case "models":
 			a.Models = list
-		} else {
+		case "owner_keys":
 			a.OwnerKeys = list
+		default:
+			a.Limits = nil
+			for _, s := range list {
+				l, err := llmgw.ParseLimit(s)
+				if err != nil {
+					return at(v, "limits: %w", err)
+				}
+				if a.Limits, err = llmgw.AddLimit(a.Limits, l); err != nil {
+					return at(v, "limits: %w", err)
+				}
+			}
 		}
 		return nil
 	}
@@ -314,7 +494,7 @@ func setAccountField(a *llmgw.Account, key *yaml.Node, v *yaml.Node, lookup func
 	return nil
 }
 
-// listField decodes models or owner_keys: a list of values or a
+// listField decodes models, owner_keys or limits: a list of values or a
 // comma-separated string.
 func listField(name string, v *yaml.Node, lookup func(string) (string, bool)) ([]string, error) {
 	switch v.Kind {

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/llmgw/llmgw"
 )
 
 const importGood = `# two accounts
@@ -264,4 +268,258 @@ func TestParseExpiresAt(t *testing.T) {
 			t.Errorf("parseExpiresAt(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
+}
+
+// importStdin runs "account import -" (with extra flags before the -) with
+// body on stdin.
+func importStdin(t *testing.T, db, body string, flags ...string) (string, error) {
+	t.Helper()
+	var out, errOut strings.Builder
+	app := New(&out, &errOut)
+	app.Reader = strings.NewReader(body)
+	args := append(append([]string{"llmgw", "--db", db, "account", "import"}, flags...), "-")
+	err := app.RunContext(context.Background(), args)
+	return out.String(), err
+}
+
+const importFull = `accounts:
+  - name: main
+    api_key: sk-ant-test-FAKE-main-0123456789
+    base_url: http://127.0.0.1:9999
+    priority: 3
+    weight: 2
+    max_concurrency: 8
+    models: [claude-sonnet-*]
+    owner_keys: [alice]
+    limits: [usd=100/day, tokens=2M/5h]
+`
+
+func TestImport_MergeKeepsAbsentFields(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	createKeys(t, db, "alice")
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "accounts.yaml", importFull))
+	mustRun(t, "--db", db, "account", "disable", "main")
+	before := listJSON(t, db)[0]
+
+	// Rotating the key through import changes the key and nothing else.
+	const rotated = "sk-ant-test-FAKE-rotated-0123456789"
+	stdout, _ := mustRun(t, "--db", db, "account", "import", writeFile(t, "rotate.yaml",
+		"accounts:\n  - name: main\n    api_key: "+rotated+"\n"))
+	if want := "imported 1 account (0 created, 1 updated)\n"; stdout != want {
+		t.Errorf("import printed %q, want %q", stdout, want)
+	}
+	after := listJSON(t, db)[0]
+	if diff := cmp.Diff(before, after, cmpopts.IgnoreFields(accountJSON{}, "APIKey", "UpdatedAt")); diff != "" {
+		t.Errorf("a key rotation changed more (-before +after):\n%s", diff)
+	}
+	if got := getAccount(t, db, "main").APIKey; got != rotated {
+		t.Error("the key was not rotated")
+	}
+
+	// A field given empty or zero sets it.
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "zero.yaml", `accounts:
+  - name: main
+    priority: 0
+    base_url: ''
+    models: []
+    owner_keys: []
+    limits: []
+`))
+	a := listJSON(t, db)[0]
+	got := []any{a.Priority, a.BaseURL, a.Models, a.OwnerKeys, a.Limits, a.Weight, a.MaxConcurrency, a.Status}
+	want := []any{0, "https://api.anthropic.com", []string{}, []string{}, []string{}, 2, 8, "disabled"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after importing empty fields (-want +got):\n%s", diff)
+	}
+}
+
+func TestImport_MergeKeepsOAuthTokens(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "accounts.yaml", importGood))
+	before := getAccount(t, db, "sub")
+
+	// No type and no tokens: still oauth, same tokens, same generation.
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "p.yaml", "accounts:\n  - name: sub\n    priority: 4\n"))
+	a := getAccount(t, db, "sub")
+	if a.Type != "oauth" || a.Priority != 4 || a.AccessToken != before.AccessToken || a.RefreshToken != before.RefreshToken ||
+		!a.ExpiresAt.Equal(before.ExpiresAt) || a.TokenGeneration != before.TokenGeneration || a.BaseURL != before.BaseURL {
+		t.Errorf("after a priority-only import: type %s priority %d base URL %s, tokens kept %v, generation %d -> %d",
+			a.Type, a.Priority, a.BaseURL, a.AccessToken == before.AccessToken && a.RefreshToken == before.RefreshToken,
+			before.TokenGeneration, a.TokenGeneration)
+	}
+
+	// A new refresh token alone replaces the whole token set.
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "r.yaml",
+		"accounts:\n  - name: sub\n    refresh_token: sk-ant-ort-test-FAKE-new-0123456789\n"))
+	a = getAccount(t, db, "sub")
+	if a.RefreshToken != "sk-ant-ort-test-FAKE-new-0123456789" || a.AccessToken != "" || !a.ExpiresAt.IsZero() ||
+		a.TokenGeneration != before.TokenGeneration+1 || a.Priority != 4 {
+		t.Errorf("after a refresh-token import: access token kept %v, expiry %v, generation %d, priority %d; want the set replaced, generation %d, priority 4",
+			a.AccessToken != "", a.ExpiresAt, a.TokenGeneration, a.Priority, before.TokenGeneration+1)
+	}
+}
+
+func TestImport_TypeChangeNeedsReplace(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	createKeys(t, db, "alice")
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "accounts.yaml", importFull+
+		"  - name: sub\n    type: oauth\n    refresh_token: sk-ant-ort-test-FAKE-0123456789\n"))
+	before := listJSON(t, db)
+
+	toOAuth := `accounts:
+  - name: fresh
+    api_key: sk-ant-test-FAKE-fresh-0123456789
+  - name: main
+    type: oauth
+    refresh_token: sk-ant-ort-test-FAKE-main-0123456789
+`
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"explicit type", toOAuth, []string{"accounts.yaml:4:", `account "main" is api_key in the database and oauth in the file`, "--replace"}},
+		{"tokens on an api_key account", "accounts:\n  - name: main\n    refresh_token: sk-ant-ort-test-FAKE-0123456789\n",
+			[]string{"accounts.yaml:2:", `account "main" is an api_key account and access_token, refresh_token and expires_at are for oauth accounts`, "type: oauth", "--replace"}},
+		{"api key on an oauth account", "accounts:\n  - name: sub\n    api_key: sk-ant-test-FAKE-0123456789\n",
+			[]string{"accounts.yaml:2:", `account "sub" is an oauth account and api_key is for api_key accounts`, "type: api_key", "--replace"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeFile(t, "accounts.yaml", tt.body)
+			_, _, err := run(t, "--db", db, "account", "import", file)
+			if err == nil {
+				t.Fatal("import succeeded")
+			}
+			msg := strings.ReplaceAll(err.Error(), file, "accounts.yaml")
+			if !strings.HasPrefix(msg, tt.want[0]) {
+				t.Errorf("err = %q, want it to start with %q", msg, tt.want[0])
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("err = %q, want it to contain %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, "FAKE") {
+				t.Errorf("error shows a secret: %q", msg)
+			}
+		})
+	}
+	// Nothing was written, not even the other account of the file.
+	if diff := cmp.Diff(before, listJSON(t, db)); diff != "" {
+		t.Errorf("refused imports changed accounts (-before +after):\n%s", diff)
+	}
+
+	// With --replace the file's account replaces the stored one whole.
+	stdout, _ := mustRun(t, "--db", db, "account", "import", "--replace", writeFile(t, "accounts.yaml", toOAuth))
+	if want := "imported 2 accounts (1 created, 1 updated)\n"; stdout != want {
+		t.Errorf("import --replace printed %q, want %q", stdout, want)
+	}
+	a := getAccount(t, db, "main")
+	got := []any{a.Type, a.APIKey, a.RefreshToken, a.BaseURL, a.Priority, a.Weight, a.Models, a.OwnerKeys, a.Limits}
+	want := []any{llmgw.AccountOAuth, "", "sk-ant-ort-test-FAKE-main-0123456789", "https://api.anthropic.com", 0, 1,
+		[]string(nil), []string(nil), []llmgw.Limit(nil)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("main after import --replace (-want +got):\n%s", diff)
+	}
+	if a.ID != before[0].ID {
+		t.Errorf("ID %d after --replace, want %d (kept)", a.ID, before[0].ID)
+	}
+}
+
+func TestImport_FromStdin(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	stdout, err := importStdin(t, db, importGood)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "imported 2 accounts (2 created, 0 updated)\n"; stdout != want {
+		t.Errorf("import - printed %q, want %q", stdout, want)
+	}
+	if n := len(listJSON(t, db)); n != 2 {
+		t.Errorf("%d accounts after import -, want 2", n)
+	}
+	_, err = importStdin(t, db, "accounts:\n  - name: x\n    wieght: 2\n")
+	wantErr(t, err, "stdin:3:", `unknown field "wieght"`)
+	_, err = importStdin(t, db, "accounts:\n  - name: main\n    type: oauth\n    refresh_token: sk-ant-ort-test-FAKE-0123456789\n", "--replace")
+	if err != nil {
+		t.Fatalf("import --replace -: %v", err)
+	}
+	if a := getAccount(t, db, "main"); a.Type != llmgw.AccountOAuth {
+		t.Errorf("type after import --replace - = %s, want oauth", a.Type)
+	}
+}
+
+func TestImport_Limits(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	mustRun(t, "--db", db, "account", "import", writeFile(t, "accounts.yaml", `accounts:
+  - name: list
+    api_key: sk-ant-test-FAKE-list-0123456789
+    limits: [usd=100/day, tokens=2M/5h]
+  - name: string
+    api_key: sk-ant-test-FAKE-string-0123456789
+    limits: "requests=60/1m, usd=1000/month"
+  - name: none
+    api_key: sk-ant-test-FAKE-none-0123456789
+`))
+	var got [][]string
+	for _, a := range listJSON(t, db) {
+		got = append(got, a.Limits)
+	}
+	want := [][]string{{"usd=100.00/day", "tokens=2M/5h"}, {"requests=60/1m", "usd=1000.00/month"}, {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("imported limits (-want +got):\n%s", diff)
+	}
+	before := listJSON(t, db)
+
+	for _, tt := range []struct{ body, want string }{
+		{"accounts:\n  - name: list\n    limits: [usd=1/fortnight]\n", `accounts.yaml:3: limits: malformed limit "usd=1/fortnight"`},
+		{"accounts:\n  - name: list\n    limits: usd=1/day,usd=2/day\n", "accounts.yaml:3: limits: invalid: two usd limits per day"},
+		{"accounts:\n  - name: list\n    limits: {usd: 1}\n", "accounts.yaml:3: limits must be a list"},
+	} {
+		file := writeFile(t, "accounts.yaml", tt.body)
+		_, _, err := run(t, "--db", db, "account", "import", file)
+		if err == nil {
+			t.Fatalf("import of %q succeeded", tt.body)
+		}
+		if msg := strings.ReplaceAll(err.Error(), file, "accounts.yaml"); !strings.Contains(msg, tt.want) {
+			t.Errorf("err = %q, want it to contain %q", msg, tt.want)
+		}
+	}
+	if diff := cmp.Diff(before, listJSON(t, db)); diff != "" {
+		t.Errorf("refused imports changed accounts (-before +after):\n%s", diff)
+	}
+}
+
+func TestImport_OwnerKeyMustExist(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	createKeys(t, db, "alice")
+	body := `accounts:
+  - name: a
+    api_key: sk-ant-test-FAKE-a-0123456789
+    owner_keys: [alice]
+  - name: b
+    api_key: sk-ant-test-FAKE-b-0123456789
+    owner_keys: [alice, alcie]
+`
+	file := writeFile(t, "accounts.yaml", body)
+	_, _, err := run(t, "--db", db, "account", "import", file)
+	if err == nil {
+		t.Fatal("import succeeded")
+	}
+	msg := strings.ReplaceAll(err.Error(), file, "accounts.yaml")
+	if want := `accounts.yaml:7: account "b": owner_keys "alcie": no live client key has that name: see "llmgw key list"`; !strings.Contains(msg, want) {
+		t.Errorf("err = %q, want it to contain %q", msg, want)
+	}
+	if n := len(listJSON(t, db)); n != 0 {
+		t.Errorf("%d accounts after a refused import, want 0", n)
+	}
+	// A static key of the config file counts.
+	cfg := writeFile(t, "llmgw.yaml", "auth:\n  api_keys:\n    - name: alcie\n      key: sk-static-FAKE-0123456789\n")
+	mustRun(t, "--db", db, "--config", cfg, "account", "import", file)
 }

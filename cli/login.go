@@ -100,6 +100,53 @@ func ownerKeys(c *urfave.Context) []string {
 	return out
 }
 
+// keyNames returns the names an account may be bound to: every live
+// (unrevoked) client key in db and every static key of the config file.
+// Expired keys count: renewing one brings its accounts back.
+func (e *appEnv) keyNames(ctx context.Context, db *store.DB) (map[string]bool, error) {
+	keys, err := db.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check owner keys: %w", err)
+	}
+	names := make(map[string]bool, len(keys)+len(e.cfg.Auth.APIKeys))
+	for _, k := range keys {
+		if k.RevokedAt.IsZero() {
+			names[k.Name] = true
+		}
+	}
+	for _, k := range e.cfg.Auth.APIKeys {
+		names[k.Name] = true
+	}
+	return names, nil
+}
+
+// unknownOwnerKey returns an error naming the first of owners that is not
+// in known, or nil. where says which input named it (--owner-key,
+// owner_keys). The store takes any name (a binding may outlive its key);
+// the CLI refuses new ones no key has, because an account bound only to
+// such a name silently serves nobody.
+func unknownOwnerKey(known map[string]bool, owners []string, where string) error {
+	for _, o := range owners {
+		if !known[o] {
+			return fmt.Errorf("%s %q: no live client key has that name: see \"llmgw key list\" (or the config file's auth.api_keys)", where, o)
+		}
+	}
+	return nil
+}
+
+// checkOwnerKeyFlag refuses --owner-key names no client key has.
+func (e *appEnv) checkOwnerKeyFlag(c *urfave.Context, db *store.DB) error {
+	owners := ownerKeys(c)
+	if len(owners) == 0 {
+		return nil
+	}
+	known, err := e.keyNames(c.Context, db)
+	if err != nil {
+		return err
+	}
+	return unknownOwnerKey(known, owners, "--owner-key")
+}
+
 // existingOAuth returns the named account if it exists (and is OAuth), nil
 // if there is none.
 func existingOAuth(ctx context.Context, db *store.DB, name string) (*llmgw.Account, error) {
@@ -184,6 +231,9 @@ func login(c *urfave.Context, env *appEnv, db *store.DB, log *slog.Logger, name 
 	ctx := c.Context
 	old, err := existingOAuth(ctx, db, name)
 	if err != nil {
+		return err
+	}
+	if err := env.checkOwnerKeyFlag(c, db); err != nil {
 		return err
 	}
 	a := llmgw.Account{Name: name, Type: llmgw.AccountOAuth}
@@ -426,6 +476,9 @@ func importClaudeCredentials(c *urfave.Context, env *appEnv, path string) error 
 	return env.withDB(c.Context, func(db *store.DB) error {
 		old, err := existingOAuth(c.Context, db, name)
 		if err != nil {
+			return err
+		}
+		if err := env.checkOwnerKeyFlag(c, db); err != nil {
 			return err
 		}
 		a := llmgw.Account{Name: name, Type: llmgw.AccountOAuth}

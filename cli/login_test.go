@@ -116,6 +116,7 @@ func TestAccountLogin_PastedCode(t *testing.T) {
 			t.Parallel()
 			s := oauthtest.NewServer(t)
 			db, cfg := newDB(t), oauthConfigFile(t, s)
+			createKeys(t, db, "alice")
 			r := startLogin(t, "--db", db, "--config", cfg, "account", "login", "--name", "alice-max",
 				"--owner-key", "alice", "--priority", "2", "--models", "claude-*")
 
@@ -242,6 +243,7 @@ func TestAccountLogin_AgainReplacesTokens(t *testing.T) {
 	t.Parallel()
 	s := oauthtest.NewServer(t)
 	db, cfg := newDB(t), oauthConfigFile(t, s)
+	createKeys(t, db, "alice")
 	first := loginAccount(t, s, db, cfg, "max", "--weight", "4", "--owner-key", "alice")
 	// The refresh token died meanwhile and the account went to error.
 	if err := dbHandle(t, db).SetAccountStatus(context.Background(), "max", llmgw.StatusError, "refresh token rejected"); err != nil {
@@ -351,6 +353,7 @@ func TestAccountImport_ClaudeCredentials(t *testing.T) {
 	db, cfg := newDB(t), oauthConfigFile(t, s)
 	access, refresh, _ := s.Mint()
 	expires := time.Now().Add(5 * time.Hour).Truncate(time.Millisecond)
+	createKeys(t, db, "alice")
 	creds := writeFile(t, ".credentials.json", fmt.Sprintf(`{"claudeAiOauth":{"accessToken":%q,"refreshToken":%q,"expiresAt":%d,"scopes":["user:inference","user:profile"],"subscriptionType":"max","rateLimitTier":"default_claude_max_20x"}}`,
 		access, refresh, expires.UnixMilli()))
 	stdout, stderr := mustRun(t, "--db", db, "--config", cfg, "account", "import", "--claude-credentials", creds,
@@ -397,6 +400,7 @@ func TestAccountList_OAuthDetails(t *testing.T) {
 	t.Parallel()
 	s := oauthtest.NewServer(t)
 	db, cfg := newDB(t), oauthConfigFile(t, s)
+	createKeys(t, db, "alice", "bob")
 	a := loginAccount(t, s, db, cfg, "max", "--owner-key", "alice", "--owner-key", "bob")
 	mustRun(t, "--db", db, "account", "add", "--name", "plain", "--api-key", testAPIKey)
 
@@ -455,6 +459,7 @@ func TestAccountList_OAuthDetails(t *testing.T) {
 func TestAccount_OwnerKeys(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
+	createKeys(t, db, "alice", "bob", "carol", "dave")
 	mustRun(t, "--db", db, "account", "add", "--name", "bound", "--api-key", testAPIKey, "--owner-key", "bob", "--owner-key", "alice")
 	mustRun(t, "--db", db, "account", "import", writeFile(t, "a.yaml", `accounts:
   - name: team
@@ -475,5 +480,7 @@ func TestAccount_OwnerKeys(t *testing.T) {
 		t.Errorf("list does not show owner keys:\n%s", table)
 	}
 	_, _, err := run(t, "--db", db, "account", "add", "--name", "x", "--api-key", testAPIKey, "--owner-key", "a b")
-	wantErr(t, err, "owner key name")
+	// Key names have no spaces, so this is an unknown key before it is a
+	// malformed name.
+	wantErr(t, err, `--owner-key "a b": no live client key has that name`)
 }

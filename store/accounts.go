@@ -129,6 +129,12 @@ func validate(a *llmgw.Account) error {
 			return fmt.Errorf("%w: account %s: owner key name %q must be non-empty, without spaces or commas", llmgw.ErrInvalid, a.Name, k)
 		}
 	}
+	// Stored limits are read back with ParseLimits; one that would not read
+	// back (a repeated kind and window, an amount of 0) would make the
+	// account unreadable.
+	if _, err := llmgw.ParseLimits(llmgw.FormatLimits(a.Limits)); err != nil {
+		return fmt.Errorf("%w: account %s: limits: %w", llmgw.ErrInvalid, a.Name, err)
+	}
 	if st := a.State.Status; st != "" && !validStatus(st) {
 		return fmt.Errorf("%w: account %s: status must be active, disabled or error, not %q", llmgw.ErrInvalid, a.Name, st)
 	}
@@ -273,6 +279,59 @@ func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error
 // accounts twice is harmless and counts them as updated. accts is not
 // modified.
 func (db *DB) UpsertAccounts(ctx context.Context, accts []llmgw.Account) (created, updated int, err error) {
+	if err := validateAll(accts); err != nil {
+		return 0, 0, err
+	}
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("upsert accounts: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if created, updated, err = db.upsertAccounts(ctx, tx, accts); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("upsert accounts: %w", err)
+	}
+	return created, updated, nil
+}
+
+// MergeAccounts is UpsertAccounts for accounts computed from the stored
+// ones: build gets every stored account (as ListAccounts returns them), read
+// in the same write transaction, and returns the accounts to upsert. Nothing
+// can change between the read and the write, so an account build copies
+// keeps the tokens it was given even if the server refreshes meanwhile (the
+// refresh waits, then sees the new generation). An error from build is
+// returned as it is, and nothing is written.
+func (db *DB) MergeAccounts(ctx context.Context, build func(stored []llmgw.Account) ([]llmgw.Account, error)) (created, updated int, err error) {
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("merge accounts: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	stored, err := listAccounts(ctx, tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	accts, err := build(stored)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := validateAll(accts); err != nil {
+		return 0, 0, err
+	}
+	if created, updated, err = db.upsertAccounts(ctx, tx, accts); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("merge accounts: %w", err)
+	}
+	return created, updated, nil
+}
+
+// validateAll validates every account and refuses a name given twice; the
+// error wraps llmgw.ErrInvalid and lists every problem.
+func validateAll(accts []llmgw.Account) error {
 	var errs []error
 	seen := make(map[string]bool, len(accts))
 	for i := range accts {
@@ -286,15 +345,11 @@ func (db *DB) UpsertAccounts(ctx context.Context, accts []llmgw.Account) (create
 		}
 		seen[a.Name] = true
 	}
-	if err := errors.Join(errs...); err != nil {
-		return 0, 0, err
-	}
+	return errors.Join(errs...)
+}
 
-	tx, err := db.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, fmt.Errorf("upsert accounts: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+// upsertAccounts stores validated accounts inside tx; see UpsertAccounts.
+func (db *DB) upsertAccounts(ctx context.Context, tx *sql.Tx, accts []llmgw.Account) (created, updated int, err error) {
 	for i := range accts {
 		a := accts[i] // a copy: the caller's slice is not ours to fill in
 		ok, err := db.updateAccount(ctx, tx, &a)
@@ -309,9 +364,6 @@ func (db *DB) UpsertAccounts(ctx context.Context, accts []llmgw.Account) (create
 			}
 			created++
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, fmt.Errorf("upsert accounts: %w", err)
 	}
 	return created, updated, nil
 }
@@ -350,7 +402,12 @@ func (db *DB) updateAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) (
 // GetAccount returns the named account with its tokens and state. It returns
 // an error wrapping llmgw.ErrNotFound if there is none.
 func (db *DB) GetAccount(ctx context.Context, name string) (*llmgw.Account, error) {
-	a, err := scanAccount(db.rdb.QueryRowContext(ctx, `SELECT `+accountColumns+` WHERE a.name = ?`, name))
+	return getAccount(ctx, db.rdb, name)
+}
+
+// getAccount reads the named account, with tokens, windows and owner keys.
+func getAccount(ctx context.Context, q queryer, name string) (*llmgw.Account, error) {
+	a, err := scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` WHERE a.name = ?`, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("account %s: %w", name, llmgw.ErrNotFound)
@@ -358,10 +415,66 @@ func (db *DB) GetAccount(ctx context.Context, name string) (*llmgw.Account, erro
 		return nil, fmt.Errorf("get account %s: %w", name, err)
 	}
 	one := []llmgw.Account{a}
-	if err := attachOwners(ctx, db.rdb, one); err != nil {
+	if err := attachOwners(ctx, q, one); err != nil {
 		return nil, fmt.Errorf("get account %s: %w", name, err)
 	}
 	return &one[0], nil
+}
+
+// UpdateAccount changes the account named name in one transaction: change
+// gets the stored account and edits it in place; the result is validated
+// and its name, configuration (base URL, priority, weight, concurrency,
+// models), API key, owner keys and limits are written back, with a new
+// updated_at, which makes a running server reload. The ID, type, state,
+// statistics and OAuth tokens stay as stored whatever change does to them:
+// tokens change through login, import and refresh, and a type only by
+// replacing the account (UpsertAccounts).
+//
+// It returns the account as stored. It returns an error wrapping
+// llmgw.ErrNotFound if there is no such account, llmgw.ErrInvalid if the
+// edited account is invalid, llmgw.ErrConflict if a new name is taken, and
+// change's own error as it is.
+func (db *DB) UpdateAccount(ctx context.Context, name string, change func(*llmgw.Account) error) (*llmgw.Account, error) {
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("update account %s: %w", name, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	old, err := getAccount(ctx, tx, name)
+	if err != nil {
+		return nil, err
+	}
+	a := *old
+	a.Models, a.OwnerKeys, a.Limits = slices.Clone(old.Models), slices.Clone(old.OwnerKeys), slices.Clone(old.Limits)
+	if err := change(&a); err != nil {
+		return nil, err
+	}
+	// What UpdateAccount does not write stays as it is stored.
+	a.ID, a.Type, a.CreatedAt, a.State, a.Windows = old.ID, old.Type, old.CreatedAt, old.State, old.Windows
+	a.AccessToken, a.RefreshToken, a.ExpiresAt, a.TokenGeneration = old.AccessToken, old.RefreshToken, old.ExpiresAt, old.TokenGeneration
+	a.Scopes, a.Email, a.AccountUUID, a.OrganizationUUID = old.Scopes, old.Email, old.AccountUUID, old.OrganizationUUID
+	a.LastRefresh, a.RefreshError = old.LastRefresh, old.RefreshError
+	if err := validate(&a); err != nil {
+		return nil, err
+	}
+	now := db.now()
+	_, err = tx.ExecContext(ctx, `
+		UPDATE accounts SET name = ?, api_key = ?, base_url = ?, priority = ?, weight = ?,
+			max_concurrency = ?, models = ?, limits = ?, updated_at = ?
+		WHERE id = ?`,
+		a.Name, a.APIKey, a.BaseURL, a.Priority, a.Weight,
+		a.MaxConcurrency, joinModels(a.Models), llmgw.FormatLimits(a.Limits), ms(now), a.ID)
+	if err != nil {
+		return nil, fmt.Errorf("update account %s: %w", name, conflict(err))
+	}
+	if err := putOwners(ctx, tx, &a); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("update account %s: %w", name, err)
+	}
+	a.UpdatedAt = fromMs(ms(now)) // as it reads back
+	return &a, nil
 }
 
 // getAccountByID reads one account, with tokens, windows and owner keys.
