@@ -155,6 +155,9 @@ func (a *Account) Validate() error {
 	if err := ValidModelPatterns(a.Models); err != nil {
 		return fail("account %s: %s", a.Name, err.Error())
 	}
+	if err := ValidLimits(a.Limits); err != nil {
+		return fmt.Errorf("account %s: limits: %w", a.Name, err)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,4 +282,31 @@ func FormatLimits(limits []Limit) string {
 		parts[i] = l.String()
 	}
 	return strings.Join(parts, ",")
+}
+
+// SetLimits returns limits with each of set in place of the limit of the
+// same kind and window, or after them if there is none: how --limit edits.
+func SetLimits(limits, set []Limit) []Limit {
+	out := slices.Clone(limits)
+	for _, l := range set {
+		if i := slices.IndexFunc(out, func(o Limit) bool { return o.Kind == l.Kind && o.Window == l.Window }); i >= 0 {
+			out[i] = l
+		} else {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// ValidLimits reports why limits could not be stored: a limit that would
+// not read back as written (a repeated kind and window, an amount of 0).
+// Errors wrap ErrInvalid.
+func ValidLimits(limits []Limit) error {
+	if _, err := ParseLimits(FormatLimits(limits)); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
 }

@@ -85,6 +85,9 @@ func (k *ClientKey) Validate() error {
 	if err := ValidModelPatterns(k.Models); err != nil {
 		return fmt.Errorf("%w: key %s: %w", ErrInvalid, k.Name, err)
 	}
+	if err := ValidLimits(k.Limits); err != nil {
+		return fmt.Errorf("key %s: limits: %w", k.Name, err)
+	}
 	return nil
 }
 

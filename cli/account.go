@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	urfave "github.com/urfave/cli/v2"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/policy"
 	"github.com/llmgw/llmgw/store"
 )
 
@@ -243,10 +245,16 @@ Example:
 				if err != nil {
 					return fmt.Errorf("account statistics: %w", err)
 				}
+				now := env.now()
+				uses, err := env.accountUses(c.Context, db, accts, now)
+				if err != nil {
+					return err
+				}
 				if c.Bool("json") {
 					out := make([]accountJSON, len(accts))
 					for i := range accts {
-						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID], env.now())
+						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID], now)
+						out[i].LimitUse = limitsJSON(accts[i].Limits, uses[accts[i].ID])
 					}
 					return writeJSON(c.App.Writer, out)
 				}
@@ -254,31 +262,57 @@ Example:
 					// A hint on stderr; the (empty) table below is the answer.
 					_, _ = fmt.Fprintln(c.App.ErrWriter, `no accounts yet: add one with "llmgw account add" or "llmgw account import"`)
 				}
-				return writeAccountTable(c.App.Writer, accts, stats, env.now())
+				return writeAccountTable(c.App.Writer, accts, stats, uses, now)
 			})
 		},
 	}
 }
 
-func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw.AccountStats, now time.Time) error {
+// accountUses sums each limited account's use against its limits, as the
+// server counts it.
+func (e *appEnv) accountUses(ctx context.Context, db *store.DB, accts []llmgw.Account, now time.Time) (map[int64][]policy.Use, error) {
+	log := usageLog{db: db, catalog: e.cfg.Catalog()}
+	uses := map[int64][]policy.Use{}
+	for _, a := range accts {
+		u, err := log.use(ctx, policy.Subject{Account: true, ID: a.ID}, a.Limits, now, e.cfg.Location())
+		if err != nil {
+			return nil, err
+		}
+		uses[a.ID] = u
+	}
+	return uses, nil
+}
+
+func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw.AccountStats, uses map[int64][]policy.Use, now time.Time) error {
 	tw := newTable(w)
 	tw.row("NAME\tTYPE\tSTATUS\tPRIORITY\tWEIGHT\tCOOLDOWN UNTIL\tREQUESTS\tERRORS\tAVG LATENCY\tLAST USED\n")
 	for i := range accts {
 		a := &accts[i]
 		st := stats[a.ID]
 		tw.row("%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
-			a.Name, a.Type, statusText(a.State), a.Priority, a.Weight,
+			a.Name, a.Type, statusText(a.State)+spentText(uses[a.ID]), a.Priority, a.Weight,
 			cooldownText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	return writeOAuthTable(w, accts, now)
+	return writeOAuthTable(w, accts, uses, now)
+}
+
+// spentText marks an account whose own limit is spent: the server skips it
+// until the window frees.
+func spentText(uses []policy.Use) string {
+	for _, u := range uses {
+		if u.Spent() {
+			return ", limit reached"
+		}
+	}
+	return ""
 }
 
 // writeOAuthTable lists what only OAuth, bound and limited accounts have;
 // nothing if there are none, so a plain API-key listing stays as it was.
-func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
+func writeOAuthTable(w io.Writer, accts []llmgw.Account, uses map[int64][]policy.Use, now time.Time) error {
 	var rows []*llmgw.Account
 	for i := range accts {
 		if a := &accts[i]; a.Type == llmgw.AccountOAuth || len(a.OwnerKeys) > 0 || len(a.Limits) > 0 {
@@ -300,7 +334,7 @@ func writeOAuthTable(w io.Writer, accts []llmgw.Account, now time.Time) error {
 			h5, d7 = windowText(a.Windows.FiveHour, now), windowText(a.Windows.SevenDay, now)
 		}
 		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys),
-			orDash(strings.Join(limitStrings(a.Limits), ",")))
+			orDash(useText(uses[a.ID])))
 	}
 	return tw.Flush()
 }
@@ -388,6 +422,8 @@ type accountJSON struct {
 	ExpiresAt      *string  `json:"expires_at"`
 	OwnerKeys      []string `json:"owner_keys"`
 	Limits         []string `json:"limits"` // as Limit.Display writes them: usd=100.00/day
+	// LimitUse is each limit with its use now (account list only).
+	LimitUse []limitJSON `json:"limit_use,omitempty"`
 	// OAuth accounts only.
 	ExpiresIn        string       `json:"expires_in,omitempty"` // "7h12m", "expired" or "unknown"
 	LastRefresh      *string      `json:"last_refresh,omitempty"`

@@ -182,7 +182,7 @@ func TestAccount_AddWithLimits(t *testing.T) {
 		t.Errorf("show of an unlimited account lacks \"limits: none\":\n%s", show)
 	}
 	table, _ := mustRun(t, "--db", db, "account", "list")
-	for _, want := range []string{"LIMITS", "usd=100.00/day,tokens=2M/5h,requests=60/1m"} {
+	for _, want := range []string{"LIMITS", "usd 0.00/100.00 per day, tokens 0/2M per 5h, requests 0/60 per 1m"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("list table lacks %q:\n%s", want, table)
 		}

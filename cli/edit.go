@@ -149,30 +149,11 @@ func editFromFlags(c *urfave.Context, defaultBaseURL string) (change func(*llmgw
 		if c.Bool("clear-limits") {
 			a.Limits = nil
 		}
-		a.Limits = setLimits(a.Limits, limits)
+		a.Limits = llmgw.SetLimits(a.Limits, limits)
 		if c.IsSet("rename") {
 			a.Name = c.String("rename")
 		}
 		return nil
 	}
 	return change, what, nil
-}
-
-// setLimits returns limits with each of set in place of the limit of the
-// same kind and window, or added after them if there is none.
-func setLimits(limits, set []llmgw.Limit) []llmgw.Limit {
-	out := append([]llmgw.Limit(nil), limits...)
-	for _, l := range set {
-		replaced := false
-		for i, o := range out {
-			if o.Kind == l.Kind && o.Window == l.Window {
-				out[i], replaced = l, true
-				break
-			}
-		}
-		if !replaced {
-			out = append(out, l)
-		}
-	}
-	return out
 }

@@ -199,7 +199,7 @@ func TestAccountEdit_Refused(t *testing.T) {
 		{"missing account", []string{"--priority", "1", "nope"}, `account "nope" not found: see "llmgw account list"`},
 		{"no flags", []string{"main"}, "nothing to change"},
 		{"no name", []string{"--priority", "1"}, "missing account name"},
-		{"flag after the name", []string{"main", "--priority", "1"}, "flags go before arguments"},
+		{"unknown flag after the name", []string{"main", "--prority", "1"}, `unknown flag "--prority" after account name`},
 		{"owner key typo", []string{"--owner-key", "alcie", "main"}, `--owner-key "alcie": no live client key has that name: see "llmgw key list"`},
 		{"zero weight", []string{"--weight", "0", "main"}, "weight must be at least 1"},
 		{"bad url", []string{"--base-url", "ftp://x", "main"}, "must be an http or https URL"},

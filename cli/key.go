@@ -249,33 +249,15 @@ func (e *appEnv) applyKeyFlags(c *urfave.Context, k *llmgw.ClientKey) error {
 	if c.IsSet("max-concurrency") {
 		k.MaxConcurrency = c.Int("max-concurrency")
 	}
-	limits, err := applyLimitFlags(k.Limits, c.Bool("clear-limits"), c.StringSlice("limit"))
+	limits, err := flagLimits(c)
 	if err != nil {
 		return err
 	}
-	k.Limits = limits
+	if c.Bool("clear-limits") {
+		k.Limits = nil
+	}
+	k.Limits = llmgw.SetLimits(k.Limits, limits)
 	return nil
-}
-
-// applyLimitFlags applies --clear-limits and repeated --limit values to
-// limits: a given limit replaces one of the same kind and window.
-func applyLimitFlags(limits []llmgw.Limit, clear bool, given []string) ([]llmgw.Limit, error) {
-	if clear {
-		limits = nil
-	}
-	limits = slices.Clone(limits)
-	var added []llmgw.Limit
-	for _, s := range given {
-		l, err := llmgw.ParseLimit(s)
-		if err != nil {
-			return nil, fmt.Errorf("--limit: %w", err)
-		}
-		if added, err = llmgw.AddLimit(added, l); err != nil {
-			return nil, fmt.Errorf("--limit: %w", err)
-		}
-		limits = slices.DeleteFunc(limits, func(o llmgw.Limit) bool { return o.Kind == l.Kind && o.Window == l.Window })
-	}
-	return append(limits, added...), nil
 }
 
 // parseExpiry reads --expires: a date (midnight in loc), an RFC 3339 time,
@@ -462,13 +444,10 @@ func writeKeyTable(w io.Writer, keys []keyView, now time.Time) error {
 // model and concurrency bounds; "-" for none.
 func (k *keyView) compactLimits() string {
 	var parts []string
-	for _, u := range k.use {
-		parts = append(parts, fmt.Sprintf("%s %s/%s per %s", u.Limit.Kind, u.Limit.FormatAmount(u.Used), u.Limit.FormatAmount(u.Limit.Amount), u.Limit.Window))
-	}
-	if len(k.use) == 0 {
-		for _, l := range k.Limits { // revoked: no use summed
-			parts = append(parts, l.Display())
-		}
+	if t := useText(k.use); t != "" {
+		parts = append(parts, t)
+	} else if len(k.Limits) > 0 { // revoked: no use summed
+		parts = append(parts, strings.Join(limitStrings(k.Limits), ", "))
 	}
 	if len(k.Models) > 0 {
 		parts = append(parts, "models "+strings.Join(k.Models, ","))
@@ -480,6 +459,20 @@ func (k *keyView) compactLimits() string {
 		return "-"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// useText is limits with their use, compactly: "usd 3.20/20.00 per day,
+// requests 60/60 per 1m (reached)"; "" for none.
+func useText(uses []policy.Use) string {
+	parts := make([]string, len(uses))
+	for i, u := range uses {
+		l := u.Limit
+		parts[i] = fmt.Sprintf("%s %s/%s per %s", l.Kind, l.FormatAmount(u.Used), l.FormatAmount(l.Amount), l.Window)
+		if u.Spent() {
+			parts[i] += " (reached)"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // status is "active", "revoked", "expired", "limited" (a limit is spent)

@@ -172,16 +172,16 @@ func TestKey_EditRotateShowRecreate(t *testing.T) {
 			t.Errorf("limit %s shows use %v before any request", l.Limit, l.Used)
 		}
 	}
-	if diff := cmp.Diff([]string{"tokens=2M/5h", "usd=40/day", "requests=60/1m"}, limits); diff != "" {
+	if diff := cmp.Diff([]string{"usd=40/day", "tokens=2M/5h", "requests=60/1m"}, limits); diff != "" {
 		t.Errorf("limits after edit (-want +got):\n%s", diff)
 	}
 	if k.MaxConcurrency != 4 || strings.Join(k.Models, ",") != "claude-sonnet-*,claude-haiku-*" || k.ExpiresAt == nil || !strings.HasPrefix(*k.ExpiresAt, "2099-01-31") {
 		t.Errorf("edit touched what it was not told to: %+v", k)
 	}
-	if r := k.Limits[1].ResetsAt; r == nil || !strings.HasSuffix(*r, "T00:00:00Z") {
+	if r := k.Limits[0].ResetsAt; r == nil || !strings.HasSuffix(*r, "T00:00:00Z") {
 		t.Errorf("the day window resets at %v, want the next midnight UTC", r)
 	}
-	if r := k.Limits[0].ResetsAt; r != nil {
+	if r := k.Limits[1].ResetsAt; r != nil {
 		t.Errorf("a sliding window with nothing used names a reset: %v", *r)
 	}
 

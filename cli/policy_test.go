@@ -464,8 +464,12 @@ func TestServe_AccountLimitSkipsTheAccount(t *testing.T) {
 	if strings.Join(got, "") != "ccss" {
 		t.Errorf("accounts used (last letter of the key): %s, want ccss", strings.Join(got, ""))
 	}
-	list, _ := mustRun(t, "--db", db, "account", "list")
-	if !regexp.MustCompile(`capped .*limit reached`).MatchString(list) {
+	var list string
+	if err := eventually(func() bool { // the server writes the request log in batches
+		list, _ = mustRun(t, "--db", db, "account", "list")
+		return regexp.MustCompile(`capped .*active, limit reached`).MatchString(list) &&
+			regexp.MustCompile(`capped .*requests 2/2 per day \(reached\)`).MatchString(list)
+	}); err != nil {
 		t.Errorf("account list does not show the spent limit:\n%s", list)
 	}
 	mustRun(t, "--db", db, "account", "disable", "spare")

@@ -129,12 +129,6 @@ func validate(a *llmgw.Account) error {
 			return fmt.Errorf("%w: account %s: owner key name %q must be non-empty, without spaces or commas", llmgw.ErrInvalid, a.Name, k)
 		}
 	}
-	// Stored limits are read back with ParseLimits; one that would not read
-	// back (a repeated kind and window, an amount of 0) would make the
-	// account unreadable.
-	if _, err := llmgw.ParseLimits(llmgw.FormatLimits(a.Limits)); err != nil {
-		return fmt.Errorf("%w: account %s: limits: %w", llmgw.ErrInvalid, a.Name, err)
-	}
 	if st := a.State.Status; st != "" && !validStatus(st) {
 		return fmt.Errorf("%w: account %s: status must be active, disabled or error, not %q", llmgw.ErrInvalid, a.Name, st)
 	}

@@ -196,8 +196,8 @@ func TestLedger_SyncRebuilds(t *testing.T) {
 		{RequestID: "today2", Time: now.Add(-time.Minute), Charge: Charge{USD: 2, Tokens: 20, Requests: 1}},
 	}}
 	src.during = func() {
-		l.Settle(alice, Charge{}, "today2", now, Charge{USD: 2, Tokens: 20, Requests: 1})    // already in the log
-		l.Settle(alice, Charge{}, "late", now, Charge{USD: 0.5, Tokens: 5, Requests: 1}) // not yet
+		l.Settle(alice, Charge{}, "today2", now, Charge{USD: 2, Tokens: 20, Requests: 1}) // already in the log
+		l.Settle(alice, Charge{}, "late", now, Charge{USD: 0.5, Tokens: 5, Requests: 1})  // not yet
 	}
 	spec := Spec{Subject: alice, Name: "key alice", Limits: limits(t, "usd=20/day,tokens=1000/total,requests=10/2h")}
 	if err := l.Sync(context.Background(), []Spec{spec}, src); err != nil {
