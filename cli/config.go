@@ -43,6 +43,8 @@ type Config struct {
 	// catalog is the model catalog the file makes: the built-in one with
 	// models.catalog and prices applied. validate builds it; see Catalog.
 	catalog *anthropic.Catalog
+	// location is server.timezone, loaded by validate; see Location.
+	location *time.Location
 }
 
 // ServerConfig says where and how long the gateway serves.
@@ -76,8 +78,6 @@ type ServerConfig struct {
 	// Timezone is where the calendar windows of limits (day, week, month)
 	// begin: UTC (the default), Local or an IANA name such as Europe/Berlin.
 	Timezone string `yaml:"timezone"`
-
-	location *time.Location // Timezone, loaded by validate
 }
 
 // AuthConfig holds the static client keys accepted in addition to the ones
@@ -306,7 +306,7 @@ func (c *Config) validate() error {
 	if err != nil {
 		return fmt.Errorf("server.timezone %q is not UTC, Local or an IANA zone name such as Europe/Berlin", c.Server.Timezone)
 	}
-	c.Server.location = loc
+	c.location = loc
 	if err := c.Logging.validate(); err != nil {
 		return err
 	}
@@ -474,10 +474,10 @@ func (c *Config) Listen() string {
 // Location returns server.timezone, where the calendar windows of limits
 // begin.
 func (c *Config) Location() *time.Location {
-	if c.Server.location == nil {
+	if c.location == nil {
 		return time.UTC
 	}
-	return c.Server.location
+	return c.location
 }
 
 // Timeout returns server.timeout_seconds as a duration.

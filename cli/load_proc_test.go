@@ -164,7 +164,10 @@ func startBareProxy(t *testing.T, bin, upstream, clientKey, accountKey string) *
 // API-key account in front of upstream and one client key.
 type llmgwSetup struct {
 	bin, db string
-	key     string // the client key
+	key     string // the client key, without policy
+	// policyKey carries three limits no load run reaches and a model
+	// allowlist: every check runs on every request and none refuses.
+	policyKey string
 }
 
 // newLLMGWSetup runs db migrate, account add and key create as the
@@ -174,8 +177,9 @@ func newLLMGWSetup(t *testing.T, bin, upstream, accountKey string) *llmgwSetup {
 	s := &llmgwSetup{bin: bin, db: filepath.Join(t.TempDir(), "llmgw.db")}
 	s.run(t, "db", "migrate")
 	s.run(t, "account", "add", "--name", "load", "--api-key", accountKey, "--base-url", upstream)
-	lines := strings.Split(strings.TrimSpace(s.run(t, "key", "create", "--name", "load")), "\n")
-	s.key = lines[len(lines)-1]
+	s.key = strings.TrimSpace(s.run(t, "key", "create", "--name", "load"))
+	s.policyKey = strings.TrimSpace(s.run(t, "key", "create", "--name", "load-policy", "--models", "claude-sonnet-*,claude-haiku-*",
+		"--limit", "usd=1000000/day", "--limit", "tokens=1000000M/5h", "--limit", "requests=100000000/1m"))
 	return s
 }
 

@@ -57,11 +57,12 @@ const (
 	loadBareKey = "sk-bare-load-FAKE-0000000000000000"
 )
 
-// The targets of issue 10, on the same run.
+// The targets, on the same run.
 const (
-	targetPassRPS    = 0.8 // Anthropic pass-through: llmgw req/s ≥ 0.8× the bare proxy's
-	targetPassCPU    = 1.4 // and CPU per request ≤ 1.4× the bare proxy's
-	targetConvRPS    = 0.5 // converted dialects: llmgw req/s ≥ 0.5× the bare proxy's
+	targetPolicyRPS  = 0.95 // a key with limits and an allowlist: req/s ≥ 0.95× an unlimited key's
+	targetPassRPS    = 0.8  // Anthropic pass-through: llmgw req/s ≥ 0.8× the bare proxy's
+	targetPassCPU    = 1.4  // and CPU per request ≤ 1.4× the bare proxy's
+	targetConvRPS    = 0.5  // converted dialects: llmgw req/s ≥ 0.5× the bare proxy's
 	targetRSS50      = 30 << 20
 	targetRSSClients = 50
 )
@@ -376,7 +377,11 @@ type modeResult struct {
 	// builds the JSON answer from the stream (a long answer then never
 	// leaves a connection idle), so this is the same upstream work.
 	bareStream loadResult
-	rows       int64 // usage rows llmgw wrote
+	// policy is llmgw driven with a key carrying three limits and a model
+	// allowlist, between two runs with a key without (llmgw, llmgw2), for
+	// the pass-through modes: what the policy checks cost.
+	policy, llmgw2 loadResult
+	rows           int64 // usage rows llmgw wrote
 }
 
 func TestLoad(t *testing.T) {
@@ -406,6 +411,10 @@ func TestLoad(t *testing.T) {
 			bare.stop(t)
 			sentBefore := up.SentUsage()
 			r.llmgw = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
+			if !m.converted() {
+				r.policy = drive(t, gw.URL, setup.policyKey, m.gw, clients, d, gw)
+				r.llmgw2 = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
+			}
 			sent := up.SentUsage()
 			gw.stop(t)
 			if gw.err != nil {
@@ -421,6 +430,15 @@ func TestLoad(t *testing.T) {
 					name string
 					r    loadResult
 				}{"bare-s", r.bareStream})
+			}
+			if r.policy.proc {
+				phases = append(phases, struct {
+					name string
+					r    loadResult
+				}{"policy", r.policy}, struct {
+					name string
+					r    loadResult
+				}{"llmgw2", r.llmgw2})
 			}
 			for _, p := range phases {
 				t.Logf("%-6s %6.0f req/s  p50 %7v  p95 %7v  cpu/req %7v  rss %5.1f MB peak %5.1f MB  (%d in the window, %d in all, %d errors)",
@@ -438,8 +456,9 @@ func TestLoad(t *testing.T) {
 			// the tokens the fake sent through llmgw.
 			u := setup.usage(t)
 			r.rows = u.Requests
-			if u.Requests != int64(r.llmgw.completed) || u.Errors != 0 {
-				t.Errorf("usage rows: %d (%d errors), want %d: one per request completed through llmgw", u.Requests, u.Errors, r.llmgw.completed)
+			completed := r.llmgw.completed + r.policy.completed + r.llmgw2.completed
+			if u.Requests != int64(completed) || u.Errors != 0 {
+				t.Errorf("usage rows: %d (%d errors), want %d: one per request completed through llmgw", u.Requests, u.Errors, completed)
 			}
 			if in, out := sent.Input-sentBefore.Input, sent.Output-sentBefore.Output; u.Input != in || u.Output != out {
 				t.Errorf("usage tokens: input %d output %d, the fake sent input %d output %d through llmgw", u.Input, u.Output, in, out)
@@ -504,6 +523,12 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 					"", ratio(r.llmgw.rps(), r.bareStream.rps()), r.bareStream.rps())
 			}
 		} else {
+			if r.policy.n > 0 {
+				plain := (r.llmgw.rps() + r.llmgw2.rps()) / 2
+				rel := ratio(r.policy.rps(), plain)
+				fmt.Fprintf(&b, "%s %-17s policy:  a key with 3 limits and a model allowlist %.0f req/s = %.2f× an unlimited key's %.0f (before and after; target ≥ %.2f×)\n",
+					passMiss(rel >= targetPolicyRPS), r.mode.name, r.policy.rps(), rel, plain, targetPolicyRPS)
+			}
 			cpu := ratio(float64(r.llmgw.cpuPerReq()), float64(r.bare.cpuPerReq()))
 			fmt.Fprintf(&b, "%s %-17s req/s:   llmgw %.0f = %.2f× the bare proxy's %.0f (target ≥ %.2f×)\n",
 				passMiss(rel >= targetPassRPS), r.mode.name, r.llmgw.rps(), rel, r.bare.rps(), targetPassRPS)
@@ -517,7 +542,7 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 			streamModes = append(streamModes, fmt.Sprintf("%s %.1f", r.mode.name, mb(r.llmgw.peak)))
 		}
 		rows += r.rows
-		completed += int64(r.llmgw.completed)
+		completed += int64(r.llmgw.completed + r.policy.completed + r.llmgw2.completed)
 	}
 	if len(streamModes) > 0 {
 		note := ""

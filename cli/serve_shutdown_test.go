@@ -263,6 +263,7 @@ func TestServe_ProxyConfig(t *testing.T) {
   max_body_memory_bytes: 67108864
   max_waiting: 50
   max_header_count: 80
+  timezone: Europe/Berlin
 upstream:
   max_attempts: 2
   max_body_bytes: 1048576
@@ -286,9 +287,14 @@ models:
 		MaxWaiting:       50,
 		MaxHeaderCount:   80,
 		Catalog:          cfg.Catalog(),
+		Location:         cfg.Location(),
+	}
+	if cfg.Location().String() != "Europe/Berlin" {
+		t.Errorf("server.timezone loaded as %s", cfg.Location())
 	}
 	samePointer := cmp.Comparer(func(a, b *anthropic.Catalog) bool { return a == b })
-	if diff := cmp.Diff(want, proxyConfig(cfg), cmpopts.EquateEmpty(), samePointer); diff != "" {
+	sameZone := cmp.Comparer(func(a, b *time.Location) bool { return a == b })
+	if diff := cmp.Diff(want, proxyConfig(cfg), cmpopts.EquateEmpty(), samePointer, sameZone); diff != "" {
 		t.Errorf("proxy config (-want +got):\n%s", diff)
 	}
 }
