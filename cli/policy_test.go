@@ -539,3 +539,34 @@ func TestServe_KeyConcurrency(t *testing.T) {
 		t.Errorf("upstream got %d requests, want 3: the refused one reached it", n)
 	}
 }
+
+// Rotating an account's key by importing a file that names only the key,
+// while the server runs: requests move to the new key within a second and
+// the account keeps its base URL and priority.
+func TestServe_ImportMergeWhileServing(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	db := newDB(t)
+	mustRun(t, "--db", db, "account", "add", "--name", "a", "--api-key", "sk-ant-oldoldoldoldoldo", "--base-url", up.URL, "--priority", "3")
+	key := createKey(t, db, "alice")
+	srv := startServe(t, db)
+	call := dialectCalls["anthropic"]
+	if r := call(t, srv.URL, key, "claude-sonnet-4-5"); r != nil {
+		t.Fatal(r)
+	}
+	file := writeFile(t, "rotate.yaml", "accounts:\n  - name: a\n    api_key: sk-ant-newnewnewnewnewn\n")
+	mustRun(t, "--db", db, "account", "import", file)
+	lag, err := visibleAfter(time.Now(), func() bool {
+		before := up.Count()
+		if r := call(t, srv.URL, key, "claude-sonnet-4-5"); r != nil {
+			t.Fatalf("a request after the import failed: %+v", r) // a reset base URL would send it nowhere
+		}
+		return up.Requests()[before].Key == "sk-ant-newnewnewnewnewn"
+	})
+	if err != nil || lag > time.Second {
+		t.Fatalf("the imported key took %v to be used (%v)", lag, err)
+	}
+	show, _ := mustRun(t, "--db", db, "account", "show", "a")
+	if !regexp.MustCompile(`priority:?\s+3\b`).MatchString(show) || !strings.Contains(show, up.URL) {
+		t.Errorf("the import reset what the file left out:\n%s", show)
+	}
+}
