@@ -135,6 +135,7 @@ type Ledger struct {
 	now func() time.Time
 	loc *time.Location
 
+	syncMu     sync.Mutex // one Sync at a time
 	mu         sync.Mutex
 	subs       map[Subject]*meters
 	rebuilding map[Subject]*meters // being summed from the log: settles are kept aside
@@ -418,6 +419,8 @@ func (l *Ledger) Use(s Subject) []Use {
 // subjects not yet summed keep their previous limits, and Sync may be called
 // again.
 func (l *Ledger) Sync(ctx context.Context, specs []Spec, src Source) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	now := l.now()
 	var changed []Spec
 	l.mu.Lock()
