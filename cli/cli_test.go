@@ -115,7 +115,9 @@ func TestApp_UnknownCommandsFail(t *testing.T) {
 		{[]string{"account", "frobnicate"}, `unknown command "llmgw account frobnicate"`},
 		{[]string{"account", "add", "--frobnicate"}, `see "llmgw account add --help"`},
 		{[]string{"account", "show"}, "missing account name"},
-		{[]string{"account", "show", "a", "--json"}, "flags go before arguments"},
+		{[]string{"account", "show", "a", "--json"}, `unknown flag "--json" after account name: see "llmgw account show --help"`},
+		{[]string{"account", "show", "a", "b"}, `unexpected argument "b" after account name`},
+		{[]string{"key", "edit", "alice", "--limit"}, `flag "--limit" needs a value after key name`},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,8 @@ func accountEditCommand(env *appEnv) *urfave.Command {
 			"[--limit KIND=AMOUNT/WINDOW]... [--clear-limits] [--rename NEW] NAME",
 		Description: `Changes only what the flags given say. Everything else stays: the other
 settings, the status and cooldown, the statistics and an OAuth account's
-tokens. A running server follows within a second. Flags go before NAME.
+tokens. A running server follows within a second. Flags may come before or
+after NAME.
 
 --api-key replaces an api_key account's key; --api-key - reads it from the
 first line of stdin, which keeps it out of the shell history and the process
