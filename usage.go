@@ -55,4 +55,15 @@ type Usage struct {
 	Duration     time.Duration
 	EndedEarly   bool // a stream that ended without message_stop
 	UpstreamID   string
+	// Affinity says how the request's session was routed: AffinityNew,
+	// AffinityFollowed, or AffinityMoved with the reason after ": "; empty
+	// when affinity is off or no session could be told.
+	Affinity string
 }
+
+// How a request's session was routed (Usage.Affinity).
+const (
+	AffinityNew      = "new"      // the session's first request, or its binding had lapsed: bound to the account chosen
+	AffinityFollowed = "followed" // sent to the account that served the session before
+	AffinityMoved    = "moved"    // that account could not serve it; the session moved
+)

@@ -28,7 +28,7 @@ func (d chatDialect) Decode(_ *http.Request, body []byte) (*Exchange, error) {
 		}
 		return nil, fmt.Errorf("decode chat request: %w", err)
 	}
-	x := &Exchange{Model: req.Model, Stream: info.Stream, Request: req,
+	x := &Exchange{Model: req.Model, Stream: info.Stream, Request: req, Session: info.Session,
 		Encoder: translated{openai.NewChatEncoder(info)},
 		Final:   func(acc *anthropic.Accumulator) ([]byte, error) { return openai.ChatResult(acc, info) },
 	}

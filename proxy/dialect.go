@@ -46,6 +46,12 @@ type Exchange struct {
 	// MaxTokens is the pass-through request's max_tokens, for the estimate
 	// a limit reserves (a converted request has it in Request).
 	MaxTokens int
+	// Session is the conversation the request belongs to as the dialect
+	// tells it (see sessionOf); "" if it cannot.
+	Session string
+	// stable are the request's tools, system prompt and messages, raw, when
+	// the dialect has them at hand, for the session hash (see sessionOf).
+	stable [][]byte
 	// Request is the request converted to Anthropic. It is always sent as a
 	// stream, which avoids idle timeouts on long answers and needs only one
 	// parser; Final rebuilds a whole answer for non-stream clients. Nil for

@@ -35,6 +35,10 @@ type call struct {
 	whole bool
 	usage *llmgw.Usage // where attempts are recorded; nil for side calls
 	key   string       // the client key's name, for accounts bound to owners
+	// session is the request's conversation, namespaced by client key, for
+	// session affinity; "" for none. ttl is how long its binding lasts.
+	session string
+	ttl     time.Duration
 }
 
 // result is the upstream answer that goes to the client. The caller must
@@ -80,6 +84,20 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 	var last *result // the latest refusal, to deliver if nothing better comes; it holds nothing
 	var lastErr error
 	var retry int64 // the account to retry on after a credential refresh
+	var sp *sessionPick
+	if c.session != "" {
+		sp = &sessionPick{key: c.session, table: s.affinity, ttl: c.ttl}
+		sp.bound = s.affinity.lookup(c.session, s.cfg.Now())
+		sp.prefer = sp.bound
+	}
+	// dropSession undoes the binding an attempt made on an account that
+	// failed it, so the next attempt and later requests go elsewhere.
+	dropSession := func(a *llmgw.Account) {
+		if sp != nil {
+			s.affinity.unbind(sp.key, a.ID)
+			sp.prefer = 0
+		}
+	}
 	for n := 0; n < s.cfg.MaxAttempts; n++ {
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		accts := v.snap.Accounts
@@ -88,7 +106,8 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			accts = sameAccount(accts, retry)
 			retry = 0
 		}
-		ch, err := s.pool.pick(pctx, accts, c.model, func(a *llmgw.Account) string { return s.servable(a, c.key) }, tried)
+		ch, err := s.pool.pickFor(pctx, pickRequest{accts: accts, model: c.model, tried: tried, session: sp,
+			allowed: func(a *llmgw.Account) string { return s.servable(a, c.key) }})
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -113,12 +132,16 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			}
 			lastErr = &errUnreachable{account: ch.a.Name, err: err}
 			tried[ch.a.ID] = true
+			dropSession(ch.a)
 			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream failed before the first byte, failing over",
 				slog.String("account", ch.a.Name), slog.String("err", rootCause(err)))
 			continue
 		}
 		switch verdict.Next {
 		case Deliver:
+			if sp != nil && c.usage != nil {
+				c.usage.Affinity = sp.outcome(ch.a.ID)
+			}
 			return res, nil
 		case Retry:
 			if r, ok := s.cfg.Kinds[ch.a.Type].(Refresher); ok && !refreshed[ch.a.ID] {
@@ -138,6 +161,7 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			s.applyEffect(ch.a, ch.h, verdict.Account, verdict.Account.Broken)
 		}
 		tried[ch.a.ID] = true
+		dropSession(ch.a)
 		last, lastErr = res, nil
 		s.log.LogAttrs(ctx, slog.LevelWarn, "upstream refused, failing over",
 			slog.String("account", ch.a.Name), slog.Int("status", res.status))

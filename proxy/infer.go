@@ -93,6 +93,11 @@ func (s *Server) infer(d Dialect) handlerFunc {
 		} else {
 			c.body, c.query, c.header, c.stream = x.Body, upstreamQuery(r), upstreamHeader(r.Header), x.Stream
 		}
+		if !s.cfg.NoAffinity {
+			if session := sessionOf(r, x, c.body); session != "" {
+				c.session, c.ttl = c.key+"\x00"+session, cacheTTL(c.body)
+			}
+		}
 		e := entryFrom(r.Context())
 		u := s.beginUsage(e, d.Name(), x.Model, x.Stream)
 		c.usage = u

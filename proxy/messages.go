@@ -22,6 +22,13 @@ type requestHead struct {
 	Model     string `json:"model"`
 	Stream    bool   `json:"stream"`
 	MaxTokens int    `json:"max_tokens"`
+	Metadata  struct {
+		UserID string `json:"user_id"`
+	} `json:"metadata"`
+	// The stable prefix, for session affinity; read in the same pass.
+	Tools    span `json:"tools"`
+	System   span `json:"system"`
+	Messages span `json:"messages"`
 }
 
 // parseHead checks that body is a JSON object and reads its head.
@@ -60,8 +67,14 @@ func (anthropicDialect) Decode(r *http.Request, body []byte) (*Exchange, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Exchange{Model: head.Model, Stream: head.Stream, MaxTokens: head.MaxTokens, Body: body,
-		Encoder: passthrough{requestID: entryFrom(r.Context()).id}}, nil
+	x := &Exchange{Model: head.Model, Stream: head.Stream, MaxTokens: head.MaxTokens, Body: body,
+		Encoder: passthrough{requestID: entryFrom(r.Context()).id}}
+	if id := head.Metadata.UserID; id != "" {
+		x.Session = userSession(id)
+	} else if len(head.Messages) > 0 {
+		x.stable = [][]byte{head.Tools, head.System, head.Messages}
+	}
+	return x, nil
 }
 
 func (anthropicDialect) Error(e ErrorInfo) (int, []byte) {

@@ -74,6 +74,7 @@ type pickRequest struct {
 	model   string
 	allowed func(*llmgw.Account) string
 	tried   map[int64]bool
+	session *sessionPick // nil: no session affinity for this request
 }
 
 type pickResult struct {
@@ -170,7 +171,11 @@ func (e *errNoAccount) Unwrap() error { return llmgw.ErrNoAccount }
 // slots. When every fitting account is at its cap it waits for a slot, in
 // arrival order, until ctx ends. The caller must call release.
 func (p *pool) pick(ctx context.Context, accts []llmgw.Account, model string, allowed func(*llmgw.Account) string, tried map[int64]bool) (choice, error) {
-	want := pickRequest{accts: accts, model: model, allowed: allowed, tried: tried}
+	return p.pickFor(ctx, pickRequest{accts: accts, model: model, allowed: allowed, tried: tried})
+}
+
+// pickFor is pick for a whole request, session included.
+func (p *pool) pickFor(ctx context.Context, want pickRequest) (choice, error) {
 	p.qmu.Lock()
 	if len(p.queue) == 0 {
 		c, full, err := p.tryPick(want)
@@ -232,7 +237,7 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 	now := p.now()
 	var ready, cooling []candidate
 	var excl []exclusion
-	anyFull := false
+	anyFull, boundFull := false, false
 	for i := range accts {
 		a := &accts[i]
 		h := p.health(a.ID)
@@ -259,6 +264,7 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 			excl = append(excl, exclusion{a.Name, reason, time.Time{}})
 		case a.MaxConcurrency > 0 && inflight >= a.MaxConcurrency:
 			anyFull = true
+			boundFull = boundFull || want.session != nil && a.ID == want.session.prefer
 		case st.CooldownUntil.After(now):
 			cooling = append(cooling, candidate{a: a, h: h, until: st.CooldownUntil})
 		default:
@@ -310,8 +316,18 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 	if len(group) == 0 {
 		group = warned
 	}
-	for _, c := range p.order(group, now) {
+	cands := p.order(group, now)
+	sp := want.session
+	if sp != nil {
+		cands = sp.arrange(cands, boundFull)
+	}
+	for _, c := range cands {
 		if p.acquire(c.a, c.h) {
+			if sp != nil {
+				// Bound as it is chosen, so that sessions arriving together
+				// spread over the accounts.
+				sp.table.bind(sp.key, c.a.ID, now, sp.ttl)
+			}
 			return choice{a: c.a, h: c.h}, false, nil
 		}
 	}

@@ -27,7 +27,7 @@ func (d responsesDialect) Decode(_ *http.Request, body []byte) (*Exchange, error
 		}
 		return nil, fmt.Errorf("decode responses request: %w", err)
 	}
-	x := &Exchange{Model: req.Model, Stream: info.Stream, Request: req,
+	x := &Exchange{Model: req.Model, Stream: info.Stream, Request: req, Session: info.Session,
 		Encoder: translated{responses.NewEncoder(info)},
 		Final:   func(acc *anthropic.Accumulator) ([]byte, error) { return responses.Result(acc, info) },
 	}

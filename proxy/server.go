@@ -96,6 +96,9 @@ type Config struct {
 	// Location is the time zone of the calendar windows of limits (a day
 	// starts at midnight there). Default UTC.
 	Location *time.Location
+	// NoAffinity turns session affinity off: every request is routed as if
+	// it were a conversation's first.
+	NoAffinity bool
 	// UsageLog is the request log, read when a key's or an account's limits
 	// are set or changed to sum the use in their windows. Without it, use
 	// counts from zero.
@@ -115,6 +118,7 @@ type Server struct {
 	bodyMem  *semaphore.Weighted // request-body bytes held, MaxBodyMemory in all
 	dialects dialects
 	ledger   *policy.Ledger // use against limits
+	affinity *bindings      // sessions and the accounts that serve them
 	keySlots keySlots       // requests in flight per client key
 }
 
@@ -173,13 +177,14 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		cfg.Catalog = anthropic.Builtin()
 	}
 	s := &Server{
-		cfg:     cfg,
-		rec:     rec,
-		log:     cfg.Logger.With("component", "proxy"),
-		pool:    newPool(cfg.Now),
-		client:  &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirect}, // no Client.Timeout: it would cut streams
-		bodyMem: semaphore.NewWeighted(cfg.MaxBodyMemory),
-		ledger:  policy.NewLedger(cfg.Now, cfg.Location),
+		cfg:      cfg,
+		rec:      rec,
+		log:      cfg.Logger.With("component", "proxy"),
+		pool:     newPool(cfg.Now),
+		client:   &http.Client{Transport: cfg.Transport, CheckRedirect: noRedirect}, // no Client.Timeout: it would cut streams
+		bodyMem:  semaphore.NewWeighted(cfg.MaxBodyMemory),
+		ledger:   policy.NewLedger(cfg.Now, cfg.Location),
+		affinity: newBindings(),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
 	s.dialects = dialects{

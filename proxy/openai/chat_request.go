@@ -44,6 +44,10 @@ type ChatInfo struct {
 	// logprobs, store, hosted tools, ...). The caller may log them; real
 	// clients send them on every request, so they are never refused.
 	Ignored []string
+	// Session is the conversation the client names: prompt_cache_key, else
+	// user; "" if neither. The gateway keeps a conversation on one account
+	// so its prompt cache is read.
+	Session string
 	// Created is the Unix time put in responses; zero means now.
 	Created int64
 }
@@ -367,6 +371,12 @@ func (d *decoder) decode(body []byte, opt DecodeOptions) (*anthropic.Request, er
 		req.Metadata = &anthropic.Metadata{UserID: *cr.SafetyIdentifier}
 	case cr.User != nil && *cr.User != "":
 		req.Metadata = &anthropic.Metadata{UserID: *cr.User}
+	}
+	var cacheKey string
+	if json.Unmarshal(cr.PromptCacheKey, &cacheKey) == nil && cacheKey != "" {
+		d.info.Session = cacheKey
+	} else if cr.User != nil {
+		d.info.Session = *cr.User
 	}
 	if err := d.responseFormat(req, cr.ResponseFormat); err != nil {
 		return nil, err

@@ -105,6 +105,11 @@ func Decode(body []byte, opt DecodeOptions) (*anthropic.Request, Info, error) {
 		Notes:   d.notes,
 		echo:    newEcho(&wr, fields),
 	}
+	if wr.PromptCacheKey != nil && *wr.PromptCacheKey != "" {
+		info.Session = *wr.PromptCacheKey
+	} else if wr.User != nil {
+		info.Session = *wr.User
+	}
 	return req, info, nil
 }
 

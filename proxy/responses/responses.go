@@ -55,6 +55,9 @@ type Info struct {
 	// Created is when the request was decoded; it is the response's
 	// created_at.
 	Created time.Time
+	// Session is the conversation the client names: prompt_cache_key, else
+	// user; "" if neither.
+	Session string
 	// Tools maps each upstream tool name to the tool the client declared, so
 	// that calls come back under the client's name, namespace and kind.
 	Tools map[string]Tool
