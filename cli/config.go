@@ -35,6 +35,7 @@ type Config struct {
 	Upstream UpstreamConfig `yaml:"upstream"`
 	OAuth    OAuthConfig    `yaml:"oauth"`
 	Models   ModelsConfig   `yaml:"models"`
+	Routing  RoutingConfig  `yaml:"routing"`
 	// Prices maps a model glob pattern (path.Match, e.g. "claude-opus-4-5*")
 	// to its price in USD per million tokens. They take precedence over the
 	// catalog's prices; among several matching patterns the longest wins.
@@ -46,6 +47,16 @@ type Config struct {
 	// location is server.timezone, loaded by validate; see Location.
 	location *time.Location
 }
+
+// RoutingConfig tunes how requests are spread over accounts.
+type RoutingConfig struct {
+	// Affinity keeps a conversation's turns on the account that holds its
+	// prompt cache: "on" (the default) or "off".
+	Affinity string `yaml:"affinity"`
+}
+
+// affinityOff reports whether routing.affinity turns session affinity off.
+func (r RoutingConfig) affinityOff() bool { return r.Affinity == "off" || r.Affinity == "false" }
 
 // ServerConfig says where and how long the gateway serves.
 type ServerConfig struct {
@@ -307,6 +318,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("server.timezone %q is not UTC, Local or an IANA zone name such as Europe/Berlin", c.Server.Timezone)
 	}
 	c.location = loc
+	switch c.Routing.Affinity {
+	case "", "on", "off", "true", "false":
+	default:
+		return fmt.Errorf("routing.affinity %q is not on or off", c.Routing.Affinity)
+	}
 	if err := c.Logging.validate(); err != nil {
 		return err
 	}

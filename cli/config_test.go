@@ -133,6 +133,7 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"bad port", "server:\n  port: 70000\n", "server.port 70000 is out of range"},
 		{"bad timeout", "server:\n  timeout_seconds: 0\n", "server.timeout_seconds must be positive"},
 		{"bad timezone", "server:\n  timezone: Mars/Olympus\n", `server.timezone "Mars/Olympus" is not UTC, Local or an IANA zone name`},
+		{"bad affinity", "routing:\n  affinity: sometimes\n", `routing.affinity "sometimes" is not on or off`},
 		{"bad log level", "logging:\n  level: loud\n", `log level "loud"`},
 		{"bad log format", "logging:\n  format: xml\n", `log format "xml"`},
 		{"bad max attempts", "upstream:\n  max_attempts: 0\n", "upstream.max_attempts must be at least 1"},

@@ -51,25 +51,29 @@ Example:
 
 // explainJSON is the --json form of one request.
 type explainJSON struct {
-	RequestID         string        `json:"request_id"`
-	Time              string        `json:"time"`
-	Key               string        `json:"key"`
-	Model             string        `json:"model"`
-	Dialect           string        `json:"dialect"`
-	Stream            bool          `json:"stream"`
-	Status            int           `json:"status"`
-	ErrorType         string        `json:"error_type,omitempty"`
-	ErrorMessage      string        `json:"error_message,omitempty"`
-	Account           string        `json:"account,omitempty"`
-	InputTokens       int64         `json:"input_tokens"`
-	OutputTokens      int64         `json:"output_tokens"`
-	CacheReadTokens   int64         `json:"cache_read_input_tokens"`
-	CacheWriteTokens  int64         `json:"cache_creation_input_tokens"`
-	TTFBMs            int64         `json:"ttfb_ms"`
-	DurationMs        int64         `json:"duration_ms"`
-	EndedEarly        bool          `json:"ended_early"`
-	UpstreamRequestID string        `json:"upstream_request_id,omitempty"`
-	Attempts          []attemptJSON `json:"attempts"`
+	RequestID         string `json:"request_id"`
+	Time              string `json:"time"`
+	Key               string `json:"key"`
+	Model             string `json:"model"`
+	Dialect           string `json:"dialect"`
+	Stream            bool   `json:"stream"`
+	Status            int    `json:"status"`
+	ErrorType         string `json:"error_type,omitempty"`
+	ErrorMessage      string `json:"error_message,omitempty"`
+	Account           string `json:"account,omitempty"`
+	InputTokens       int64  `json:"input_tokens"`
+	OutputTokens      int64  `json:"output_tokens"`
+	CacheReadTokens   int64  `json:"cache_read_input_tokens"`
+	CacheWriteTokens  int64  `json:"cache_creation_input_tokens"`
+	TTFBMs            int64  `json:"ttfb_ms"`
+	DurationMs        int64  `json:"duration_ms"`
+	EndedEarly        bool   `json:"ended_early"`
+	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
+	// Session is how the request's session was routed: new, followed, or
+	// moved with the reason; empty when affinity was off or no session could
+	// be told.
+	Session  string        `json:"session,omitempty"`
+	Attempts []attemptJSON `json:"attempts"`
 }
 
 type attemptJSON struct {
@@ -86,7 +90,7 @@ func writeExplainJSON(w io.Writer, r *store.UsageRow) error {
 		ErrorMessage: r.ErrorMessage, Account: r.AccountName, InputTokens: r.Tokens.Input, OutputTokens: r.Tokens.Output,
 		CacheReadTokens: r.Tokens.CacheRead, CacheWriteTokens: r.Tokens.CacheWrite, TTFBMs: r.TTFB.Milliseconds(),
 		DurationMs: r.Duration.Milliseconds(), EndedEarly: r.EndedEarly, UpstreamRequestID: r.UpstreamID,
-		Attempts: []attemptJSON{},
+		Session: r.Affinity, Attempts: []attemptJSON{},
 	}
 	for _, a := range r.Attempts {
 		out.Attempts = append(out.Attempts, attemptJSON{a.AccountName, a.Status, a.ErrorType, a.TTFB.Milliseconds()})
@@ -122,6 +126,7 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 		r.Tokens.Input, r.Tokens.Output, r.Tokens.CacheRead, r.Tokens.CacheWrite, r.Tokens.CacheWrite5m, r.Tokens.CacheWrite1h)
 	tw.row("time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
 	tw.row("upstream request id:\t%s\n", orDash(r.UpstreamID))
+	tw.row("session:\t%s\n", sessionText(r.Affinity))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -142,4 +147,17 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 		tw.row("  %d\t%s\t%s\t%s\t%dms\n", i+1, a.AccountName, status, orDash(a.ErrorType), a.TTFB.Milliseconds())
 	}
 	return tw.Flush()
+}
+
+// sessionText says how a request's session was routed, for people.
+func sessionText(affinity string) string {
+	switch {
+	case affinity == "":
+		return "- (no session affinity)"
+	case affinity == llmgw.AffinityNew:
+		return "new: bound to the account that answered"
+	case affinity == llmgw.AffinityFollowed:
+		return "followed: sent to the account that served the session before"
+	}
+	return affinity // moved: the reason
 }

@@ -239,6 +239,7 @@ func proxyConfig(cfg *Config) proxy.Config {
 		MaxWaiting:       cfg.Server.MaxWaiting,
 		MaxHeaderCount:   cfg.Server.MaxHeaderCount,
 		Location:         cfg.Location(),
+		NoAffinity:       cfg.Routing.affinityOff(),
 	}
 }
 

@@ -264,6 +264,8 @@ func TestServe_ProxyConfig(t *testing.T) {
   max_waiting: 50
   max_header_count: 80
   timezone: Europe/Berlin
+routing:
+  affinity: off
 upstream:
   max_attempts: 2
   max_body_bytes: 1048576
@@ -288,6 +290,7 @@ models:
 		MaxHeaderCount:   80,
 		Catalog:          cfg.Catalog(),
 		Location:         cfg.Location(),
+		NoAffinity:       true,
 	}
 	if cfg.Location().String() != "Europe/Berlin" {
 		t.Errorf("server.timezone loaded as %s", cfg.Location())

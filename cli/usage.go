@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"slices"
 	"sort"
@@ -287,6 +288,17 @@ type reportRow struct {
 // CostUSD is the estimated cost of the group.
 func (r *reportRow) CostUSD() float64 { return r.scaledCost / 1e6 }
 
+// CacheHitRatio is the share of the group's input tokens read from the
+// prompt cache: cache reads over all input tokens (uncached, cache writes
+// and cache reads), to four decimals; 0 when there was no input.
+func (r *reportRow) CacheHitRatio() float64 {
+	all := r.Input + r.CacheRead + r.CacheWrite
+	if all == 0 {
+		return 0
+	}
+	return math.Round(float64(r.CacheRead)/float64(all)*1e4) / 1e4
+}
+
 // P50 is the median request duration in ms (nearest rank).
 func (r *reportRow) P50() int64 { return percentile(r.durations, 50) }
 
@@ -411,7 +423,7 @@ func (rep *report) writeTable(w io.Writer) error {
 	for _, f := range rep.By {
 		header = append(header, strings.ToUpper(f))
 	}
-	tw.row(groupCols+"REQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD\tP50 MS\tP95 MS\n", header...)
+	tw.row(groupCols+"REQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCACHE HIT\tCOST USD\tP50 MS\tP95 MS\n", header...)
 	for i := range rep.Rows {
 		writeTableRow(tw, groupCols, &rep.Rows[i], rep.Rows[i].Values)
 	}
@@ -424,9 +436,13 @@ func writeTableRow(tw *table, groupCols string, r *reportRow, values []string) {
 	for _, v := range values {
 		args = append(args, v)
 	}
-	args = append(args, r.Requests, r.Errors, r.Input, r.Output, r.CacheRead, r.CacheWrite,
+	hit := "-"
+	if r.Input+r.CacheRead+r.CacheWrite > 0 {
+		hit = strconv.FormatFloat(r.CacheHitRatio(), 'f', 2, 64)
+	}
+	args = append(args, r.Requests, r.Errors, r.Input, r.Output, r.CacheRead, r.CacheWrite, hit,
 		formatCost(r.CostUSD()), r.P50(), r.P95())
-	tw.row(groupCols+"%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\n", args...)
+	tw.row(groupCols+"%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\n", args...)
 }
 
 // totalValues fills the total row's grouping columns in the table and CSV:
@@ -464,6 +480,8 @@ type reportRowJSON struct {
 	CostUSD           float64 `json:"cost_usd"`
 	P50Ms             int64   `json:"p50_ms"`
 	P95Ms             int64   `json:"p95_ms"`
+	// CacheHitRatio is cache-read tokens over all input tokens.
+	CacheHitRatio float64 `json:"cache_hit_ratio"`
 }
 
 // json returns r as JSON for a report grouped by the fields in by.
@@ -481,6 +499,7 @@ func (r *reportRow) json(by []string) reportRowJSON {
 		CostUSD:           r.CostUSD(),
 		P50Ms:             r.P50(),
 		P95Ms:             r.P95(),
+		CacheHitRatio:     r.CacheHitRatio(),
 	}
 	for i, v := range r.Values {
 		switch by[i] {
@@ -527,7 +546,7 @@ func (rep *report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	header := append(slices.Clone(rep.By), "requests", "errors", "input_tokens", "output_tokens",
 		"cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation_5m_input_tokens",
-		"cache_creation_1h_input_tokens", "cost_usd", "p50_ms", "p95_ms")
+		"cache_creation_1h_input_tokens", "cost_usd", "p50_ms", "p95_ms", "cache_hit_ratio")
 	if err := cw.Write(header); err != nil {
 		return err
 	}
@@ -535,7 +554,8 @@ func (rep *report) writeCSV(w io.Writer) error {
 	write := func(r *reportRow, values []string) error {
 		rec := append(slices.Clone(values), i64(r.Requests), i64(r.Errors), i64(r.Input), i64(r.Output),
 			i64(r.CacheRead), i64(r.CacheWrite), i64(r.CacheWrite5m), i64(r.CacheWrite1h),
-			strconv.FormatFloat(r.CostUSD(), 'f', -1, 64), i64(r.P50()), i64(r.P95()))
+			strconv.FormatFloat(r.CostUSD(), 'f', -1, 64), i64(r.P50()), i64(r.P95()),
+			strconv.FormatFloat(r.CacheHitRatio(), 'f', -1, 64))
 		return cw.Write(rec)
 	}
 	for i := range rep.Rows {

@@ -80,7 +80,7 @@ var (
 		InputTokens: 1500, OutputTokens: 2100, CacheReadTokens: 10000, CacheWriteTokens: 5000,
 		CacheWrite5mToken: 4000, CacheWrite1hToken: 1000,
 		CostUSD: 0.094, // opus 1000×5 + 2000×25 + 10000×0.5 + 4000×6.25 = 85000; sonnet 500×3 + 100×15 + 1000×6 = 9000
-		P50Ms:   100, P95Ms: 300}
+		P50Ms:   100, P95Ms: 300, CacheHitRatio: 0.6061} // 10000 / (1500 + 10000 + 5000)
 	wantA2 = reportRowJSON{Group: "a2", Account: "a2", Requests: 3, Errors: 2,
 		InputTokens: 110, OutputTokens: 105,
 		CostUSD: 0.000035, // haiku 10×1 + 5×5; the unknown model costs 0
@@ -88,7 +88,7 @@ var (
 	wantTotal = reportRowJSON{Group: "TOTAL", Requests: 5, Errors: 2,
 		InputTokens: 1610, OutputTokens: 2205, CacheReadTokens: 10000, CacheWriteTokens: 5000,
 		CacheWrite5mToken: 4000, CacheWrite1hToken: 1000,
-		CostUSD: 0.094035, P50Ms: 200, P95Ms: 1000}
+		CostUSD: 0.094035, P50Ms: 200, P95Ms: 1000, CacheHitRatio: 0.602}
 )
 
 func reportJSONOf(t *testing.T, args ...string) (reportJSON, string) {
@@ -272,10 +272,10 @@ func TestUsageReport_Table(t *testing.T) {
 		got = append(got, strings.Fields(l))
 	}
 	want := [][]string{
-		{"ACCOUNT", "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE", "READ", "CACHE", "WRITE", "COST", "USD", "P50", "MS", "P95", "MS"},
-		{"a1", "2", "0", "1500", "2100", "10000", "5000", "0.094", "100", "300"},
-		{"a2", "3", "2", "110", "105", "0", "0", "0.000035", "200", "1000"},            // not 0.0000
-		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.09403", "200", "1000"}, // the double nearest 0.094035 is just below it
+		{"ACCOUNT", "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE", "READ", "CACHE", "WRITE", "CACHE", "HIT", "COST", "USD", "P50", "MS", "P95", "MS"},
+		{"a1", "2", "0", "1500", "2100", "10000", "5000", "0.61", "0.094", "100", "300"},
+		{"a2", "3", "2", "110", "105", "0", "0", "0.00", "0.000035", "200", "1000"},            // not 0.0000
+		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.60", "0.09403", "200", "1000"}, // the double nearest 0.094035 is just below it
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)
@@ -317,14 +317,14 @@ func TestUsageReport_CSV(t *testing.T) {
 	// groups only: no total row to count twice when summing a column.
 	stdout, _ := mustRun(t, args...)
 	want := "account,requests,errors,input_tokens,output_tokens,cache_read_input_tokens,cache_creation_input_tokens," +
-		"cache_creation_5m_input_tokens,cache_creation_1h_input_tokens,cost_usd,p50_ms,p95_ms\n" +
-		"a1,2,0,1500,2100,10000,5000,4000,1000,0.094,100,300\n" +
-		"a2,3,2,110,105,0,0,0,0,0.000035,200,1000\n"
+		"cache_creation_5m_input_tokens,cache_creation_1h_input_tokens,cost_usd,p50_ms,p95_ms,cache_hit_ratio\n" +
+		"a1,2,0,1500,2100,10000,5000,4000,1000,0.094,100,300,0.6061\n" +
+		"a2,3,2,110,105,0,0,0,0,0.000035,200,1000,0\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
 		t.Errorf("csv (-want +got):\n%s", diff)
 	}
 	stdout, _ = mustRun(t, append(args, "--total")...)
-	want += "TOTAL,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000\n"
+	want += "TOTAL,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000,0.602\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
 		t.Errorf("csv --total (-want +got):\n%s", diff)
 	}
@@ -334,7 +334,7 @@ func TestUsageReport_CSV(t *testing.T) {
 var (
 	wantAliceDay1 = reportRowJSON{Group: "alice, 2026-03-01", Key: "alice", Day: "2026-03-01", Requests: 1,
 		InputTokens: 1000, OutputTokens: 2000, CacheReadTokens: 10000, CacheWriteTokens: 4000, CacheWrite5mToken: 4000,
-		CostUSD: 0.085, P50Ms: 100, P95Ms: 100}
+		CostUSD: 0.085, P50Ms: 100, P95Ms: 100, CacheHitRatio: 0.6667}
 	wantAliceDay2 = reportRowJSON{Group: "alice, 2026-03-02", Key: "alice", Day: "2026-03-02", Requests: 2, Errors: 2,
 		InputTokens: 10, OutputTokens: 5, CostUSD: 0.000035, P50Ms: 50, P95Ms: 1000}
 	wantBobDay1 = reportRowJSON{Group: "bob, 2026-03-01", Key: "bob", Day: "2026-03-01", Requests: 1,
@@ -381,16 +381,16 @@ func TestUsageReport_ByKeyDay_CSV(t *testing.T) {
 	args := []string{"--db", db, "usage", "report", "--since", "2026-03-01", "--until", "2026-03-02", "--by", "key,day", "--format", "csv"}
 	stdout, _ := mustRun(t, args...)
 	want := "key,day,requests,errors,input_tokens,output_tokens,cache_read_input_tokens,cache_creation_input_tokens," +
-		"cache_creation_5m_input_tokens,cache_creation_1h_input_tokens,cost_usd,p50_ms,p95_ms\n" +
-		"alice,2026-03-01,1,0,1000,2000,10000,4000,4000,0,0.085,100,100\n" +
-		"alice,2026-03-02,2,2,10,5,0,0,0,0,0.000035,50,1000\n" +
-		"bob,2026-03-01,1,0,500,100,0,1000,0,1000,0.009,300,300\n" +
-		"bob,2026-03-02,1,0,100,100,0,0,0,0,0,200,200\n"
+		"cache_creation_5m_input_tokens,cache_creation_1h_input_tokens,cost_usd,p50_ms,p95_ms,cache_hit_ratio\n" +
+		"alice,2026-03-01,1,0,1000,2000,10000,4000,4000,0,0.085,100,100,0.6667\n" +
+		"alice,2026-03-02,2,2,10,5,0,0,0,0,0.000035,50,1000,0\n" +
+		"bob,2026-03-01,1,0,500,100,0,1000,0,1000,0.009,300,300,0\n" +
+		"bob,2026-03-02,1,0,100,100,0,0,0,0,0,200,200,0\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
 		t.Errorf("csv (-want +got):\n%s", diff)
 	}
 	stdout, _ = mustRun(t, append(args, "--total")...)
-	want += "TOTAL,,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000\n"
+	want += "TOTAL,,5,2,1610,2205,10000,5000,4000,1000,0.094035,200,1000,0.602\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
 		t.Errorf("csv --total (-want +got):\n%s", diff)
 	}
@@ -406,12 +406,12 @@ func TestUsageReport_ByKeyDay_Table(t *testing.T) {
 		got = append(got, strings.Fields(l))
 	}
 	want := [][]string{
-		{"KEY", "DAY", "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE", "READ", "CACHE", "WRITE", "COST", "USD", "P50", "MS", "P95", "MS"},
-		{"alice", "2026-03-01", "1", "0", "1000", "2000", "10000", "4000", "0.085", "100", "100"},
-		{"alice", "2026-03-02", "2", "2", "10", "5", "0", "0", "0.000035", "50", "1000"},
-		{"bob", "2026-03-01", "1", "0", "500", "100", "0", "1000", "0.009", "300", "300"},
-		{"bob", "2026-03-02", "1", "0", "100", "100", "0", "0", "0.00", "200", "200"},
-		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.09403", "200", "1000"},
+		{"KEY", "DAY", "REQUESTS", "ERRORS", "INPUT", "OUTPUT", "CACHE", "READ", "CACHE", "WRITE", "CACHE", "HIT", "COST", "USD", "P50", "MS", "P95", "MS"},
+		{"alice", "2026-03-01", "1", "0", "1000", "2000", "10000", "4000", "0.67", "0.085", "100", "100"},
+		{"alice", "2026-03-02", "2", "2", "10", "5", "0", "0", "0.00", "0.000035", "50", "1000"},
+		{"bob", "2026-03-01", "1", "0", "500", "100", "0", "1000", "0.00", "0.009", "300", "300"},
+		{"bob", "2026-03-02", "1", "0", "100", "100", "0", "0", "0.00", "0.00", "200", "200"},
+		{"TOTAL", "5", "2", "1610", "2205", "10000", "5000", "0.60", "0.09403", "200", "1000"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)

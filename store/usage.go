@@ -24,7 +24,7 @@ type UsageRow struct {
 const usageColumns = `ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 	stream, status, error_type, attempts, input_tokens, output_tokens,
 	cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-	ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message`
+	ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message, affinity`
 
 // scanUsage reads one row of usageColumns. Attempts are decoded only when
 // withAttempts is set: reports need only their count.
@@ -39,7 +39,7 @@ func scanUsage(row interface{ Scan(...any) error }, withAttempts bool) (UsageRow
 	err := row.Scan(&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
 		&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
 		&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
-		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage)
+		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage, &r.Affinity)
 	if err != nil {
 		return r, err
 	}
@@ -204,8 +204,8 @@ func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 		INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 			stream, status, error_type, attempts, input_tokens, output_tokens,
 			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message, affinity)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("write usage: %w", err)
 	}
@@ -216,7 +216,7 @@ func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 			boolInt(u.Stream), u.Status, u.ErrorType, len(u.Attempts), t.Input, t.Output,
 			t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h,
 			u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID,
-			encodeAttempts(u.Attempts), u.ErrorMessage)
+			encodeAttempts(u.Attempts), u.ErrorMessage, u.Affinity)
 		if err != nil {
 			return fmt.Errorf("write usage of request %s: %w", u.RequestID, err)
 		}
