@@ -79,7 +79,7 @@ var (
 	wantA1 = reportRowJSON{Group: "a1", Account: "a1", Requests: 2, Errors: 0,
 		InputTokens: 1500, OutputTokens: 2100, CacheReadTokens: 10000, CacheWriteTokens: 5000,
 		CacheWrite5mToken: 4000, CacheWrite1hToken: 1000,
-		CostUSD: 0.094, // opus 1000×5 + 2000×25 + 10000×0.5 + 4000×6.25 = 85000; sonnet 500×3 + 100×15 + 1000×6 = 9000
+		CostUSD: 0.094,                                  // opus 1000×5 + 2000×25 + 10000×0.5 + 4000×6.25 = 85000; sonnet 500×3 + 100×15 + 1000×6 = 9000
 		P50Ms:   100, P95Ms: 300, CacheHitRatio: 0.6061} // 10000 / (1500 + 10000 + 5000)
 	wantA2 = reportRowJSON{Group: "a2", Account: "a2", Requests: 3, Errors: 2,
 		InputTokens: 110, OutputTokens: 105,
