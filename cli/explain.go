@@ -65,11 +65,24 @@ type explainJSON struct {
 	OutputTokens      int64         `json:"output_tokens"`
 	CacheReadTokens   int64         `json:"cache_read_input_tokens"`
 	CacheWriteTokens  int64         `json:"cache_creation_input_tokens"`
+	Speed             string        `json:"speed,omitempty"`
+	InferenceGeo      string        `json:"inference_geo,omitempty"`
+	Iterations        []iterJSON    `json:"iterations,omitempty"`
 	TTFBMs            int64         `json:"ttfb_ms"`
 	DurationMs        int64         `json:"duration_ms"`
 	EndedEarly        bool          `json:"ended_early"`
 	UpstreamRequestID string        `json:"upstream_request_id,omitempty"`
 	Attempts          []attemptJSON `json:"attempts"`
+}
+
+// iterJSON is one of usage.iterations, in Anthropic's field names.
+type iterJSON struct {
+	Type             string `json:"type"`
+	Model            string `json:"model,omitempty"`
+	InputTokens      int64  `json:"input_tokens"`
+	OutputTokens     int64  `json:"output_tokens"`
+	CacheReadTokens  int64  `json:"cache_read_input_tokens"`
+	CacheWriteTokens int64  `json:"cache_creation_input_tokens"`
 }
 
 type attemptJSON struct {
@@ -86,7 +99,12 @@ func writeExplainJSON(w io.Writer, r *store.UsageRow) error {
 		ErrorMessage: r.ErrorMessage, Account: r.AccountName, InputTokens: r.Tokens.Input, OutputTokens: r.Tokens.Output,
 		CacheReadTokens: r.Tokens.CacheRead, CacheWriteTokens: r.Tokens.CacheWrite, TTFBMs: r.TTFB.Milliseconds(),
 		DurationMs: r.Duration.Milliseconds(), EndedEarly: r.EndedEarly, UpstreamRequestID: r.UpstreamID,
+		Speed: r.Speed, InferenceGeo: r.InferenceGeo,
 		Attempts: []attemptJSON{},
+	}
+	for _, it := range r.Iterations {
+		t := it.Tokens
+		out.Iterations = append(out.Iterations, iterJSON{it.Type, it.Model, t.Input, t.Output, t.CacheRead, t.CacheWrite})
 	}
 	for _, a := range r.Attempts {
 		out.Attempts = append(out.Attempts, attemptJSON{a.AccountName, a.Status, a.ErrorType, a.TTFB.Milliseconds()})
@@ -120,6 +138,18 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 	tw.row("answered by:\t%s\n", orDash(r.AccountName))
 	tw.row("tokens:\tinput %d, output %d, cache read %d, cache write %d (5m %d, 1h %d)\n",
 		r.Tokens.Input, r.Tokens.Output, r.Tokens.CacheRead, r.Tokens.CacheWrite, r.Tokens.CacheWrite5m, r.Tokens.CacheWrite1h)
+	if r.Speed != "" || r.InferenceGeo != "" {
+		tw.row("served:\tspeed %s, inference geo %s\n", orDash(r.Speed), orDash(r.InferenceGeo))
+	}
+	for i, it := range r.Iterations {
+		label := "iterations:"
+		if i > 0 {
+			label = ""
+		}
+		t := it.Tokens
+		tw.row("%s\t%d. %s on %s: input %d, output %d, cache read %d, cache write %d\n", label, i+1, it.Type,
+			nonEmptyOr(it.Model, r.Model), t.Input, t.Output, t.CacheRead, t.CacheWrite)
+	}
 	tw.row("time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
 	tw.row("upstream request id:\t%s\n", orDash(r.UpstreamID))
 	if err := tw.Flush(); err != nil {
@@ -142,4 +172,12 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 		tw.row("  %d\t%s\t%s\t%s\t%dms\n", i+1, a.AccountName, status, orDash(a.ErrorType), a.TTFB.Milliseconds())
 	}
 	return tw.Flush()
+}
+
+// nonEmptyOr returns s, or def when s is empty.
+func nonEmptyOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
