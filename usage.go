@@ -20,6 +20,24 @@ type Tokens struct {
 	CacheWrite1h int64 // cache_creation.ephemeral_1h_input_tokens
 }
 
+// Speeds a response can report in usage.speed: fast mode (a beta on some
+// Opus models) is billed at a premium.
+const (
+	SpeedStandard = "standard"
+	SpeedFast     = "fast"
+)
+
+// Iteration is one sampling step of a request, as usage.iterations[]
+// reports it: the model's own answer ("message"), a context compaction
+// ("compaction"), an advisor's consultation ("advisor_message") or a
+// server-side fallback ("fallback_message"). Each is billed at its own
+// model's rates.
+type Iteration struct {
+	Type   string
+	Model  string // the model that ran it; empty for the request's model
+	Tokens Tokens
+}
+
 // Attempt is one try of a request on one account.
 type Attempt struct {
 	AccountID   int64
@@ -51,6 +69,12 @@ type Usage struct {
 	ErrorMessage string
 	Attempts     []Attempt
 	Tokens       Tokens
+	// Iterations are the request's sampling steps when the upstream
+	// reports them (usage.iterations); then they, not Tokens, are what
+	// the request is billed for.
+	Iterations   []Iteration
+	Speed        string        // usage.speed: SpeedFast, SpeedStandard, or empty when not reported
+	InferenceGeo string        // usage.inference_geo: where the request ran, when reported
 	TTFB         time.Duration // to the first byte sent to the client
 	Duration     time.Duration
 	EndedEarly   bool // a stream that ended without message_stop

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,9 @@ import (
 // (required), dated_id, aliases, display_name, created (a date), status
 // (active, legacy, deprecated or retired), context_window,
 // max_output_tokens, default_max_tokens, thinking (none, manual, adaptive,
-// adaptive-only or always-on) and prices (as in the prices section).
+// adaptive-only or always-on), prices (as in the prices section) and
+// fast_multiplier (fast mode's premium: a response reporting speed "fast"
+// pays every rate times this; 0 for none).
 type CatalogEntry struct {
 	ID string
 	// Line is the entry's line in the config file, for errors.
@@ -37,11 +40,12 @@ type CatalogEntry struct {
 	DefaultMaxTokens *int
 	Thinking         *anthropic.ThinkingMode
 	Prices           *Price
+	FastMultiplier   *float64
 }
 
 // catalogFields are the keys of a models.catalog entry.
 var catalogFields = []string{"id", "dated_id", "aliases", "display_name", "created", "status",
-	"context_window", "max_output_tokens", "default_max_tokens", "thinking", "prices"}
+	"context_window", "max_output_tokens", "default_max_tokens", "thinking", "prices", "fast_multiplier"}
 
 // UnmarshalYAML decodes a models.catalog entry; errors name the line.
 func (e *CatalogEntry) UnmarshalYAML(n *yaml.Node) error {
@@ -131,6 +135,12 @@ func (e *CatalogEntry) scalar(name string, v *yaml.Node) error {
 		return number(&e.MaxOutputTokens)
 	case "default_max_tokens":
 		return number(&e.DefaultMaxTokens)
+	case "fast_multiplier":
+		k, err := strconv.ParseFloat(s, 64)
+		if err != nil || k < 0 || math.IsInf(k, 0) || math.IsNaN(k) {
+			return fmt.Errorf("line %d: fast_multiplier must be a number, 0 or more, not %q", v.Line, s)
+		}
+		e.FastMultiplier = &k
 	}
 	return nil
 }
@@ -171,7 +181,10 @@ func (e *CatalogEntry) apply(m anthropic.Model) anthropic.Model {
 	if e.Prices != nil {
 		// One flat rate: it replaces long-prompt rates too, as a prices
 		// pattern does.
-		m.Pricing = anthropic.Pricing{Price: toCatalog(*e.Prices)}
+		m.Pricing = anthropic.Pricing{Price: toCatalog(*e.Prices), FastMultiplier: m.Pricing.FastMultiplier}
+	}
+	if e.FastMultiplier != nil {
+		m.Pricing.FastMultiplier = *e.FastMultiplier
 	}
 	return m
 }

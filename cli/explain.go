@@ -51,29 +51,42 @@ Example:
 
 // explainJSON is the --json form of one request.
 type explainJSON struct {
-	RequestID         string `json:"request_id"`
-	Time              string `json:"time"`
-	Key               string `json:"key"`
-	Model             string `json:"model"`
-	Dialect           string `json:"dialect"`
-	Stream            bool   `json:"stream"`
-	Status            int    `json:"status"`
-	ErrorType         string `json:"error_type,omitempty"`
-	ErrorMessage      string `json:"error_message,omitempty"`
-	Account           string `json:"account,omitempty"`
-	InputTokens       int64  `json:"input_tokens"`
-	OutputTokens      int64  `json:"output_tokens"`
-	CacheReadTokens   int64  `json:"cache_read_input_tokens"`
-	CacheWriteTokens  int64  `json:"cache_creation_input_tokens"`
-	TTFBMs            int64  `json:"ttfb_ms"`
-	DurationMs        int64  `json:"duration_ms"`
-	EndedEarly        bool   `json:"ended_early"`
-	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
+	RequestID         string     `json:"request_id"`
+	Time              string     `json:"time"`
+	Key               string     `json:"key"`
+	Model             string     `json:"model"`
+	Dialect           string     `json:"dialect"`
+	Stream            bool       `json:"stream"`
+	Status            int        `json:"status"`
+	ErrorType         string     `json:"error_type,omitempty"`
+	ErrorMessage      string     `json:"error_message,omitempty"`
+	Account           string     `json:"account,omitempty"`
+	InputTokens       int64      `json:"input_tokens"`
+	OutputTokens      int64      `json:"output_tokens"`
+	CacheReadTokens   int64      `json:"cache_read_input_tokens"`
+	CacheWriteTokens  int64      `json:"cache_creation_input_tokens"`
+	Speed             string     `json:"speed,omitempty"`
+	InferenceGeo      string     `json:"inference_geo,omitempty"`
+	Iterations        []iterJSON `json:"iterations,omitempty"`
+	TTFBMs            int64      `json:"ttfb_ms"`
+	DurationMs        int64      `json:"duration_ms"`
+	EndedEarly        bool       `json:"ended_early"`
+	UpstreamRequestID string     `json:"upstream_request_id,omitempty"`
 	// Session is how the request's session was routed: new, followed, or
 	// moved with the reason; empty when affinity was off or no session could
 	// be told.
 	Session  string        `json:"session,omitempty"`
 	Attempts []attemptJSON `json:"attempts"`
+}
+
+// iterJSON is one of usage.iterations, in Anthropic's field names.
+type iterJSON struct {
+	Type             string `json:"type"`
+	Model            string `json:"model,omitempty"`
+	InputTokens      int64  `json:"input_tokens"`
+	OutputTokens     int64  `json:"output_tokens"`
+	CacheReadTokens  int64  `json:"cache_read_input_tokens"`
+	CacheWriteTokens int64  `json:"cache_creation_input_tokens"`
 }
 
 type attemptJSON struct {
@@ -90,7 +103,12 @@ func writeExplainJSON(w io.Writer, r *store.UsageRow) error {
 		ErrorMessage: r.ErrorMessage, Account: r.AccountName, InputTokens: r.Tokens.Input, OutputTokens: r.Tokens.Output,
 		CacheReadTokens: r.Tokens.CacheRead, CacheWriteTokens: r.Tokens.CacheWrite, TTFBMs: r.TTFB.Milliseconds(),
 		DurationMs: r.Duration.Milliseconds(), EndedEarly: r.EndedEarly, UpstreamRequestID: r.UpstreamID,
+		Speed: r.Speed, InferenceGeo: r.InferenceGeo,
 		Session: r.Affinity, Attempts: []attemptJSON{},
+	}
+	for _, it := range r.Iterations {
+		t := it.Tokens
+		out.Iterations = append(out.Iterations, iterJSON{it.Type, it.Model, t.Input, t.Output, t.CacheRead, t.CacheWrite})
 	}
 	for _, a := range r.Attempts {
 		out.Attempts = append(out.Attempts, attemptJSON{a.AccountName, a.Status, a.ErrorType, a.TTFB.Milliseconds()})
@@ -124,6 +142,18 @@ func writeExplain(w io.Writer, r *store.UsageRow) error {
 	tw.row("answered by:\t%s\n", orDash(r.AccountName))
 	tw.row("tokens:\tinput %d, output %d, cache read %d, cache write %d (5m %d, 1h %d)\n",
 		r.Tokens.Input, r.Tokens.Output, r.Tokens.CacheRead, r.Tokens.CacheWrite, r.Tokens.CacheWrite5m, r.Tokens.CacheWrite1h)
+	if r.Speed != "" || r.InferenceGeo != "" {
+		tw.row("served:\tspeed %s, inference geo %s\n", orDash(r.Speed), orDash(r.InferenceGeo))
+	}
+	for i, it := range r.Iterations {
+		label := "iterations:"
+		if i > 0 {
+			label = ""
+		}
+		t := it.Tokens
+		tw.row("%s\t%d. %s on %s: input %d, output %d, cache read %d, cache write %d\n", label, i+1, it.Type,
+			nonEmptyOr(it.Model, r.Model), t.Input, t.Output, t.CacheRead, t.CacheWrite)
+	}
 	tw.row("time to first byte:\t%dms of %dms\n", r.TTFB.Milliseconds(), r.Duration.Milliseconds())
 	tw.row("upstream request id:\t%s\n", orDash(r.UpstreamID))
 	tw.row("session:\t%s\n", sessionText(r.Affinity))
@@ -160,4 +190,12 @@ func sessionText(affinity string) string {
 		return "followed: sent to the account that served the session before"
 	}
 	return affinity // moved: the reason
+}
+
+// nonEmptyOr returns s, or def when s is empty.
+func nonEmptyOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -33,7 +33,7 @@ func (l usageLog) Rows(ctx context.Context, s policy.Subject, since time.Time) (
 	}
 	out := make([]policy.Row, len(rows))
 	for i, r := range rows {
-		out[i] = policy.Row{RequestID: r.RequestID, Time: r.Time, Charge: policy.ChargeOf(l.catalog, r.Model, r.Tokens, r.Attempts)}
+		out[i] = policy.Row{RequestID: r.RequestID, Time: r.Time, Charge: policy.ChargeOf(l.catalog, usedOf(r), r.Attempts)}
 	}
 	return out, nil
 }
@@ -50,4 +50,9 @@ func (l usageLog) use(ctx context.Context, s policy.Subject, limits []llmgw.Limi
 		return nil, err
 	}
 	return policy.Measure(limits, rows, now, loc), nil
+}
+
+// usedOf returns what a logged request used, as pricing needs it.
+func usedOf(r store.UseRow) policy.Used {
+	return policy.Used{Model: r.Model, Tokens: r.Tokens, Iterations: r.Iterations, Speed: r.Speed}
 }

@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/proxy/anthropic"
+	"github.com/llmgw/llmgw/proxy/policy"
 )
 
 // Prices live in the model catalog (proxy/anthropic/catalog.go), which the
@@ -43,35 +43,11 @@ func (t *priceTable) lookup(model string) (Price, bool) {
 	return fromCatalog(p.Price), ok
 }
 
-// scaledCost returns what one request to model that used tok costs, in USD
-// times one million, at the rates that apply to that request (a long prompt
-// may cost more per token); ok is false when no price is known.
-func (t *priceTable) scaledCost(model string, tok llmgw.Tokens) (float64, bool) {
-	return t.catalog.ScaledCost(model, billed(tok))
-}
-
-// cacheWriteSplit returns the 5-minute and 1-hour cache-write tokens of t.
-// Cache writes the upstream did not split count as 5-minute writes.
-func cacheWriteSplit(t llmgw.Tokens) (w5m, w1h int64) {
-	w1h = t.CacheWrite1h
-	w5m = max(t.CacheWrite-w1h, t.CacheWrite5m)
-	return w5m, w1h
-}
-
-// billed returns t in Anthropic's billing categories.
-func billed(t llmgw.Tokens) anthropic.Tokens {
-	w5m, w1h := cacheWriteSplit(t)
-	return anthropic.Tokens{Input: t.Input, Output: t.Output, CacheRead: t.CacheRead, CacheWrite5m: w5m, CacheWrite1h: w1h}
-}
-
-// scaledCost returns the cost of t in USD times one million, that is
-// the sum of tokens × USD per million tokens. Summing these and dividing once
-// keeps report totals exact for prices that are exact in binary.
-func (p Price) scaledCost(t llmgw.Tokens) float64 {
-	return toCatalog(p).ScaledCost(billed(t))
-}
-
-// Cost returns what t costs at price p, in USD.
-func (p Price) Cost(t llmgw.Tokens) float64 {
-	return p.scaledCost(t) / 1e6
+// cost returns what one logged request costs, in USD times one million, by
+// the one pricing rule the server's limits use too (policy.ScaledCost):
+// iterations at their own models, fast mode's premium, unsplit cache writes
+// as 5-minute writes, long-prompt rates. unpriced lists the models that used
+// tokens but have no price.
+func (t *priceTable) cost(u policy.Used) (scaled float64, unpriced []string) {
+	return policy.ScaledCost(t.catalog, u)
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/policy"
 )
 
 func TestPriceTable_Builtins(t *testing.T) {
@@ -74,7 +75,8 @@ func TestPriceTable_ScaledCost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := table.scaledCost(tt.model, tt.tok)
+			got, unpriced := table.cost(policy.Used{Model: tt.model, Tokens: tt.tok})
+			ok := len(unpriced) == 0
 			if got /= 1e6; ok != tt.ok || got-tt.want > 1e-12 || tt.want-got > 1e-12 {
 				t.Errorf("scaledCost = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
@@ -135,27 +137,8 @@ func TestPrice_Cost(t *testing.T) {
 		{"all", llmgw.Tokens{Input: 1000, Output: 2000, CacheRead: 10000, CacheWrite: 4000}, 0.085},
 	}
 	for _, tt := range tests {
-		if got := opus.Cost(tt.tok); got != tt.want {
+		if got := toCatalog(opus).Cost(policy.Billed(tt.tok)); got != tt.want {
 			t.Errorf("%s: Cost = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestCacheWriteSplit(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		tok            llmgw.Tokens
-		want5m, want1h int64
-	}{
-		{llmgw.Tokens{CacheWrite: 100}, 100, 0},
-		{llmgw.Tokens{CacheWrite: 100, CacheWrite5m: 40, CacheWrite1h: 60}, 40, 60},
-		{llmgw.Tokens{CacheWrite: 100, CacheWrite1h: 100}, 0, 100},
-		{llmgw.Tokens{CacheWrite: 0, CacheWrite5m: 10}, 10, 0},
-	}
-	for _, tt := range tests {
-		w5, w1 := cacheWriteSplit(tt.tok)
-		if w5 != tt.want5m || w1 != tt.want1h {
-			t.Errorf("cacheWriteSplit(%+v) = %d, %d; want %d, %d", tt.tok, w5, w1, tt.want5m, tt.want1h)
 		}
 	}
 }

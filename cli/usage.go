@@ -16,6 +16,7 @@ import (
 	urfave "github.com/urfave/cli/v2"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/policy"
 	"github.com/llmgw/llmgw/store"
 )
 
@@ -281,7 +282,7 @@ type reportRow struct {
 	CacheWrite   int64
 	CacheWrite5m int64 // includes cache writes the upstream did not split
 	CacheWrite1h int64
-	scaledCost   float64 // USD × 1e6; see Price.scaledCost
+	scaledCost   float64 // USD × 1e6; see policy.ScaledCost
 	durations    []int64 // request durations in ms
 }
 
@@ -310,17 +311,23 @@ func (r *reportRow) add(u *store.UsageRow, failed bool, cost float64) {
 	if failed {
 		r.Errors++
 	}
-	t := u.Tokens
-	w5m, w1h := cacheWriteSplit(t)
-	r.Input += t.Input
-	r.Output += t.Output
-	r.CacheRead += t.CacheRead
-	r.CacheWrite += t.CacheWrite
-	r.CacheWrite5m += w5m
-	r.CacheWrite1h += w1h
+	// The tokens the request is billed for: its iterations' when it has
+	// them (see policy.Parts), so that the columns add up to the cost.
+	for _, p := range policy.Parts(usedBy(u)) {
+		t, b := p.Tokens, policy.Billed(p.Tokens)
+		r.Input += t.Input
+		r.Output += t.Output
+		r.CacheRead += t.CacheRead
+		r.CacheWrite += t.CacheWrite
+		r.CacheWrite5m += b.CacheWrite5m
+		r.CacheWrite1h += b.CacheWrite1h
+	}
 	r.scaledCost += cost
 	r.durations = append(r.durations, u.Duration.Milliseconds())
 }
+
+// usedBy returns what a logged request used, as pricing needs it.
+func usedBy(u *store.UsageRow) policy.Used { return policy.UsedBy(&u.Usage) }
 
 // percentile returns the nearest-rank p-th percentile of vals, sorting
 // vals in place; 0 for none.
@@ -347,11 +354,9 @@ func buildReport(rows []store.UsageRow, by []string, loc *time.Location, prices 
 			continue
 		}
 		failed := u.Status >= 400 || u.ErrorType != "" || u.EndedEarly
-		var cost float64
-		if c, ok := prices.scaledCost(u.Model, u.Tokens); ok {
-			cost = c
-		} else if u.Tokens != (llmgw.Tokens{}) {
-			unpriced[modelName(u.Model)] = true
+		cost, missing := prices.cost(usedBy(u))
+		for _, m := range missing {
+			unpriced[modelName(m)] = true
 		}
 		var g groupKey
 		for i, f := range by {

@@ -386,7 +386,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 			for _, ev := range held {
 				tally.Observe(ev.Name, ev.Data)
 			}
-			c.usage.Tokens = tally.Tokens
+			tally.Fill(c.usage)
 		}
 		return nil, Verdict{}, t.failed(actx, err)
 	}

@@ -75,7 +75,7 @@ func (s *Server) settle(e *entry, u *llmgw.Usage) {
 	if u.KeyID == 0 && u.AccountID == 0 {
 		return
 	}
-	used := policy.ChargeOf(s.cfg.Catalog, u.Model, u.Tokens, len(u.Attempts))
+	used := policy.ChargeOf(s.cfg.Catalog, policy.UsedBy(u), len(u.Attempts))
 	if u.KeyID != 0 {
 		s.ledger.Settle(policy.Subject{ID: u.KeyID}, e.reserved, u.RequestID, u.Time, used)
 	}

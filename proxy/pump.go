@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,16 +31,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, res *result, x *
 		if err != nil {
 			return fmt.Errorf("build the %s answer: %w", u.Dialect, err)
 		}
-		u.Tokens = res.acc.Tally.Tokens
+		res.acc.Tally.Fill(u)
 		return s.writeWhole(w, u, http.StatusOK, out)
 	case res.streamErr != nil || res.status >= 400:
 		return refusal(res)
 	case x.Request == nil:
 		// A pass-through non-stream answer, byte for byte.
-		var msg anthropic.MessageHead
-		if json.Unmarshal(res.body, &msg) == nil {
-			msg.Usage.ApplyTo(&u.Tokens)
-		}
+		var tally anthropic.Tally
+		tally.ObserveMessage(res.body)
+		tally.Fill(u)
 		return s.writeWhole(w, u, res.status, res.body)
 	}
 	return &upstreamError{status: http.StatusBadGateway, typ: "api_error", msg: "the upstream answered without a stream"}
@@ -74,7 +72,7 @@ func (s *Server) pump(w http.ResponseWriter, r *http.Request, res *result, x *Ex
 	u.Status = res.status
 	e.stream = x.Encoder // from here on an error is the stream's last event
 	var tally anthropic.Tally
-	defer func() { u.Tokens = tally.Tokens }()
+	defer func() { tally.Fill(u) }()
 	cw := &countingWriter{w: w}
 	ka := newKeepAlive(s.cfg.KeepAlive, func() bool {
 		// A ping is a keep-alive, not content: it does not count towards

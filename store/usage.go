@@ -24,7 +24,8 @@ type UsageRow struct {
 const usageColumns = `ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 	stream, status, error_type, attempts, input_tokens, output_tokens,
 	cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-	ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message, affinity`
+	ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message,
+	speed, inference_geo, iterations, affinity`
 
 // scanUsage reads one row of usageColumns. Attempts are decoded only when
 // withAttempts is set: reports need only their count.
@@ -33,15 +34,20 @@ func scanUsage(row interface{ Scan(...any) error }, withAttempts bool) (UsageRow
 		r                  UsageRow
 		ts, ttfb, dur      int64
 		stream, endedEarly bool
-		detail             string
+		detail, iters      string
 	)
 	t := &r.Tokens
 	err := row.Scan(&ts, &r.RequestID, &r.KeyID, &r.KeyName, &r.AccountID, &r.AccountName, &r.Model, &r.Dialect,
 		&stream, &r.Status, &r.ErrorType, &r.AttemptCount, &t.Input, &t.Output,
 		&t.CacheRead, &t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h,
-		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage, &r.Affinity)
+		&ttfb, &dur, &endedEarly, &r.UpstreamID, &detail, &r.ErrorMessage,
+		&r.Speed, &r.InferenceGeo, &iters, &r.Affinity)
 	if err != nil {
 		return r, err
+	}
+	// Reports price iterations, so they are decoded even without attempts.
+	if r.Iterations, err = decodeIterations(iters); err != nil {
+		return r, fmt.Errorf("iterations of request %s: %w", r.RequestID, err)
 	}
 	if withAttempts {
 		if r.Attempts, err = decodeAttempts(detail); err != nil {
@@ -163,6 +169,49 @@ func decodeAttempts(s string) ([]llmgw.Attempt, error) {
 	return out, nil
 }
 
+// iterationJSON is one iteration as the request log keeps it: in the field
+// names of Anthropic's usage.iterations, the cache_creation split flattened.
+type iterationJSON struct {
+	Type         string `json:"type"`
+	Model        string `json:"model,omitempty"`
+	Input        int64  `json:"input_tokens"`
+	Output       int64  `json:"output_tokens"`
+	CacheRead    int64  `json:"cache_read_input_tokens"`
+	CacheWrite   int64  `json:"cache_creation_input_tokens"`
+	CacheWrite5m int64  `json:"ephemeral_5m_input_tokens,omitempty"`
+	CacheWrite1h int64  `json:"ephemeral_1h_input_tokens,omitempty"`
+}
+
+// encodeIterations returns the iterations column: "" for none.
+func encodeIterations(its []llmgw.Iteration) string {
+	if len(its) == 0 {
+		return ""
+	}
+	out := make([]iterationJSON, len(its))
+	for i, it := range its {
+		t := it.Tokens
+		out[i] = iterationJSON{it.Type, it.Model, t.Input, t.Output, t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h}
+	}
+	b, _ := json.Marshal(out) // plain structs: cannot fail
+	return string(b)
+}
+
+func decodeIterations(s string) ([]llmgw.Iteration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var in []iterationJSON
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, err
+	}
+	out := make([]llmgw.Iteration, len(in))
+	for i, it := range in {
+		out[i] = llmgw.Iteration{Type: it.Type, Model: it.Model, Tokens: llmgw.Tokens{Input: it.Input, Output: it.Output,
+			CacheRead: it.CacheRead, CacheWrite: it.CacheWrite, CacheWrite5m: it.CacheWrite5m, CacheWrite1h: it.CacheWrite1h}}
+	}
+	return out, nil
+}
+
 // writeUsage commits one batch in one write transaction: the log rows, their
 // attempts folded into account_stats, the keys' last use, and the account
 // states and windows the server observed (upd may be nil). The states must
@@ -204,8 +253,9 @@ func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 		INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 			stream, status, error_type, attempts, input_tokens, output_tokens,
 			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message, affinity)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message,
+			speed, inference_geo, iterations, affinity)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("write usage: %w", err)
 	}
@@ -216,7 +266,8 @@ func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 			boolInt(u.Stream), u.Status, u.ErrorType, len(u.Attempts), t.Input, t.Output,
 			t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h,
 			u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID,
-			encodeAttempts(u.Attempts), u.ErrorMessage, u.Affinity)
+			encodeAttempts(u.Attempts), u.ErrorMessage,
+			u.Speed, u.InferenceGeo, encodeIterations(u.Iterations), u.Affinity)
 		if err != nil {
 			return fmt.Errorf("write usage of request %s: %w", u.RequestID, err)
 		}

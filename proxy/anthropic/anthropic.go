@@ -14,17 +14,64 @@ import (
 // are pointers because a message_delta carries only the figures that changed,
 // and an absent figure must not overwrite a known one.
 type Usage struct {
-	InputTokens              *int64 `json:"input_tokens"`
-	OutputTokens             *int64 `json:"output_tokens"`
-	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
-	CacheCreation            *struct {
-		Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
-		Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
-	} `json:"cache_creation"`
-	OutputTokensDetails *struct {
+	InputTokens              *int64         `json:"input_tokens"`
+	OutputTokens             *int64         `json:"output_tokens"`
+	CacheReadInputTokens     *int64         `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens *int64         `json:"cache_creation_input_tokens"`
+	CacheCreation            *CacheCreation `json:"cache_creation"`
+	OutputTokensDetails      *struct {
 		ThinkingTokens *int64 `json:"thinking_tokens"`
 	} `json:"output_tokens_details"`
+	// Speed is "fast" for a request served in fast mode, else "standard".
+	Speed *string `json:"speed"`
+	// InferenceGeo is where the request ran.
+	InferenceGeo *string `json:"inference_geo"`
+	// Iterations are the request's sampling steps, each with its own
+	// model and counts. Anthropic's top-level figures leave some of them
+	// out (a compaction, an advisor's consultation), so when they are
+	// reported they are what the request is billed for. A non-nil empty
+	// slice (the upstream sent []) replaces an earlier list too.
+	Iterations []IterationUsage `json:"iterations"`
+}
+
+// CacheCreation is the split of cache_creation_input_tokens by cache
+// lifetime.
+type CacheCreation struct {
+	Ephemeral5m *int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h *int64 `json:"ephemeral_1h_input_tokens"`
+}
+
+// IterationUsage is one entry of usage.iterations: its type ("message",
+// "compaction", "advisor_message", "fallback_message"), the model that ran
+// it (absent on compaction and often on message: the request's model),
+// and its counts, which mean what the top-level ones do.
+type IterationUsage struct {
+	Type                     string         `json:"type"`
+	Model                    string         `json:"model"`
+	InputTokens              int64          `json:"input_tokens"`
+	OutputTokens             int64          `json:"output_tokens"`
+	CacheReadInputTokens     int64          `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64          `json:"cache_creation_input_tokens"`
+	CacheCreation            *CacheCreation `json:"cache_creation"`
+}
+
+// Iteration returns the iteration in the request log's terms.
+func (it IterationUsage) Iteration() llmgw.Iteration {
+	t := llmgw.Tokens{
+		Input:      it.InputTokens,
+		Output:     it.OutputTokens,
+		CacheRead:  it.CacheReadInputTokens,
+		CacheWrite: it.CacheCreationInputTokens,
+	}
+	if c := it.CacheCreation; c != nil {
+		if c.Ephemeral5m != nil {
+			t.CacheWrite5m = *c.Ephemeral5m
+		}
+		if c.Ephemeral1h != nil {
+			t.CacheWrite1h = *c.Ephemeral1h
+		}
+	}
+	return llmgw.Iteration{Type: it.Type, Model: it.Model, Tokens: t}
 }
 
 // ThinkingTokens returns the part of output_tokens spent thinking, when the
@@ -165,13 +212,60 @@ type StreamEvent struct {
 
 // Tally accumulates usage over a stream the way the SDK's Accumulate does:
 // message_start sets every figure, each message_delta overwrites the figures
-// it carries (they are cumulative), and the last value wins.
+// it carries (they are cumulative), and the last value wins. The same holds
+// for speed, inference_geo and the iterations list, which a later event
+// replaces whole.
 type Tally struct {
-	Tokens    llmgw.Tokens
-	Thinking  int64 // output tokens spent thinking, when reported
-	MessageID string
-	Stopped   bool         // message_stop seen
-	Err       *ErrorDetail // an error event
+	Tokens       llmgw.Tokens
+	Thinking     int64 // output tokens spent thinking, when reported
+	Iterations   []llmgw.Iteration
+	Speed        string
+	InferenceGeo string
+	MessageID    string
+	Stopped      bool         // message_stop seen
+	Err          *ErrorDetail // an error event
+}
+
+// Fill copies the usage tallied so far into a request log record.
+func (t *Tally) Fill(u *llmgw.Usage) {
+	u.Tokens = t.Tokens
+	u.Iterations = t.Iterations
+	u.Speed = t.Speed
+	u.InferenceGeo = t.InferenceGeo
+}
+
+// ObserveMessage reads the usage of a whole (non-streaming) answer; a body
+// that is not a message leaves t as it is.
+func (t *Tally) ObserveMessage(body []byte) {
+	var msg MessageHead
+	if json.Unmarshal(body, &msg) != nil {
+		return
+	}
+	t.MessageID = msg.ID
+	t.apply(msg.Usage)
+}
+
+// apply overwrites what t knows with what u carries.
+func (t *Tally) apply(u *Usage) {
+	if u == nil {
+		return
+	}
+	u.ApplyTo(&t.Tokens)
+	if n, ok := u.ThinkingTokens(); ok {
+		t.Thinking = n
+	}
+	if u.Speed != nil {
+		t.Speed = *u.Speed
+	}
+	if u.InferenceGeo != nil {
+		t.InferenceGeo = *u.InferenceGeo
+	}
+	if u.Iterations != nil {
+		t.Iterations = make([]llmgw.Iteration, len(u.Iterations))
+		for i, it := range u.Iterations {
+			t.Iterations[i] = it.Iteration()
+		}
+	}
 }
 
 // Observe reads one event. Only message_start, message_delta, message_stop
@@ -198,8 +292,5 @@ func (t *Tally) Observe(name string, data []byte) {
 		t.Err = ev.Error
 		return
 	}
-	u.ApplyTo(&t.Tokens)
-	if n, ok := u.ThinkingTokens(); ok {
-		t.Thinking = n
-	}
+	t.apply(u)
 }

@@ -153,6 +153,36 @@ type Pricing struct {
 	Price                  // rates for every request, or for prompts up to LongPromptTokens
 	LongPromptTokens int64 // 0: no long-prompt rates
 	LongPrompt       Price // rates for every token of a request whose prompt exceeds LongPromptTokens
+	// FastMultiplier is fast mode's premium: a request whose usage reports
+	// speed "fast" pays every rate (input, output, cache reads and writes,
+	// long-prompt rates too) times this. 0 means no premium is known, and
+	// such a request is priced at the standard rates.
+	FastMultiplier float64
+}
+
+// priced reports whether p has rates: a multiplier alone is no price.
+func (p Pricing) priced() bool {
+	p.FastMultiplier = 0
+	return p != Pricing{}
+}
+
+// AtSpeed returns the rates for a request served at speed (usage.speed):
+// for "fast", every rate times FastMultiplier when one is known; else p.
+func (p Pricing) AtSpeed(speed string) Pricing {
+	if speed != "fast" || p.FastMultiplier <= 0 {
+		return p
+	}
+	f := p
+	f.Price = p.Price.times(p.FastMultiplier)
+	if p.LongPromptTokens > 0 {
+		f.LongPrompt = p.LongPrompt.times(p.FastMultiplier)
+	}
+	return f
+}
+
+// times returns p with every rate multiplied by k.
+func (p Price) times(k float64) Price {
+	return Price{p.Input * k, p.Output * k, p.CacheRead * k, p.CacheWrite5m * k, p.CacheWrite1h * k}
 }
 
 // For returns the rates that apply to a request that used t.
@@ -169,7 +199,7 @@ func (p Pricing) ScaledCost(t Tokens) float64 { return p.For(t).ScaledCost(t) }
 
 // Batch returns p with the Batches API discount (see Price.Batch).
 func (p Pricing) Batch() Pricing {
-	b := Pricing{Price: p.Price.Batch(), LongPromptTokens: p.LongPromptTokens}
+	b := Pricing{Price: p.Price.Batch(), LongPromptTokens: p.LongPromptTokens, FastMultiplier: p.FastMultiplier}
 	if p.LongPromptTokens > 0 {
 		b.LongPrompt = p.LongPrompt.Batch()
 	}
@@ -290,7 +320,7 @@ func validate(m *Model) error {
 		return fmt.Errorf("model %s: default max tokens %d is above the cap %d", m.ID, m.DefaultMaxTokens, m.MaxOutputTokens)
 	}
 	p := m.Pricing
-	if p.LongPromptTokens < 0 || negative(p.Price) || negative(p.LongPrompt) {
+	if p.LongPromptTokens < 0 || negative(p.Price) || negative(p.LongPrompt) || p.FastMultiplier < 0 {
 		return fmt.Errorf("model %s: negative price", m.ID)
 	}
 	if p.LongPromptTokens > 0 && p.LongPrompt == (Price{}) {
@@ -435,13 +465,20 @@ func (c *Catalog) Models() []Model {
 
 // PriceOf returns the rates for a model name: the first pattern price that
 // matches it, else its model's Pricing. ok is false when neither is known.
+// A pattern price keeps the model's fast-mode multiplier: it sets the
+// standard rates, and the premium is a multiple of them.
 func (c *Catalog) PriceOf(name string) (Pricing, bool) {
+	i, known := c.index(name)
 	for _, r := range c.prices {
 		if ok, _ := path.Match(r.pattern, name); ok {
-			return Pricing{Price: r.price}, true
+			p := Pricing{Price: r.price}
+			if known {
+				p.FastMultiplier = c.models[i].Pricing.FastMultiplier
+			}
+			return p, true
 		}
 	}
-	if i, ok := c.index(name); ok && c.models[i].Pricing != (Pricing{}) {
+	if known && c.models[i].Pricing.priced() {
 		return c.models[i].Pricing, true
 	}
 	return Pricing{}, false
@@ -521,7 +558,7 @@ func (c *Catalog) FitThinking(model string, budget, maxTokens int) (int, int) {
 
 // builtin is the catalog below, built once.
 var builtin = sync.OnceValue(func() *Catalog {
-	c, err := NewCatalog(builtinModels()...)
+	c, err := NewCatalog(withFastMode(builtinModels())...)
 	if err != nil {
 		panic("anthropic: built-in model catalog: " + err.Error()) // a broken table; TestBuiltin catches it
 	}

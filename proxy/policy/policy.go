@@ -59,16 +59,92 @@ func Billed(t llmgw.Tokens) anthropic.Tokens {
 	return anthropic.Tokens{Input: t.Input, Output: t.Output, CacheRead: t.CacheRead, CacheWrite5m: w5m, CacheWrite1h: w1h}
 }
 
-// ChargeOf is what a finished request charges its key and its account: its
-// cost at the catalog's prices (nothing for a model without a price), all
-// its tokens, and one request if it reached an account. The server's live
-// use and the sums from the request log both come from here.
-func ChargeOf(c *anthropic.Catalog, model string, t llmgw.Tokens, attempts int) Charge {
-	b := Billed(t)
-	ch := Charge{Tokens: b.Input + b.Output + b.CacheRead + b.CacheWrite5m + b.CacheWrite1h}
-	if cost, ok := c.ScaledCost(model, b); ok {
-		ch.USD = cost / 1e6
+// Used is what one request used, as its price needs it: the model it asked
+// for, its top-level tokens, its iterations when the upstream reported
+// them, and the speed it was served at (usage.speed).
+type Used struct {
+	Model      string
+	Tokens     llmgw.Tokens
+	Iterations []llmgw.Iteration
+	Speed      string
+}
+
+// UsedBy returns what the request u used.
+func UsedBy(u *llmgw.Usage) Used {
+	return Used{Model: u.Model, Tokens: u.Tokens, Iterations: u.Iterations, Speed: u.Speed}
+}
+
+// Part is one part of a request's bill: tokens at one model's rates, at one
+// speed.
+type Part struct {
+	Model  string
+	Speed  string
+	Tokens llmgw.Tokens
+}
+
+// Parts returns what a request is billed for; this is the one rule, for
+// the server's limits and for the usage report alike.
+//
+// Without iterations it is one part: the top-level tokens at the request's
+// model and speed. With iterations it is one part per iteration, at the
+// iteration's own model (the request's when it names none), and the
+// top-level figures are not billed. Anthropic's top-level usage counts
+// only the "message" iterations: a compaction's tokens (per the compaction
+// docs, "sum across all entries in usage.iterations" for the total) and
+// an advisor's (its own model, its own rates) appear in iterations alone.
+// Billing both would charge the message iterations twice; billing the top
+// level alone would miss the rest.
+//
+// The speed is the request's: it prices the parts run by the request's
+// model (no model of their own, or the same one), not an advisor's or a
+// fallback's run on another model.
+func Parts(u Used) []Part {
+	if len(u.Iterations) == 0 {
+		return []Part{{Model: u.Model, Speed: u.Speed, Tokens: u.Tokens}}
 	}
+	parts := make([]Part, len(u.Iterations))
+	for i, it := range u.Iterations {
+		p := Part{Model: it.Model, Tokens: it.Tokens}
+		if p.Model == "" || p.Model == u.Model {
+			p.Model, p.Speed = u.Model, u.Speed
+		}
+		parts[i] = p
+	}
+	return parts
+}
+
+// ScaledCost returns what a request costs at the catalog's prices, in USD
+// times one million (see anthropic.Price.ScaledCost): each part at its
+// model's rates, fast mode's premium included. unpriced lists the models
+// of parts that used tokens but have no known price; those parts add
+// nothing to cost.
+func ScaledCost(c *anthropic.Catalog, u Used) (cost float64, unpriced []string) {
+	for _, p := range Parts(u) {
+		pr, ok := c.PriceOf(p.Model)
+		if !ok {
+			if p.Tokens != (llmgw.Tokens{}) {
+				unpriced = append(unpriced, p.Model)
+			}
+			continue
+		}
+		cost += pr.AtSpeed(p.Speed).ScaledCost(Billed(p.Tokens))
+	}
+	return cost, unpriced
+}
+
+// ChargeOf is what a finished request charges its key and its account: its
+// cost at the catalog's prices (nothing for a part without a price), all
+// its billed tokens (see Parts), and one request if it reached an account.
+// The server's live use, the sums from the request log and the usage
+// report all come from here.
+func ChargeOf(c *anthropic.Catalog, u Used, attempts int) Charge {
+	var ch Charge
+	for _, p := range Parts(u) {
+		b := Billed(p.Tokens)
+		ch.Tokens += b.Input + b.Output + b.CacheRead + b.CacheWrite5m + b.CacheWrite1h
+	}
+	cost, _ := ScaledCost(c, u)
+	ch.USD = cost / 1e6
 	if attempts > 0 {
 		ch.Requests = 1
 	}

@@ -142,6 +142,13 @@ type Response struct {
 	StopReason   string
 	StopSequence string // null when empty
 	Usage        Tokens
+	// UsageJSON holds more fields of the usage object, as a JSON object
+	// such as {"speed":"fast","inference_geo":"us","iterations":[...]}.
+	// A whole reply's usage gets them all; in a stream, iterations come on
+	// message_delta (where Anthropic sends them) and the others on
+	// message_start. They do not change the token figures of Usage, which
+	// SentUsage counts.
+	UsageJSON json.RawMessage
 	// LegacyDeltaUsage makes message_delta carry only output_tokens, as older
 	// API versions did, instead of the cumulative input and cache figures too.
 	LegacyDeltaUsage bool
@@ -304,6 +311,18 @@ func Thinking(thinking, signature string) Edit {
 //
 //	upstreamtest.OK(upstreamtest.WithUsage(upstreamtest.Tokens{Input: 5, Output: 7, CacheRead: 100, CacheWrite5m: 20, CacheWrite1h: 30}))
 func WithUsage(t Tokens) Edit { return func(r *Response) { r.Usage = t } }
+
+// WithUsageJSON adds fields to the usage object the reply reports (see
+// Response.UsageJSON). It panics if fields is not a JSON object.
+//
+//	upstreamtest.OK(upstreamtest.WithUsageJSON(`{"speed":"fast","inference_geo":"us"}`))
+func WithUsageJSON(fields string) Edit {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(fields), &m); err != nil || m == nil {
+		panic("upstreamtest: WithUsageJSON: not a JSON object: " + fields)
+	}
+	return func(r *Response) { r.UsageJSON = json.RawMessage(fields) }
+}
 
 // StopReason sets stop_reason, e.g. "max_tokens" or "refusal".
 //

@@ -285,6 +285,12 @@ type wireUsage struct {
 	CacheCreation            wireCacheCreation `json:"cache_creation"`
 	OutputTokens             int64             `json:"output_tokens"`
 	ServiceTier              string            `json:"service_tier"`
+	extra                    map[string]json.RawMessage
+}
+
+func (u wireUsage) MarshalJSON() ([]byte, error) {
+	type plain wireUsage
+	return withFields(plain(u), u.extra)
 }
 
 func toWireUsage(t Tokens) wireUsage {
@@ -305,6 +311,44 @@ type wireDeltaUsage struct {
 	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens,omitempty"`
 	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens,omitempty"`
 	OutputTokens             int64  `json:"output_tokens"`
+	extra                    map[string]json.RawMessage
+}
+
+func (u wireDeltaUsage) MarshalJSON() ([]byte, error) {
+	type plain wireDeltaUsage
+	return withFields(plain(u), u.extra)
+}
+
+// withFields marshals v, a struct, with more fields added to the object.
+func withFields(v any, fields map[string]json.RawMessage) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(fields) == 0 {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, f := range fields {
+		m[k] = f
+	}
+	return json.Marshal(m)
+}
+
+// usageFields splits r.UsageJSON into the fields of message_start's usage
+// and those of message_delta's (iterations); a whole reply takes both.
+func usageFields(r *Response) (start, delta map[string]json.RawMessage) {
+	if len(r.UsageJSON) == 0 {
+		return nil, nil
+	}
+	if err := json.Unmarshal(r.UsageJSON, &start); err != nil {
+		panic("upstreamtest: UsageJSON: " + err.Error()) // WithUsageJSON checked it; a hand-set field must be right too
+	}
+	if it, ok := start["iterations"]; ok {
+		delta = map[string]json.RawMessage{"iterations": it}
+		delete(start, "iterations")
+	}
+	return start, delta
 }
 
 type wireMessage struct {
@@ -451,8 +495,22 @@ func messageJSON(r *Response) []byte {
 	}
 	return mustJSON(wireMessage{
 		ID: r.ID, Type: "message", Role: "assistant", Model: r.Model, Content: content,
-		StopReason: &r.StopReason, StopSequence: nullable(r.StopSequence), Usage: toWireUsage(r.Usage),
+		StopReason: &r.StopReason, StopSequence: nullable(r.StopSequence), Usage: wholeUsage(r),
 	})
+}
+
+// wholeUsage is a whole reply's usage: the figures and every extra field.
+func wholeUsage(r *Response) wireUsage {
+	u := toWireUsage(r.Usage)
+	start, delta := usageFields(r)
+	for k, f := range delta {
+		if start == nil {
+			start = map[string]json.RawMessage{}
+		}
+		start[k] = f
+	}
+	u.extra = start
+	return u
 }
 
 func nullable(s string) *string {
@@ -469,6 +527,9 @@ func streamFrames(r *Response) []frame {
 	start := r.Usage
 	start.Output = min(1, start.Output)
 	final := r.Usage
+	startFields, deltaFields := usageFields(r)
+	startUsage := toWireUsage(start)
+	startUsage.extra = startFields
 	frames := []frame{{
 		name: "message_start",
 		data: mustJSON(struct {
@@ -476,7 +537,7 @@ func streamFrames(r *Response) []frame {
 			Message wireMessage `json:"message"`
 		}{"message_start", wireMessage{
 			ID: r.ID, Type: "message", Role: "assistant", Model: r.Model, Content: []any{},
-			Usage: toWireUsage(start),
+			Usage: startUsage,
 		}}),
 		usage: &start,
 	}}
@@ -501,7 +562,7 @@ func streamFrames(r *Response) []frame {
 			Index int    `json:"index"`
 		}{"content_block_stop", i})})
 	}
-	du := wireDeltaUsage{OutputTokens: final.Output}
+	du := wireDeltaUsage{OutputTokens: final.Output, extra: deltaFields}
 	if !r.LegacyDeltaUsage {
 		du.InputTokens, du.CacheCreationInputTokens, du.CacheReadInputTokens = &final.Input, &final.CacheWrite, &final.CacheRead
 	}
