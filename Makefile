@@ -5,7 +5,7 @@ DB      ?= ./llmgw.db
 LISTEN  ?= 127.0.0.1:8080
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 
-.PHONY: build run test vet lint bench fuzz load load-streams chaos fmt-check clean
+.PHONY: build run test vet lint bench fuzz load load-affinity load-streams chaos fmt-check clean
 
 build:
 	CGO_ENABLED=0 go build $(GOFLAGS_BUILD) -o bin/llmgw ./cmd/llmgw
@@ -49,6 +49,15 @@ LOAD_SECONDS ?= 3
 LOAD_MODES   ?= all
 load:
 	LLMGW_LOAD_CLIENTS=$(LOAD_CLIENTS) LLMGW_LOAD_SECONDS=$(LOAD_SECONDS) LLMGW_LOAD_MODES=$(LOAD_MODES) go test -tags load -run '^TestLoad$$' -count=1 -v -timeout 20m ./cli/
+
+# Session affinity measured: AFFINITY_SESSIONS conversations of AFFINITY_TURNS
+# turns through llmgw serve over three accounts of a fake upstream with a
+# per-account prompt cache, affinity on and then off; prints both cache hit
+# ratios and the conversations per account.
+AFFINITY_SESSIONS ?= 30
+AFFINITY_TURNS    ?= 12
+load-affinity:
+	LLMGW_AFFINITY_SESSIONS=$(AFFINITY_SESSIONS) LLMGW_AFFINITY_TURNS=$(AFFINITY_TURNS) go test -tags load -run '^TestLoadAffinity$$' -count=1 -v -timeout 20m ./cli/
 
 # LOAD_STREAMS (8000) streams open at once against a slow upstream, through the
 # bare proxy and then llmgw serve: all must end whole, every usage row must be
