@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/upstreamtest"
+)
+
+// The tests in this file hold the gateway to the upstream contract of late
+// 2026 (Claude Code's gateway protocol, the newer error types, Codex's
+// transport), each through the gateway as the real client sends it.
+
+const (
+	contractBody = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+	countBody    = `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`
+)
+
+// send makes a raw request to the gateway with the test key and returns the
+// status, headers and body.
+func send(t *testing.T, method, url, body string, header http.Header) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx(t), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if req.Header.Get("X-Api-Key") == "" && req.Header.Get("Authorization") == "" && !strings.Contains(url, "key=") {
+		req.Header.Set("X-Api-Key", testKey)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Header, b
+}
+
+// TestContract_VersionAndBetaPassThrough: a pass-through client's
+// anthropic-version (2026-10-21 included) and anthropic-beta reach the
+// upstream unchanged; 2023-06-01 is added only when none was sent; a
+// converted request is sent with the version its body is built for.
+func TestContract_VersionAndBetaPassThrough(t *testing.T) {
+	for _, tt := range []struct {
+		name, path, body string
+		header           http.Header
+		wantVersion      []string
+		wantBeta         []string
+	}{
+		{"new version and betas", "/v1/messages", contractBody,
+			http.Header{"Anthropic-Version": {"2026-10-21"}, "Anthropic-Beta": {"fast-mode-2026-02-01,compact-2026-01-12", "user-profiles"}},
+			[]string{"2026-10-21"}, []string{"fast-mode-2026-02-01,compact-2026-01-12", "user-profiles"}},
+		{"old version", "/v1/messages", contractBody,
+			http.Header{"Anthropic-Version": {"2023-06-01"}}, []string{"2023-06-01"}, nil},
+		{"no version", "/v1/messages", contractBody, nil, []string{"2023-06-01"}, nil},
+		{"count_tokens", "/v1/messages/count_tokens", countBody,
+			http.Header{"Anthropic-Version": {"2026-10-21"}, "Anthropic-Beta": {"token-counting-2024-11-01"}},
+			[]string{"2026-10-21"}, []string{"token-counting-2024-11-01"}},
+		// The Chat converter builds a 2023-06-01 body whatever the client
+		// says; its beta flags still go along.
+		{"converted", "/v1/chat/completions", `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`,
+			http.Header{"Anthropic-Version": {"2026-10-21"}, "Anthropic-Beta": {"context-1m-2025-08-07"}},
+			[]string{"2023-06-01"}, []string{"context-1m-2025-08-07"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			up := upstreamtest.NewServer(t)
+			g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+			status, _, body := send(t, http.MethodPost, g.URL+tt.path, tt.body, tt.header)
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			r := up.Requests()[0]
+			if diff := cmp.Diff(tt.wantVersion, r.Header.Values("Anthropic-Version")); diff != "" {
+				t.Errorf("upstream anthropic-version (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantBeta, r.Header.Values("Anthropic-Beta")); diff != "" {
+				t.Errorf("upstream anthropic-beta (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestContract_VersionPassThroughSDKAndOAuth: the Anthropic SDK's request
+// with a newer version keeps it upstream; on an OAuth account every client
+// beta flag survives next to the OAuth flag.
+func TestContract_VersionPassThroughSDKAndOAuth(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := oauthGateway(t, &fakeTokens{token: "sk-ant-oat01-a"}, oauthAccount(1, "max", up.URL))
+	_, err := g.client().Messages.New(ctx(t), userMsg("hi"),
+		optHeader("anthropic-version", "2026-10-21"), optHeader("anthropic-beta", "fast-mode-2026-02-01,user-profiles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := up.Requests()[0]
+	if got := r.Header.Values("Anthropic-Version"); len(got) != 1 || got[0] != "2026-10-21" {
+		t.Errorf("upstream anthropic-version = %q, want [2026-10-21]", got)
+	}
+	if got := r.Header.Get("Anthropic-Beta"); got != OAuthBeta+",fast-mode-2026-02-01,user-profiles" {
+		t.Errorf("upstream anthropic-beta = %q", got)
+	}
+}
+
+// TestContract_BetaQueryKept: Claude Code posts to /v1/messages?beta=true;
+// the query reaches the upstream (without a client key put there).
+func TestContract_BetaQueryKept(t *testing.T) {
+	for _, tt := range []struct{ name, query, want string }{
+		{"beta", "?beta=true", "beta=true"},
+		{"key removed", "?beta=true&key=" + testKey, "beta=true"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			up := upstreamtest.NewServer(t)
+			g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+			for path, body := range map[string]string{"/v1/messages": contractBody, "/v1/messages/count_tokens": countBody} {
+				status, _, body := send(t, http.MethodPost, g.URL+path+tt.query, body, http.Header{"Anthropic-Version": {"2023-06-01"}})
+				if status != http.StatusOK {
+					t.Fatalf("%s: status %d: %s", path, status, body)
+				}
+			}
+			for _, r := range up.Requests() {
+				if r.RawQuery != tt.want {
+					t.Errorf("upstream %s query = %q, want %q", r.Path, r.RawQuery, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// errorBody reads an Anthropic error body.
+type errorBody struct {
+	Type  string `json:"type"`
+	Error struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+		Details struct {
+			ErrorCode string `json:"error_code"`
+		} `json:"details"`
+	} `json:"error"`
+}
+
+// TestContract_ClientFaultsDelivered: an upstream error about the client's
+// own request or version (a 400 with error_code
+// claude_code_version_too_old, any plain 400, the 401 about CORS, a 409)
+// reaches the client unchanged, with no failover, no token refresh and no
+// mark on the account, on API-key and OAuth accounts alike.
+func TestContract_ClientFaultsDelivered(t *testing.T) {
+	const tooOld = "Claude Code 2.1.120 is too old for claude-fable-5-1; update to 2.1.255 or later."
+	for _, tt := range []struct {
+		name   string
+		status int
+		edits  []upstreamtest.Edit
+		code   string
+	}{
+		{"version too old", 400, []upstreamtest.Edit{upstreamtest.Message(tooOld), upstreamtest.ErrorCode("claude_code_version_too_old")}, "claude_code_version_too_old"},
+		{"plain 400", 400, []upstreamtest.Edit{upstreamtest.Message("temperature: not supported by this model")}, ""},
+		{"cors 401", 401, []upstreamtest.Edit{upstreamtest.Message("CORS requests are not allowed for this Organization because of its settings. Set the anthropic-dangerous-direct-browser-access header to true.")}, ""},
+		{"409 conflict", 409, nil, ""},
+	} {
+		for _, oauth := range []bool{false, true} {
+			name := tt.name + "/api key"
+			if oauth {
+				name = tt.name + "/oauth"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				up := upstreamtest.NewServer(t, upstreamtest.Script("sk-ant-first", upstreamtest.Fail(tt.status, tt.edits...)))
+				tokens := &fakeTokens{token: "sk-ant-first", next: "sk-ant-refreshed"}
+				first := account(1, "first", "sk-ant-first", up.URL)
+				if oauth {
+					first = oauthAccount(1, "first", up.URL)
+				}
+				second := account(2, "second", "sk-ant-second", up.URL)
+				second.Priority = 1
+				g := oauthGateway(t, tokens, first, second)
+				status, _, body := send(t, http.MethodPost, g.URL+"/v1/messages?beta=true", contractBody,
+					http.Header{"Anthropic-Version": {"2023-06-01"}, "User-Agent": {"claude-cli/2.1.120 (external, cli)"}})
+				if status != tt.status {
+					t.Fatalf("status %d, want %d: %s", status, tt.status, body)
+				}
+				var e errorBody
+				if err := json.Unmarshal(body, &e); err != nil {
+					t.Fatalf("body %s: %v", body, err)
+				}
+				if e.Error.Details.ErrorCode != tt.code || (tt.code != "" && e.Error.Message != tooOld) {
+					t.Errorf("client got %s; want the upstream's error with error_code %q", body, tt.code)
+				}
+				if n := up.Count(); n != 1 || tokens.refreshes != 0 {
+					t.Errorf("upstream saw %d requests, %d refreshes; want 1 and 0 (no failover, no refresh)", n, tokens.refreshes)
+				}
+				if st := g.AccountState(&g.Snapshot().Accounts[0]); st.Status != llmgw.StatusActive || !st.CooldownUntil.IsZero() || st.LastError != "" {
+					t.Errorf("account state = %+v, want untouched", st)
+				}
+			})
+		}
+	}
+}
+
+// TestContract_BillingAndTimeoutFailOver: a 402 billing_error puts the
+// account in status error with the upstream's reason and the request goes
+// to the next account; a 504 timeout_error fails over like any 5xx and
+// leaves the account active.
+func TestContract_BillingAndTimeoutFailOver(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		broken bool
+	}{
+		{"402 billing", 402, true},
+		{"504 timeout", 504, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			up := upstreamtest.NewServer(t, upstreamtest.Script("sk-ant-first", upstreamtest.Fail(tt.status)))
+			first := account(1, "first", "sk-ant-first", up.URL)
+			second := account(2, "second", "sk-ant-second", up.URL)
+			second.Priority = 1
+			g := newGateway(t, Config{}, first, second)
+			if _, err := g.client().Messages.New(ctx(t), userMsg("hi")); err != nil {
+				t.Fatalf("client saw %v, want the second account's answer", err)
+			}
+			if n := up.Count(); n != 2 {
+				t.Errorf("upstream saw %d requests, want 2", n)
+			}
+			st := g.AccountState(&g.Snapshot().Accounts[0])
+			if broken := st.Status == llmgw.StatusError; broken != tt.broken {
+				t.Errorf("account state = %+v, want broken %v", st, tt.broken)
+			}
+			if tt.broken && !strings.Contains(st.Reason, "billing_error") {
+				t.Errorf("reason = %q, want the upstream's billing_error", st.Reason)
+			}
+		})
+	}
+}
+
+// TestContract_NewErrorTypesPerDialect: 402 billing_error, 409
+// conflict_error and 504 timeout_error reach each dialect's client in its
+// own shape, from the one status/type table.
+func TestContract_NewErrorTypesPerDialect(t *testing.T) {
+	type want struct {
+		status     int
+		typ, code  string // error.type / error.code (OpenAI), error.status (Gemini)
+		anthropicT string
+	}
+	const gemPath = "/v1beta/models/claude-sonnet-4-5:generateContent"
+	gemBody := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`
+	chatBody := `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`
+	respBody := `{"model":"claude-sonnet-4-5","input":"hi"}`
+	for _, tt := range []struct {
+		upstream                   int
+		anthropic, chat, responses want
+		gemini                     want
+	}{
+		{402, want{status: 402, anthropicT: "billing_error"}, want{status: 402, typ: "insufficient_quota", code: "insufficient_quota"},
+			want{status: 402, typ: "insufficient_quota", code: "insufficient_quota"}, want{status: 402, code: "RESOURCE_EXHAUSTED"}},
+		{409, want{status: 409, anthropicT: "conflict_error"}, want{status: 409, typ: "invalid_request_error", code: "conflict"},
+			want{status: 409, typ: "invalid_request_error", code: "conflict"}, want{status: 409, code: "ABORTED"}},
+		{504, want{status: 504, anthropicT: "timeout_error"}, want{status: 504, typ: "server_error", code: "timeout"},
+			want{status: 504, typ: "server_error", code: "timeout"}, want{status: 504, code: "DEADLINE_EXCEEDED"}},
+	} {
+		t.Run(http.StatusText(tt.upstream), func(t *testing.T) {
+			t.Parallel()
+			// A fresh gateway per dialect: a 402 puts its account in error.
+			gw := func() *gateway {
+				up := upstreamtest.NewServer(t, upstreamtest.Fail(tt.upstream))
+				return newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+			}
+			status, _, body := send(t, http.MethodPost, gw().URL+"/v1/messages", contractBody, http.Header{"Anthropic-Version": {"2023-06-01"}})
+			var ae errorBody
+			_ = json.Unmarshal(body, &ae)
+			if status != tt.anthropic.status || ae.Error.Type != tt.anthropic.anthropicT {
+				t.Errorf("anthropic: %d %s, want %d %s", status, body, tt.anthropic.status, tt.anthropic.anthropicT)
+			}
+			for _, d := range []struct {
+				name, path, body string
+				want             want
+			}{
+				{"chat", "/v1/chat/completions", chatBody, tt.chat},
+				{"responses", "/v1/responses", respBody, tt.responses},
+			} {
+				status, _, body := send(t, http.MethodPost, gw().URL+d.path, d.body, nil)
+				var oe struct {
+					Error struct{ Type, Code string }
+				}
+				_ = json.Unmarshal(body, &oe)
+				if status != d.want.status || oe.Error.Type != d.want.typ || oe.Error.Code != d.want.code {
+					t.Errorf("%s: %d %s, want %d type %s code %s", d.name, status, body, d.want.status, d.want.typ, d.want.code)
+				}
+			}
+			status, _, body = send(t, http.MethodPost, gw().URL+gemPath, gemBody, http.Header{"X-Goog-Api-Key": {testKey}})
+			var ge struct {
+				Error struct {
+					Code   int
+					Status string
+				}
+			}
+			_ = json.Unmarshal(body, &ge)
+			if status != tt.gemini.status || ge.Error.Code != tt.gemini.status || ge.Error.Status != tt.gemini.code {
+				t.Errorf("gemini: %d %s, want %d %s", status, body, tt.gemini.status, tt.gemini.code)
+			}
+		})
+	}
+}
