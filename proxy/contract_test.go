@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/llmgw/llmgw"
@@ -37,8 +38,17 @@ func send(t *testing.T, method, url, body string, header http.Header) (int, http
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	if req.Header.Get("X-Api-Key") == "" && req.Header.Get("Authorization") == "" && !strings.Contains(url, "key=") {
+	// The test key goes in x-api-key unless header names a credential; an
+	// empty one means none is sent.
+	_, apiKey := header["X-Api-Key"]
+	_, bearer := header["Authorization"]
+	if !apiKey && !bearer && !strings.Contains(url, "key=") {
 		req.Header.Set("X-Api-Key", testKey)
+	}
+	for k, vs := range req.Header {
+		if len(vs) == 1 && vs[0] == "" {
+			delete(req.Header, k)
+		}
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -318,5 +328,85 @@ func TestContract_NewErrorTypesPerDialect(t *testing.T) {
 				t.Errorf("gemini: %d %s, want %d %s", status, body, tt.gemini.status, tt.gemini.code)
 			}
 		})
+	}
+}
+
+// TestContract_RootProbe: Claude Code's HEAD / probe (and a GET /) get a
+// 200 without a client key, and no account is asked.
+func TestContract_RootProbe(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+	for _, method := range []string{http.MethodHead, http.MethodGet} {
+		req, err := http.NewRequestWithContext(ctx(t), method, g.URL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"status":"ok","service":"llmgw"}`
+		if method == http.MethodHead {
+			want = ""
+		}
+		if res.StatusCode != http.StatusOK || string(body) != want {
+			t.Errorf("%s / = %d %q, want 200 %q", method, res.StatusCode, body, want)
+		}
+	}
+	if n := up.Count(); n != 0 {
+		t.Errorf("upstream saw %d requests, want none", n)
+	}
+}
+
+// TestContract_ResponsesWebSocket426: Codex's WebSocket dial to
+// /v1/responses is refused with 426 Upgrade Required in the Responses error
+// shape, key or no key, so that Codex falls back to HTTP; a real WebSocket
+// client sees the 426.
+func TestContract_ResponsesWebSocket426(t *testing.T) {
+	up := upstreamtest.NewServer(t)
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+	wsHeader := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"},
+		"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
+	for _, key := range []string{"Bearer " + testKey, "Bearer wrong", ""} {
+		h := wsHeader.Clone()
+		if key != "" {
+			h.Set("Authorization", key)
+		} else {
+			h.Set("X-Api-Key", "") // no key at all
+		}
+		status, header, body := send(t, http.MethodGet, g.URL+"/v1/responses", "", h)
+		var e struct {
+			Error struct{ Message, Type string }
+		}
+		if err := json.Unmarshal(body, &e); err != nil {
+			t.Fatalf("body %s: %v", body, err)
+		}
+		if status != http.StatusUpgradeRequired || e.Error.Type != "invalid_request_error" || !strings.Contains(e.Error.Message, "HTTP") {
+			t.Errorf("key %q: %d %s, want 426 in the Responses shape naming HTTP", key, status, body)
+		}
+		if header.Get("Upgrade") == "" {
+			t.Errorf("key %q: a 426 must name the protocol to use in Upgrade", key)
+		}
+	}
+
+	// A plain GET is a wrong method, not an upgrade.
+	if status, _, body := send(t, http.MethodGet, g.URL+"/v1/responses", "", nil); status != http.StatusMethodNotAllowed {
+		t.Errorf("plain GET: %d %s, want 405", status, body)
+	}
+
+	// A real WebSocket client.
+	_, res, err := websocket.Dial(ctx(t), "ws"+strings.TrimPrefix(g.URL, "http")+"/v1/responses", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + testKey}},
+	})
+	if err == nil || res == nil || res.StatusCode != http.StatusUpgradeRequired {
+		t.Errorf("websocket.Dial = %v, %v; want a 426 refusal", res, err)
+	}
+	if n := up.Count(); n != 0 {
+		t.Errorf("upstream saw %d requests, want none", n)
 	}
 }
