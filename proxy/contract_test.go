@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -408,5 +412,77 @@ func TestContract_ResponsesWebSocket426(t *testing.T) {
 	}
 	if n := up.Count(); n != 0 {
 		t.Errorf("upstream saw %d requests, want none", n)
+	}
+}
+
+// syncBuffer is a log sink safe to read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestContract_SamplingDroppedForNewerModels: converted requests to a model
+// whose catalog entry refuses sampling parameters go upstream without
+// temperature, top_p and top_k, and a debug line says so; an older model
+// keeps them, and a pass-through request is never changed.
+func TestContract_SamplingDroppedForNewerModels(t *testing.T) {
+	for _, tt := range []struct {
+		dialect, path, body string
+		header              http.Header
+	}{
+		{"chat", "/v1/chat/completions", `{"model":"%s","temperature":0.3,"top_p":0.9,"messages":[{"role":"user","content":"hi"}]}`, nil},
+		{"responses", "/v1/responses", `{"model":"%s","temperature":0.3,"top_p":0.9,"input":"hi"}`, nil},
+		{"gemini", "/v1beta/models/%s:generateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"temperature":0.3,"topP":0.9,"topK":40}}`,
+			http.Header{"X-Goog-Api-Key": {testKey}}},
+		{"anthropic", "/v1/messages", `{"model":"%s","max_tokens":64,"temperature":0.3,"messages":[{"role":"user","content":"hi"}]}`,
+			http.Header{"Anthropic-Version": {"2023-06-01"}}},
+	} {
+		for _, model := range []string{"claude-opus-4-8", "claude-sonnet-4-5"} {
+			t.Run(tt.dialect+"/"+model, func(t *testing.T) {
+				t.Parallel()
+				up := upstreamtest.NewServer(t)
+				var logs syncBuffer
+				g := newGateway(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
+					account(1, "a", "sk-ant-a", up.URL))
+				path, body := tt.path, tt.body
+				if strings.Contains(path, "%s") {
+					path = fmt.Sprintf(path, model)
+				} else {
+					body = fmt.Sprintf(body, model)
+				}
+				status, _, got := send(t, http.MethodPost, g.URL+path, body, tt.header)
+				if status != http.StatusOK {
+					t.Fatalf("status %d: %s", status, got)
+				}
+				var sent struct {
+					Temperature *float64 `json:"temperature"`
+					TopP        *float64 `json:"top_p"`
+					TopK        *int     `json:"top_k"`
+				}
+				if err := up.Requests()[0].Decode(&sent); err != nil {
+					t.Fatal(err)
+				}
+				dropped := sent.Temperature == nil && sent.TopP == nil && sent.TopK == nil
+				wantDropped := model == "claude-opus-4-8" && tt.dialect != "anthropic"
+				if dropped != wantDropped {
+					t.Errorf("upstream temperature %v top_p %v top_k %v; want dropped %v", sent.Temperature, sent.TopP, sent.TopK, wantDropped)
+				}
+				if logged := strings.Contains(logs.String(), "temperature dropped: claude-opus-4-8 takes no sampling parameters"); logged != wantDropped {
+					t.Errorf("debug log has the drop: %v, want %v; log:\n%s", logged, wantDropped, logs.String())
+				}
+			})
+		}
 	}
 }

@@ -44,6 +44,10 @@ type ChatInfo struct {
 	// logprobs, store, hosted tools, ...). The caller may log them; real
 	// clients send them on every request, so they are never refused.
 	Ignored []string
+	// Notes says what anthropic.Normalize changed to make the request one
+	// Anthropic accepts (a dropped temperature, a merged turn…), for a
+	// debug log line.
+	Notes []string
 	// Created is the Unix time put in responses; zero means now.
 	Created int64
 }
@@ -233,7 +237,7 @@ func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, e
 		}
 		return nil, ChatInfo{}, re
 	}
-	anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
+	d.info.Notes = anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models}).Notes
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now
