@@ -11,10 +11,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/llmgw/llmgw"
+	catalog "github.com/llmgw/llmgw/proxy/anthropic"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 )
 
@@ -484,5 +486,48 @@ func TestContract_SamplingDroppedForNewerModels(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestContract_ModelsFromCatalog: with no account to ask, GET /v1/models
+// answers from the catalog in Anthropic's format, as Claude Code's model
+// discovery reads it: ids starting "claude", pagination fields, and each
+// model's max_input_tokens and max_tokens; OpenAI's fields stay.
+func TestContract_ModelsFromCatalog(t *testing.T) {
+	g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", deadURL(t)))
+	page, err := g.client().Models.List(ctx(t), anthropic.ModelListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) == 0 || page.HasMore || page.FirstID != page.Data[0].ID || page.LastID != page.Data[len(page.Data)-1].ID {
+		t.Fatalf("page: %d models, has_more %v, first %q, last %q", len(page.Data), page.HasMore, page.FirstID, page.LastID)
+	}
+	for _, m := range page.Data {
+		want, ok := catalog.Lookup(m.ID)
+		if !ok {
+			t.Errorf("%s: not in the catalog", m.ID)
+			continue
+		}
+		if !strings.HasPrefix(m.ID, "claude") || m.Type != "model" || m.DisplayName != want.DisplayName || m.CreatedAt.IsZero() {
+			t.Errorf("%s: %+v", m.ID, m)
+		}
+		if m.MaxInputTokens != int64(want.ContextWindow) || m.MaxTokens != int64(want.MaxOutputTokens) || m.MaxTokens == 0 {
+			t.Errorf("%s: max_input_tokens %d, max_tokens %d; want %d, %d", m.ID, m.MaxInputTokens, m.MaxTokens, want.ContextWindow, want.MaxOutputTokens)
+		}
+	}
+	one, err := g.client().Models.Get(ctx(t), "claude-opus-4-8", anthropic.ModelGetParams{})
+	if err != nil || one.MaxInputTokens != 1_000_000 || one.MaxTokens != 128_000 {
+		t.Errorf("Models.Get(claude-opus-4-8) = %+v, %v", one, err)
+	}
+	var raw struct {
+		Object string `json:"object"`
+		Data   []struct {
+			Object  string `json:"object"`
+			OwnedBy string `json:"owned_by"`
+		} `json:"data"`
+	}
+	getJSON(t, g.URL+"/v1/models", &raw)
+	if raw.Object != "list" || raw.Data[0].Object != "model" || raw.Data[0].OwnedBy != "anthropic" {
+		t.Errorf("OpenAI fields: %+v", raw)
 	}
 }

@@ -705,9 +705,12 @@ func builtinModels() []Model {
 			Thinking: ThinkingManual, Pricing: Pricing{Price: opus4},
 		},
 		{
-			// Retired 2026-06-15.
+			// Deprecated, not retired, as of October 2026
+			// (upstream-late-2026.md, section 1: "Retired: Opus 4 and 4.1;
+			// Sonnet 4 is deprecated"); an earlier table had it retired on
+			// 2026-06-15 together with Opus 4.
 			ID: "claude-sonnet-4-0", DatedID: "claude-sonnet-4-20250514", Aliases: []string{"claude-sonnet-4"},
-			DisplayName: "Claude Sonnet 4", Created: day(2025, 5, 22), Status: StatusRetired,
+			DisplayName: "Claude Sonnet 4", Created: day(2025, 5, 22), Status: StatusDeprecated,
 			ContextWindow: 200_000, MaxOutputTokens: 64_000, DefaultMaxTokens: generousMaxTokens,
 			Thinking: ThinkingManual, Pricing: sonnet4Pricing,
 		},
