@@ -531,3 +531,123 @@ func TestContract_ModelsFromCatalog(t *testing.T) {
 		t.Errorf("OpenAI fields: %+v", raw)
 	}
 }
+
+// TestContract_CodexNamespaceTools: Codex groups tools under namespace
+// tools; the upstream gets them flat, under names Anthropic accepts, and
+// the model's call reaches Codex under the namespace and name it declared,
+// streamed and whole.
+func TestContract_CodexNamespaceTools(t *testing.T) {
+	const body = `{"model":"claude-sonnet-4-5","stream":%t,"store":false,"instructions":"You are Codex.",
+		"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"find the issue"}]}],
+		"tools":[
+			{"type":"function","name":"shell","description":"Run a command","strict":false,"parameters":{"type":"object","properties":{"command":{"type":"array","items":{"type":"string"}}},"required":["command"]}},
+			{"type":"namespace","name":"codex_apps.github","description":"GitHub connector","tools":[
+				{"type":"function","name":"search-issues.v2","description":"Search issues","strict":false,"parameters":{"type":"object","properties":{"q":{"type":"string"}}}},
+				{"type":"function","name":"get_issue","description":"Get one issue","strict":false,"parameters":{"type":"object","properties":{"n":{"type":"integer"}}}}]}],
+		"tool_choice":"auto","parallel_tool_calls":false}`
+	valid := func(name string) bool {
+		if name == "" || len(name) > 128 {
+			return false
+		}
+		for _, c := range name {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return false
+			}
+		}
+		return true
+	}
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%t", stream), func(t *testing.T) {
+			t.Parallel()
+			up := upstreamtest.NewServer(t, upstreamtest.Step(func(req *upstreamtest.Request) upstreamtest.Response {
+				// Call the namespaced tool under whatever name it was sent as.
+				for _, n := range req.ToolNames {
+					if strings.Contains(n, "search") {
+						return upstreamtest.OK(upstreamtest.ToolCall(n, map[string]any{"q": "is:open"}))(req)
+					}
+				}
+				return upstreamtest.OK(upstreamtest.Text("no such tool"))(req)
+			}))
+			g := newGateway(t, Config{}, account(1, "a", "sk-ant-a", up.URL))
+			status, _, out := send(t, http.MethodPost, g.URL+"/v1/responses", fmt.Sprintf(body, stream),
+				http.Header{"Authorization": {"Bearer " + testKey}, "Originator": {"codex_cli_rs"}})
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, out)
+			}
+			names := up.Requests()[0].ToolNames
+			if len(names) != 3 {
+				t.Fatalf("upstream tools = %q, want 3 flat tools", names)
+			}
+			for _, n := range names {
+				if !valid(n) {
+					t.Errorf("upstream tool name %q is not valid for Anthropic", n)
+				}
+			}
+			if want := []string{"shell", "codex_apps_github__search-issues_v2", "codex_apps_github__get_issue"}; !cmp.Equal(want, names) {
+				t.Errorf("upstream tools = %q, want %q (namespace__name, sanitized)", names, want)
+			}
+
+			type call struct {
+				Type, Name, Namespace, Arguments string
+			}
+			var calls []call
+			if stream {
+				for _, line := range strings.Split(string(out), "\n") {
+					data, ok := strings.CutPrefix(line, "data: ")
+					if !ok {
+						continue
+					}
+					var ev struct {
+						Type string `json:"type"`
+						Item call   `json:"item"`
+					}
+					if json.Unmarshal([]byte(data), &ev) == nil && ev.Type == "response.output_item.done" && ev.Item.Type == "function_call" {
+						calls = append(calls, ev.Item)
+					}
+				}
+			} else {
+				var resp struct{ Output []call }
+				if err := json.Unmarshal(out, &resp); err != nil {
+					t.Fatal(err)
+				}
+				for _, it := range resp.Output {
+					if it.Type == "function_call" {
+						calls = append(calls, it)
+					}
+				}
+			}
+			want := []call{{Type: "function_call", Name: "search-issues.v2", Namespace: "codex_apps.github", Arguments: `{"q":"is:open"}`}}
+			if diff := cmp.Diff(want, calls); diff != "" {
+				t.Fatalf("function calls as Codex sees them (-want +got):\n%s\nbody:\n%s", diff, out)
+			}
+
+			// The next turn carries the call back with its namespace; the
+			// upstream sees it under the tool's flattened name.
+			next := strings.Replace(fmt.Sprintf(body, stream), `"find the issue"}]}]`, `"find the issue"}]},
+				{"type":"function_call","call_id":"call_1","namespace":"codex_apps.github","name":"search-issues.v2","arguments":"{\"q\":\"is:open\"}"},
+				{"type":"function_call_output","call_id":"call_1","output":"#42 crash on start"}]`, 1)
+			if status, _, out := send(t, http.MethodPost, g.URL+"/v1/responses", next, http.Header{"Authorization": {"Bearer " + testKey}}); status != http.StatusOK {
+				t.Fatalf("second turn: status %d: %s", status, out)
+			}
+			var sent struct {
+				Messages []struct {
+					Content []struct{ Type, Name string }
+				}
+			}
+			if err := up.Requests()[1].Decode(&sent); err != nil {
+				t.Fatal(err)
+			}
+			var used []string
+			for _, m := range sent.Messages {
+				for _, b := range m.Content {
+					if b.Type == "tool_use" {
+						used = append(used, b.Name)
+					}
+				}
+			}
+			if !cmp.Equal(used, []string{"codex_apps_github__search-issues_v2"}) {
+				t.Errorf("history tool_use names = %q, want the declared tool's upstream name", used)
+			}
+		})
+	}
+}
