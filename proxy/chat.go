@@ -33,7 +33,10 @@ func (d chatDialect) Decode(_ *http.Request, body []byte) (*Exchange, error) {
 		Final:   func(acc *anthropic.Accumulator) ([]byte, error) { return openai.ChatResult(acc, info) },
 	}
 	if len(info.Ignored) > 0 {
-		x.Notes = []slog.Attr{slog.Any("ignored", info.Ignored)}
+		x.Notes = append(x.Notes, slog.Any("ignored", info.Ignored))
+	}
+	if len(info.Notes) > 0 {
+		x.Notes = append(x.Notes, slog.Any("notes", info.Notes))
 	}
 	return x, nil
 }

@@ -115,11 +115,11 @@ func geminiRequestError(err error) error {
 // geminiNotes says, for the debug log, what a Gemini request carried that
 // llmgw ignores or had to make up (real clients send some on every request).
 func geminiNotes(info gemini.Info) []slog.Attr {
-	if len(info.Ignored) == 0 && info.SynthesizedIDs == 0 && info.Orphans == 0 {
+	if len(info.Ignored) == 0 && info.SynthesizedIDs == 0 && info.Orphans == 0 && len(info.Notes) == 0 {
 		return nil
 	}
 	return []slog.Attr{slog.Any("ignored", info.Ignored), slog.Int("synthesized_call_ids", info.SynthesizedIDs),
-		slog.Int("orphan_responses", info.Orphans)}
+		slog.Int("orphan_responses", info.Orphans), slog.Any("notes", info.Notes)}
 }
 
 // geminiCountTokens serves :countTokens by asking an account's

@@ -28,6 +28,13 @@ func (s *Server) routes() http.Handler {
 	r.Use(s.serveRequest)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	// Claude Code probes its gateway with HEAD / before it starts; answer
+	// without a key and without asking any account.
+	r.Head("/", s.root)
+	r.Get("/", s.root)
+	// Codex dials a WebSocket here first and falls back to HTTP on a 426;
+	// answered before authentication, as it asks nothing of an account.
+	r.Get("/v1/responses", s.wrap(s.responsesWebSocket))
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate)
 		// Inference: one handler, one dialect each.

@@ -92,6 +92,8 @@ func ClassifyCommon(res *http.Response, body []byte, now time.Time) Verdict {
 		return "upstream answered " + s
 	}
 	switch code := res.StatusCode; {
+	case clientFault(code, detail):
+		return Verdict{Next: Deliver}
 	case code == http.StatusTooManyRequests:
 		return Verdict{Next: TryNext, Account: Effect{CoolUntil: now.Add(rateLimitWait(res.Header, now))}}
 	case code == http.StatusUnauthorized:
@@ -102,15 +104,43 @@ func ClassifyCommon(res *http.Response, body []byte, now time.Time) Verdict {
 		}
 		return Verdict{Next: TryNext, Account: Effect{CoolUntil: now.Add(30 * time.Second)}}
 	case code == http.StatusPaymentRequired:
+		// billing_error: the account cannot pay. Another may.
 		return Verdict{Next: TryNext, Account: Effect{Broken: describe()}}
 	case code == http.StatusBadRequest && accountLevel(msg):
 		return Verdict{Next: TryNext, Account: Effect{Broken: describe()}}
+	case code == http.StatusBadRequest:
+		// Any other 400 is about the request (or the client's version):
+		// every account would refuse it alike.
+		return Verdict{Next: Deliver}
 	case code == 529 || code >= 500:
+		// 500 api_error, 504 timeout_error, 529 overloaded_error and the
+		// like: the service's trouble, which another account may not have.
 		return Verdict{Next: TryNext, Account: Effect{Transient: true}}
-	case code == http.StatusRequestTimeout || code == http.StatusConflict:
+	case code == http.StatusRequestTimeout:
 		return Verdict{Next: TryNext, Account: Effect{Transient: true}}
 	}
+	// 404, 409 conflict_error, 413 and the rest: about the request. A 409
+	// says the request raced another change; Anthropic's and OpenAI's SDKs
+	// retry it themselves, so it goes back to the client as it is.
 	return Verdict{Next: Deliver}
+}
+
+// clientFault reports the upstream errors that are about the client's own
+// request or version however the account stands, which every Kind
+// delivers untouched before its own rules (so an OAuth account neither
+// refreshes nor fails over on them): a 400 whose error.details.error_code
+// names the client (claude_code_version_too_old: the client must update,
+// and another account would say the same), and the 401 Anthropic gives a
+// request that looks like a browser's ("CORS requests are not allowed…"),
+// which says nothing about the key or token.
+func clientFault(status int, d anthropic.ErrorDetail) bool {
+	switch status {
+	case http.StatusBadRequest:
+		return d.Code() == "claude_code_version_too_old"
+	case http.StatusUnauthorized:
+		return strings.HasPrefix(strings.TrimSpace(d.Message), "CORS requests are not allowed")
+	}
+	return false
 }
 
 // accountLevel reports whether an error message is about the account (its

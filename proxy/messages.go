@@ -225,14 +225,20 @@ type modelInfo struct {
 	ID          string `json:"id"`
 	DisplayName string `json:"display_name"`
 	CreatedAt   string `json:"created_at"`
-	Object      string `json:"object"`
-	Created     int64  `json:"created"`
-	OwnedBy     string `json:"owned_by"`
+	// MaxInputTokens and MaxTokens are the limits Anthropic's list has
+	// carried since March 2026; left out where the catalog does not know
+	// them.
+	MaxInputTokens int    `json:"max_input_tokens,omitempty"`
+	MaxTokens      int    `json:"max_tokens,omitempty"`
+	Object         string `json:"object"`
+	Created        int64  `json:"created"`
+	OwnedBy        string `json:"owned_by"`
 }
 
 // writeCatalogModels answers /v1/models from the model catalog when no
-// account can: the models on offer, newest first, as the API lists them. A
-// model without a release day is listed as created at the Unix epoch.
+// account can: the models on offer, newest first, as the API lists them,
+// with their context window and output cap. A model without a release day
+// is listed as created at the Unix epoch.
 func writeCatalogModels(w http.ResponseWriter, c *anthropic.Catalog, id string) error {
 	var list []modelInfo
 	for _, m := range c.Models() {
@@ -240,7 +246,8 @@ func writeCatalogModels(w http.ResponseWriter, c *anthropic.Catalog, id string) 
 			m.Created = time.Unix(0, 0).UTC()
 		}
 		info := modelInfo{Type: "model", ID: m.SnapshotID(), DisplayName: m.DisplayName,
-			CreatedAt: m.Created.Format(time.RFC3339), Object: "model", Created: m.Created.Unix(), OwnedBy: "anthropic"}
+			CreatedAt: m.Created.Format(time.RFC3339), MaxInputTokens: m.ContextWindow, MaxTokens: m.MaxOutputTokens,
+			Object: "model", Created: m.Created.Unix(), OwnedBy: "anthropic"}
 		if id == m.SnapshotID() || id == m.ID {
 			w.Header().Set("Content-Type", "application/json")
 			return json.NewEncoder(w).Encode(info)
@@ -250,8 +257,12 @@ func writeCatalogModels(w http.ResponseWriter, c *anthropic.Catalog, id string) 
 	if id != "" {
 		return clientErr(http.StatusNotFound, "not_found_error", "model: "+id)
 	}
+	doc := map[string]any{"object": "list", "data": list, "has_more": false, "first_id": nil, "last_id": nil}
+	if len(list) > 0 {
+		doc["first_id"], doc["last_id"] = list[0].ID, list[len(list)-1].ID
+	} else {
+		doc["data"] = []modelInfo{}
+	}
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(map[string]any{
-		"object": "list", "data": list, "has_more": false, "first_id": list[0].ID, "last_id": list[len(list)-1].ID,
-	})
+	return json.NewEncoder(w).Encode(doc)
 }

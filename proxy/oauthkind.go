@@ -80,6 +80,8 @@ func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte, now
 	msg := strings.ToLower(detail.Message)
 	reason := fmt.Sprintf("upstream answered %d %s: %s", res.StatusCode, detail.Type, detail.Message)
 	switch code := res.StatusCode; {
+	case clientFault(code, detail):
+		return Verdict{Next: Deliver}
 	case strings.Contains(msg, "revoked"),
 		strings.Contains(msg, "not allowed for this organization"),
 		strings.Contains(msg, "organization has been disabled"):

@@ -314,6 +314,16 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
+// root answers HEAD / and GET / (Claude Code's reachability probe): 200,
+// with a small JSON body for GET and none for HEAD.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok","service":"llmgw"}`))
+}
+
 // readyz answers 200 once a snapshot is loaded and at least one account is
 // usable (active, even if cooling down).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

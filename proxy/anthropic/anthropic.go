@@ -107,6 +107,22 @@ func (u *Usage) ApplyTo(t *llmgw.Tokens) {
 type ErrorDetail struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
+	// Details carries the machine-readable reason newer errors add, such as
+	// error_code "claude_code_version_too_old"; nil when absent.
+	Details *ErrorDetails `json:"details,omitempty"`
+}
+
+// ErrorDetails is error.details of an Anthropic error.
+type ErrorDetails struct {
+	ErrorCode string `json:"error_code,omitempty"`
+}
+
+// Code returns error.details.error_code, or "".
+func (d ErrorDetail) Code() string {
+	if d.Details == nil {
+		return ""
+	}
+	return d.Details.ErrorCode
 }
 
 // ErrorBody is Anthropic's error envelope.

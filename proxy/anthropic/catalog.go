@@ -234,7 +234,11 @@ type Model struct {
 	// sets none; 0 means min(MaxOutputTokens, 32000), or 8192 when both are 0.
 	DefaultMaxTokens int
 	Thinking         ThinkingMode
-	Pricing          Pricing
+	// NoSampling marks a model that refuses temperature, top_p and top_k
+	// (a 400 whatever their values): converted requests are sent without
+	// them.
+	NoSampling bool
+	Pricing    Pricing
 }
 
 // SnapshotID returns the id GET /v1/models lists the model under: the dated
@@ -524,6 +528,15 @@ func (c *Catalog) Thinking(model string) ThinkingMode {
 	return ThinkingUnknown
 }
 
+// NoSampling reports whether a model refuses temperature, top_p and top_k;
+// false for a model the catalog does not know (the upstream decides).
+func (c *Catalog) NoSampling(model string) bool {
+	if i, ok := c.index(model); ok {
+		return c.models[i].NoSampling
+	}
+	return false
+}
+
 // ClampMaxTokens limits n to the model's cap, when known.
 func (c *Catalog) ClampMaxTokens(model string, n int) int {
 	if cp := c.MaxTokensCap(model); cp > 0 && n > cp {
@@ -606,7 +619,7 @@ func builtinModels() []Model {
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
 			// Adaptive thinking with effort; budget_tokens is refused on 4.7
 			// and later models, so inferred refused here too.
-			Thinking: ThinkingAdaptiveOnly,
+			NoSampling: true, Thinking: ThinkingAdaptiveOnly,
 			// Priced by prompt length: a request whose prompt is over 100,000
 			// tokens pays the higher rates on every token, output included.
 			Pricing: Pricing{
@@ -623,66 +636,66 @@ func builtinModels() []Model {
 			// before that day is priced low by half its cache reads.
 			ID: "claude-sonnet-5-5", DisplayName: "Claude Sonnet 5.5", Created: day(2026, 9, 28), Status: StatusActive,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAdaptiveOnly,
-			Pricing:  Pricing{Price: Price{Input: 2, Output: 10, CacheRead: 0.10, CacheWrite5m: 2.5, CacheWrite1h: 4}},
+			NoSampling: true, Thinking: ThinkingAdaptiveOnly,
+			Pricing: Pricing{Price: Price{Input: 2, Output: 10, CacheRead: 0.10, CacheWrite5m: 2.5, CacheWrite1h: 4}},
 		},
 		{
 			// Release day from Sim's model catalog; rates from Anthropic's
 			// overview page (cache reads 0.05× input).
 			ID: "claude-opus-5-5", DisplayName: "Claude Opus 5.5", Created: day(2026, 9, 22), Status: StatusActive,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAlwaysOn,
-			Pricing:  Pricing{Price: Price{Input: 4, Output: 20, CacheRead: 0.20, CacheWrite5m: 5, CacheWrite1h: 8}},
+			NoSampling: true, Thinking: ThinkingAlwaysOn,
+			Pricing: Pricing{Price: Price{Input: 4, Output: 20, CacheRead: 0.20, CacheWrite5m: 5, CacheWrite1h: 8}},
 		},
 		{
 			// Cache reads 0.025× input; the pricing page footnotes the figure
 			// and the footnote's text is not in the stored copy.
 			ID: "claude-fable-5-1", DisplayName: "Claude Fable 5.1", Created: day(2026, 9, 1), Status: StatusActive,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable51},
+			NoSampling: true, Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable51},
 		},
 		{
 			// Same model and price as Fable 5.1, for verified organizations.
 			ID: "claude-mythos-5-1", DisplayName: "Claude Mythos 5.1", Created: day(2026, 9, 1), Status: StatusActive, Restricted: true,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable51},
+			NoSampling: true, Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable51},
 		},
 		{
 			// Thinking is on by default and can be turned off only at effort
 			// high or lower.
 			ID: "claude-opus-5", DisplayName: "Claude Opus 5", Created: day(2026, 7, 24), Status: StatusLegacy,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: opus45},
+			NoSampling: true, Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: opus45},
 		},
 		{
 			// An introductory $2 / $10 was to rise to $3 / $15 on 2026-09-01;
 			// the rise was called off and the overview page lists $2 / $10.
 			ID: "claude-sonnet-5", DisplayName: "Claude Sonnet 5", Created: day(2026, 6, 30), Status: StatusLegacy,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: sonnet5},
+			NoSampling: true, Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: sonnet5},
 		},
 		{
 			ID: "claude-fable-5", DisplayName: "Claude Fable 5", Created: day(2026, 6, 9), Status: StatusLegacy,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable},
+			NoSampling: true, Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable},
 		},
 		{
 			// Shares Fable 5's specifications and price; invitation only.
 			ID: "claude-mythos-5", DisplayName: "Claude Mythos 5", Created: day(2026, 6, 9), Status: StatusActive, Restricted: true,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable},
+			NoSampling: true, Thinking: ThinkingAlwaysOn, Pricing: Pricing{Price: fable},
 		},
 		{
 			ID: "claude-opus-4-8", DisplayName: "Claude Opus 4.8", Created: day(2026, 5, 28), Status: StatusLegacy,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: opus45},
+			NoSampling: true, Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: opus45},
 		},
 		{
 			// Release day from the status table's one-year retirement floor
 			// ("not sooner than April 16, 2027").
 			ID: "claude-opus-4-7", DisplayName: "Claude Opus 4.7", Created: day(2026, 4, 16), Status: StatusLegacy,
 			ContextWindow: 1_000_000, MaxOutputTokens: 128_000, DefaultMaxTokens: generousMaxTokens,
-			Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: opus45},
+			NoSampling: true, Thinking: ThinkingAdaptiveOnly, Pricing: Pricing{Price: opus45},
 		},
 		{
 			// Max output 128K per the model page; early third-party tables say
@@ -729,9 +742,12 @@ func builtinModels() []Model {
 			Thinking: ThinkingManual, Pricing: Pricing{Price: opus4},
 		},
 		{
-			// Retired 2026-06-15.
+			// Deprecated, not retired, as of October 2026
+			// (upstream-late-2026.md, section 1: "Retired: Opus 4 and 4.1;
+			// Sonnet 4 is deprecated"); an earlier table had it retired on
+			// 2026-06-15 together with Opus 4.
 			ID: "claude-sonnet-4-0", DatedID: "claude-sonnet-4-20250514", Aliases: []string{"claude-sonnet-4"},
-			DisplayName: "Claude Sonnet 4", Created: day(2025, 5, 22), Status: StatusRetired,
+			DisplayName: "Claude Sonnet 4", Created: day(2025, 5, 22), Status: StatusDeprecated,
 			ContextWindow: 200_000, MaxOutputTokens: 64_000, DefaultMaxTokens: generousMaxTokens,
 			Thinking: ThinkingManual, Pricing: sonnet4Pricing,
 		},

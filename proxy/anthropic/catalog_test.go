@@ -99,6 +99,7 @@ func TestModels_NewestFirst(t *testing.T) {
 		"claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5", "claude-fable-5-1", "claude-opus-5",
 		"claude-sonnet-5", "claude-fable-5", "claude-opus-4-8", "claude-opus-4-7", "claude-sonnet-4-6",
 		"claude-opus-4-6", "claude-opus-4-5-20251101", "claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929",
+		"claude-sonnet-4-20250514",
 	}
 	if diff := cmp.Diff(want, ids); diff != "" {
 		t.Errorf("listed ids (-want +got):\n%s", diff)

@@ -25,6 +25,7 @@ type ModelLimits interface {
 	ClampMaxTokens(model string, n int) int
 	FitThinking(model string, budget, maxTokens int) (int, int)
 	Thinking(model string) ThinkingMode
+	NoSampling(model string) bool
 }
 
 // NormalizeInfo says what Normalize changed in a request.
@@ -93,7 +94,8 @@ func (n *normalizer) note(format string, args ...any) {
 //     output_config.effort for a model that takes no budget, a budget for
 //     one that takes nothing else; a budget fit between the minimum and
 //     max_tokens (off when none fits).
-//  13. Sampling: temperature and top_p within 0..1, top_k at least 1; with
+//  13. Sampling: none at all for a model that refuses it (NoSampling);
+//     else temperature and top_p within 0..1, top_k at least 1; with
 //     thinking on (or a model that always thinks), temperature only 1, no
 //     top_k, top_p at least 0.95; top_p dropped when temperature is set.
 //  14. Blank stop sequences are dropped.
@@ -757,6 +759,12 @@ func toolLoopWithoutThinking(msgs []Message) bool {
 
 // fitSampling: Anthropic's ranges and combinations for sampling.
 //
+//   - Models from 4.7 on (Opus 4.7 and later, Sonnet 5, Haiku 5.5, Fable,
+//     Mythos) refuse temperature, top_p and top_k with a 400, whatever
+//     their values; so does every model under anthropic-version
+//     2026-10-21. Their catalog entry says so (Model.NoSampling) and the
+//     three are dropped. OpenAI and Gemini clients send them on every
+//     request, so refusing would make those models unusable to them.
 //   - temperature and top_p lie in 0..1 (OpenAI's temperature goes to 2):
 //     values outside are clamped; top_k below 1 is dropped.
 //   - With thinking on, only temperature 1, no top_k, and top_p of at least
@@ -768,6 +776,18 @@ func toolLoopWithoutThinking(msgs []Message) bool {
 //     thinking rule, so a top_p that thinking allows survives a temperature
 //     thinking drops.
 func fitSampling(r *Request, n *normalizer) {
+	if n.models.NoSampling(r.Model) {
+		for _, p := range []struct {
+			name string
+			set  bool
+		}{{"temperature", r.Temperature != nil}, {"top_p", r.TopP != nil}, {"top_k", r.TopK != nil}} {
+			if p.set {
+				n.note("%s dropped: %s takes no sampling parameters", p.name, r.Model)
+			}
+		}
+		r.Temperature, r.TopP, r.TopK = nil, nil, nil
+		return
+	}
 	if t := r.Temperature; t != nil && (*t < 0 || *t > 1) {
 		c := min(max(*t, 0), 1)
 		n.note("temperature %g clamped to %g", *t, c)

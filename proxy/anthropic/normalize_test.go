@@ -157,6 +157,7 @@ type fakeLimits struct {
 }
 
 func (f fakeLimits) Thinking(string) ThinkingMode { return f.thinking }
+func (f fakeLimits) NoSampling(string) bool       { return false }
 
 func (f fakeLimits) DefaultMaxTokens(model string) int      { return f.defaultMax(model) }
 func (f fakeLimits) ClampMaxTokens(model string, n int) int { return n }
@@ -202,16 +203,18 @@ func TestNormalize_ThinkingByModel(t *testing.T) {
 			`{"type":"adaptive"}`, "", nil},
 		{"adaptive only: a request's own effort stands", Request{Model: "claude-opus-4-7", Thinking: &Thinking{Type: "enabled", BudgetTokens: 24576, Effort: "high"},
 			OutputConfig: &OutputConfig{Effort: "low"}}, `{"type":"adaptive"}`, "low", nil},
-		{"adaptive only: disabled is sent", Request{Model: "claude-opus-5", Thinking: &Thinking{Type: "disabled"}, Temperature: temp(0.5)},
-			`{"type":"disabled"}`, "", temp(0.5)},
+		{"adaptive only: disabled is sent, sampling dropped", Request{Model: "claude-opus-5", Thinking: &Thinking{Type: "disabled"}, Temperature: temp(0.5)},
+			`{"type":"disabled"}`, "", nil},
 		{"always on: the effort", Request{Model: "claude-fable-5-1", Thinking: &Thinking{Type: "enabled", BudgetTokens: 8192, Effort: "medium"}},
 			`{"type":"adaptive"}`, "medium", nil},
 		{"always on: disabled is left out, sampling as thinking", Request{Model: "claude-fable-5-1", Thinking: &Thinking{Type: "disabled"}, Temperature: temp(0.5)},
 			"", "", nil},
 		{"always on: no thinking asked, sampling as thinking", Request{Model: "claude-opus-5-5", Temperature: temp(0.5)},
 			"", "", nil},
-		{"always on: temperature 1 stays", Request{Model: "claude-opus-5-5", Temperature: temp(1)},
-			"", "", temp(1)},
+		{"always on: even temperature 1 is dropped", Request{Model: "claude-opus-5-5", Temperature: temp(1)},
+			"", "", nil},
+		{"thinking off on 4.6: temperature stays", Request{Model: "claude-sonnet-4-6", Thinking: &Thinking{Type: "disabled"}, Temperature: temp(0.5)},
+			`{"type":"disabled"}`, "", temp(0.5)},
 		{"always on: an unsigned tool loop leaves thinking out", Request{Model: "claude-fable-5", Thinking: &Thinking{Type: "enabled", BudgetTokens: 2048}, Messages: unsignedLoop},
 			"", "", nil},
 		{"adaptive: a budget stands", Request{Model: "claude-sonnet-4-6", Thinking: &Thinking{Type: "enabled", BudgetTokens: 2048, Effort: "medium"}, MaxTokens: 8000},
@@ -410,4 +413,43 @@ func FuzzNormalize(f *testing.F) {
 			calls = calls[:0]
 		}
 	})
+}
+
+// TestNormalize_NoSampling: models whose catalog entry refuses sampling
+// parameters (4.7 and later, Sonnet 5, Fable, Mythos) get none, with a note
+// for each dropped; older and unknown models keep theirs.
+func TestNormalize_NoSampling(t *testing.T) {
+	t.Parallel()
+	f := func(v float64) *float64 { return &v }
+	k := func(v int) *int { return &v }
+	for _, tt := range []struct {
+		model string
+		drop  bool
+	}{
+		{"claude-opus-4-7", true}, {"claude-opus-4-8", true}, {"claude-opus-5", true}, {"claude-opus-5-5", true},
+		{"claude-sonnet-5", true}, {"claude-sonnet-5-5", true}, {"claude-haiku-5-5", true},
+		{"claude-fable-5", true}, {"claude-fable-5-1", true}, {"claude-mythos-5", true},
+		{"claude-sonnet-4-6", false}, {"claude-opus-4-6", false}, {"claude-sonnet-4-5-20250929", false}, {"claude-haiku-4-5", false},
+		{"claude-from-the-future", false},
+	} {
+		t.Run(tt.model, func(t *testing.T) {
+			t.Parallel()
+			r := &Request{Model: tt.model, Temperature: f(0.2), TopK: k(40),
+				Messages: []Message{{Role: "user", Content: []ContentBlock{{Type: "text", Text: "x"}}}}}
+			info := Normalize(r, NormalizeOptions{})
+			dropped := r.Temperature == nil && r.TopP == nil && r.TopK == nil
+			if dropped != tt.drop {
+				t.Errorf("temperature %v top_k %v; want dropped %v", r.Temperature, r.TopK, tt.drop)
+			}
+			var notes int
+			for _, n := range info.Notes {
+				if strings.Contains(n, "takes no sampling parameters") {
+					notes++
+				}
+			}
+			if tt.drop && notes != 2 {
+				t.Errorf("notes = %q, want one for temperature and one for top_k", info.Notes)
+			}
+		})
+	}
 }

@@ -97,7 +97,7 @@ func Decode(model string, body []byte, opt DecodeOptions) (*anthropic.Request, I
 		// rather than send a placeholder alone.
 		return nil, info, reqErr("contents", "at least one content with a non-empty part is required")
 	}
-	info.Orphans = n.Orphans
+	info.Orphans, info.Notes = n.Orphans, n.Notes
 	if d.budget > 0 && req.Thinking == nil {
 		info.Ignored = append(info.Ignored, "generationConfig.thinkingConfig ("+thinkingOff(n.Notes)+")")
 	}

@@ -681,7 +681,10 @@ func TestErrorBody_RetryableStatuses(t *testing.T) {
 		{504, "timeout_error", 504, "DEADLINE_EXCEEDED"},
 		{401, "authentication_error", 401, "UNAUTHENTICATED"},
 		{403, "permission_error", 403, "PERMISSION_DENIED"},
-		{402, "billing_error", 403, "PERMISSION_DENIED"},
+		{402, "billing_error", 402, "RESOURCE_EXHAUSTED"},
+		{409, "conflict_error", 409, "ABORTED"},
+		{200, "timeout_error", 504, "DEADLINE_EXCEEDED"}, // inside a stream: status from the type
+		{200, "billing_error", 402, "RESOURCE_EXHAUSTED"},
 		{404, "not_found_error", 404, "NOT_FOUND"},
 		{413, "request_too_large", 413, "INVALID_ARGUMENT"},
 		{200, "overloaded_error", 503, "UNAVAILABLE"}, // an error event inside a 200 stream

@@ -13,8 +13,10 @@ import (
 // to send with it. google.golang.org/genai turns that body into its
 // APIError (Code, Message, Status) and retries by status: 429 and 5xx are
 // retryable, 4xx are not. So Anthropic's 529 overloaded becomes 503
-// UNAVAILABLE (Google has no 529), 402 billing becomes 403
-// PERMISSION_DENIED, and anthType decides when status is not an error
+// UNAVAILABLE (Google has no 529), 402 billing stays 402 with
+// RESOURCE_EXHAUSTED (what the Gemini API answers when prepaid credit runs
+// out), 409 conflict is ABORTED (Google's name for 409), 504 timeout
+// DEADLINE_EXCEEDED, and anthType decides when status is not an error
 // status (an error that arrived inside a stream).
 func ErrorBody(status int, anthType, msg string) (int, []byte) {
 	if status < 400 {
@@ -48,10 +50,14 @@ func googleStatus(status int) (int, string) {
 		return status, "INVALID_ARGUMENT"
 	case http.StatusUnauthorized:
 		return status, "UNAUTHENTICATED"
-	case http.StatusPaymentRequired, http.StatusForbidden:
-		return http.StatusForbidden, "PERMISSION_DENIED"
+	case http.StatusPaymentRequired:
+		return status, "RESOURCE_EXHAUSTED"
+	case http.StatusForbidden:
+		return status, "PERMISSION_DENIED"
 	case http.StatusNotFound:
 		return status, "NOT_FOUND"
+	case http.StatusConflict:
+		return status, "ABORTED"
 	case http.StatusTooManyRequests:
 		return status, "RESOURCE_EXHAUSTED"
 	case http.StatusServiceUnavailable, 529:
@@ -66,5 +72,5 @@ func googleStatus(status int) (int, string) {
 	if status >= 500 {
 		return status, "INTERNAL"
 	}
-	return status, "INVALID_ARGUMENT" // 405, 409, 413 and other client errors
+	return status, "INVALID_ARGUMENT" // 405, 413 and other client errors
 }

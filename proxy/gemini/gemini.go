@@ -62,6 +62,10 @@ type Info struct {
 	// Orphans counts function responses that answered no call and were
 	// kept as text: Anthropic refuses a tool_result without its tool_use.
 	Orphans int
+	// Notes says what anthropic.Normalize changed to make the request one
+	// Anthropic accepts (a dropped temperature, a merged turn…), for a
+	// debug log line.
+	Notes []string
 }
 
 // clientName returns the client's name for an upstream tool name.

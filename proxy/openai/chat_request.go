@@ -48,6 +48,10 @@ type ChatInfo struct {
 	// user; "" if neither. The gateway keeps a conversation on one account
 	// so its prompt cache is read.
 	Session string
+	// Notes says what anthropic.Normalize changed to make the request one
+	// Anthropic accepts (a dropped temperature, a merged turn…), for a
+	// debug log line.
+	Notes []string
 	// Created is the Unix time put in responses; zero means now.
 	Created int64
 }
@@ -237,7 +241,7 @@ func DecodeChat(body []byte, opt DecodeOptions) (*anthropic.Request, ChatInfo, e
 		}
 		return nil, ChatInfo{}, re
 	}
-	anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models})
+	d.info.Notes = anthropic.Normalize(req, anthropic.NormalizeOptions{Models: opt.Models}).Notes
 	now := time.Now
 	if opt.Now != nil {
 		now = opt.Now

@@ -107,6 +107,9 @@ func mapError(status int, anthType, msg string) (int, string, *string) {
 			return http.StatusNotFound, "invalid_request_error", code("model_not_found")
 		}
 		return http.StatusNotFound, "invalid_request_error", nil
+	case "conflict_error":
+		// OpenAI's SDKs, like Anthropic's, retry a 409 on their own.
+		return http.StatusConflict, "invalid_request_error", code("conflict")
 	case "request_too_large":
 		return http.StatusRequestEntityTooLarge, "invalid_request_error", code("request_too_large")
 	case "rate_limit_error":

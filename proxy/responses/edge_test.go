@@ -806,6 +806,7 @@ func TestErrorBody_RetryableStatusesKept(t *testing.T) {
 		{401, "authentication_error", 401, "invalid_request_error", "invalid_api_key"}, // as OpenAI answers a bad key
 		{402, "billing_error", 402, "insufficient_quota", "insufficient_quota"},
 		{403, "permission_error", 403, "permission_error", ""},
+		{409, "conflict_error", 409, "invalid_request_error", "conflict"},
 		{404, "not_found_error", 404, "invalid_request_error", "model_not_found"},
 		{413, "request_too_large", 413, "invalid_request_error", "request_too_large"},
 		{400, "invalid_request_error", 400, "invalid_request_error", ""},

@@ -88,6 +88,7 @@ type Error struct {
 	Status  int    // 500 if zero
 	Type    string // derived from Status if empty (see Fail)
 	Message string // a stock message for the status if empty
+	Code    string // error.details.error_code; none if empty
 }
 
 // CutMode says how a stream cut by Cut ends.
@@ -413,6 +414,14 @@ func Message(msg string) Edit {
 //	upstreamtest.Fail(400, upstreamtest.ErrorType("billing_error"))
 func ErrorType(typ string) Edit {
 	return func(r *Response) { r.errorToEdit().Type = typ }
+}
+
+// ErrorCode sets error.details.error_code (of Fail, or of the error event
+// of FailMidStream).
+//
+//	upstreamtest.Fail(400, upstreamtest.ErrorCode("claude_code_version_too_old"))
+func ErrorCode(code string) Edit {
+	return func(r *Response) { r.errorToEdit().Code = code }
 }
 
 // errorToEdit returns the error Message and ErrorType change: the reply's

@@ -658,7 +658,7 @@ func (s *Server) cutStream(ctx context.Context, w http.ResponseWriter, rc *http.
 		writeFrame(w, rc, "error", mustJSON(struct {
 			Type  string    `json:"type"`
 			Error wireError `json:"error"`
-		}{"error", wireError{c.Error.Type, c.Error.Message}}))
+		}{"error", wireErr(*c.Error)}))
 	}
 }
 
@@ -794,8 +794,22 @@ func frameUsage(fr []byte, acc *Tokens) bool {
 }
 
 type wireError struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
+	Type    string            `json:"type"`
+	Message string            `json:"message"`
+	Details *wireErrorDetails `json:"details,omitempty"`
+}
+
+type wireErrorDetails struct {
+	ErrorCode string `json:"error_code"`
+}
+
+// wireErr is e's error object, with details when e has an error code.
+func wireErr(e Error) wireError {
+	w := wireError{Type: e.Type, Message: e.Message}
+	if e.Code != "" {
+		w.Details = &wireErrorDetails{ErrorCode: e.Code}
+	}
+	return w
 }
 
 // writeError sends e in the Anthropic error envelope.
@@ -805,7 +819,7 @@ func writeError(w http.ResponseWriter, reqID string, e *Error) {
 		Type      string    `json:"type"`
 		Error     wireError `json:"error"`
 		RequestID string    `json:"request_id"`
-	}{"error", wireError{f.Type, f.Message}, reqID})
+	}{"error", wireErr(f), reqID})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
