@@ -126,20 +126,48 @@ func hashParts(parts [][]byte) uint64 {
 	return h.Sum64()
 }
 
-// firstElement returns the first element of a JSON array, or nil.
+// firstElement returns the first element of a JSON array, or nil. The
+// array is valid JSON (the body was decoded already), so a scan for the
+// comma or bracket that closes the first value at depth one is enough: no
+// decoder, no copy.
 func firstElement(arr []byte) []byte {
-	if len(arr) == 0 {
-		return nil
+	i := 0
+	for i < len(arr) && arr[i] != '[' {
+		i++
 	}
-	d := json.NewDecoder(bytes.NewReader(arr))
-	if t, err := d.Token(); err != nil || t != json.Delim('[') {
-		return nil
+	i++
+	for i < len(arr) && (arr[i] == ' ' || arr[i] == '\n' || arr[i] == '\r' || arr[i] == '\t') {
+		i++
 	}
-	var first json.RawMessage
-	if d.More() && d.Decode(&first) == nil {
-		return first
+	start, depth, inString := i, 0, false
+	for ; i < len(arr); i++ {
+		c := arr[i]
+		switch {
+		case inString && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 { // the array's own end
+				return trimmedOrNil(arr[start:i])
+			}
+			depth--
+		case c == ',' && depth == 0:
+			return trimmedOrNil(arr[start:i])
+		}
 	}
 	return nil
+}
+
+func trimmedOrNil(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // cacheTTL is how long a binding for this request should last: an hour

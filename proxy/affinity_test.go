@@ -314,3 +314,18 @@ func TestSessionPick_SlowAccount(t *testing.T) {
 		t.Errorf("a bound account 300 ms slower was given up (first %d, why %q)", got[0].a.ID, sp.why)
 	}
 }
+
+func TestFirstElement(t *testing.T) {
+	for in, want := range map[string]string{
+		`[{"role":"user","content":"a, [b] {c}"},{"x":1}]`: `{"role":"user","content":"a, [b] {c}"}`,
+		` [ "s\"],x" , 2 ]`: `"s\"],x"`,
+		`[[1,2],[3]]`:       `[1,2]`,
+		`[42]`:              `42`,
+		`[]`:                ``,
+		``:                  ``,
+	} {
+		if got := string(firstElement([]byte(in))); got != want {
+			t.Errorf("firstElement(%s) = %q, want %q", in, got, want)
+		}
+	}
+}

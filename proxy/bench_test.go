@@ -235,8 +235,14 @@ func (w *flushRecorder) Flush()                      {}
 // It is the benchmark to profile (-cpuprofile, -memprofile), as neither the
 // fake nor the network is in it.
 func BenchmarkGateway(b *testing.B) {
+	for _, affinity := range []bool{true, false} {
+		b.Run(map[bool]string{true: "affinity", false: "no-affinity"}[affinity], func(b *testing.B) { benchmarkGateway(b, !affinity) })
+	}
+}
+
+func benchmarkGateway(b *testing.B, noAffinity bool) {
 	json, stream := replayAnswers(b)
-	s := NewServer(Config{Logger: discardLogger(), Transport: replay{json: json, stream: stream}}, nopRecorder{})
+	s := NewServer(Config{Logger: discardLogger(), Transport: replay{json: json, stream: stream}, NoAffinity: noAffinity}, nopRecorder{})
 	s.SetSnapshot(&llmgw.Snapshot{
 		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", "http://upstream.invalid")},
 		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},
