@@ -182,6 +182,7 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		ledger:  policy.NewLedger(cfg.Now, cfg.Location),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
+	s.pool.familyOf = cfg.Catalog.Family
 	s.dialects = dialects{
 		anthropic: anthropicDialect{},
 		chat:      chatDialect{openai.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog, Now: cfg.Now}},
