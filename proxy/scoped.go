@@ -26,19 +26,14 @@ const bareRateLimitCool = 30 * time.Second
 const bareRateLimitNote = "429 without rate-limit headers: probably extra usage or a spend cap, not the subscription window"
 
 // bare429 reports whether a 429's headers carry no hint of a rate limit: no
-// retry-after, no subscription (unified) header, no reset of any
-// anthropic-ratelimit-* window.
+// retry-after and no anthropic-ratelimit-* header at all (neither a
+// subscription window nor an API-key limit, its remaining or its reset).
 func bare429(h http.Header) bool {
 	if _, ok := RetryAfter(h, time.Time{}); ok {
 		return false
 	}
 	for k, vs := range h {
-		if len(vs) == 0 {
-			continue
-		}
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "anthropic-ratelimit-unified-") ||
-			(strings.HasPrefix(lk, "anthropic-ratelimit-") && strings.HasSuffix(lk, "-reset")) {
+		if len(vs) > 0 && len(k) >= len("anthropic-ratelimit-") && strings.EqualFold(k[:len("anthropic-ratelimit-")], "anthropic-ratelimit-") {
 			return false
 		}
 	}

@@ -140,6 +140,8 @@ func TestClassify_429(t *testing.T) {
 		{"oauth bare", OAuthKind{}, http.Header{}, Effect{CoolUntil: now.Add(bareRateLimitCool), Note: bareRateLimitNote}},
 		{"oauth windows allowed: this request only", OAuthKind{}, hdr(p+"status", "allowed", p+"5h-status", "allowed"), Effect{}},
 		{"api key bare", APIKeyKind{}, http.Header{}, Effect{CoolUntil: now.Add(bareRateLimitCool), Note: bareRateLimitNote}},
+		{"api key limit header without reset: as before", APIKeyKind{}, hdr("anthropic-ratelimit-tokens-remaining", "0"),
+			Effect{CoolUntil: now.Add(defaultRateLimitWait)}},
 		{"api key retry-after", APIKeyKind{}, hdr("retry-after", "7"), Effect{CoolUntil: now.Add(7 * time.Second)}},
 		{"api key reset", APIKeyKind{}, hdr("anthropic-ratelimit-requests-remaining", "0", "anthropic-ratelimit-requests-reset", now.Add(time.Minute).Format(time.RFC3339)),
 			Effect{CoolUntil: now.Add(time.Minute)}},

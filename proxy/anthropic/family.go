@@ -13,10 +13,11 @@ func (m Model) Family() string { return familyIn(m.ID) }
 // Family returns the family of the model a name means: the catalog's model
 // if it knows the name, else the family word in the name itself, so that a
 // model newer than the catalog ("claude-sonnet-6") still counts as a Sonnet.
-// It returns "" if neither says.
+// It returns "" if neither says. It allocates nothing: routing calls it for
+// every request.
 func (c *Catalog) Family(name string) string {
-	if m, ok := c.Lookup(name); ok {
-		if f := m.Family(); f != "" {
+	if i, ok := c.index(name); ok {
+		if f := familyIn(c.models[i].ID); f != "" {
 			return f
 		}
 	}
@@ -28,17 +29,20 @@ func (c *Catalog) Family(name string) string {
 func FamilyIn(name string) string { return familyIn(name) }
 
 // familyIn finds a family word among the parts of a model name or window
-// name ("claude-3-7-sonnet", "anthropic.claude-opus-4-5-v1:0", "7d-sonnet").
+// name ("claude-3-7-sonnet", "anthropic.claude-opus-4-5-v1:0", "7d-sonnet"),
+// ignoring case.
 func familyIn(name string) string {
-	parts := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool {
-		return r == '-' || r == '_' || r == '.' || r == '@' || r == ':' || r == '/' || r == '[' || r == ']'
-	})
-	for _, p := range parts {
+	start := 0
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && !strings.ContainsRune("-_.@:/[]", rune(name[i])) {
+			continue
+		}
 		for _, f := range families {
-			if p == f {
+			if strings.EqualFold(name[start:i], f) {
 				return f
 			}
 		}
+		start = i + 1
 	}
 	return ""
 }

@@ -28,3 +28,10 @@ func TestCatalog_Family(t *testing.T) {
 		t.Errorf("FamilyIn(7d_oi) = %q, want none", got)
 	}
 }
+
+func TestCatalog_Family_NoAllocs(t *testing.T) {
+	c := Builtin()
+	if n := testing.AllocsPerRun(100, func() { _ = c.Family("claude-sonnet-4-5-20250929") }); n != 0 {
+		t.Errorf("Family allocates %v times per call, want 0: routing calls it for every request", n)
+	}
+}
