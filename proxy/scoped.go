@@ -100,12 +100,16 @@ func (p *pool) family(model string) string {
 // coolingFor returns until when st keeps an account from serving a request
 // of family, and why: the later of the account's cooldown and its cooldown
 // for the family. A family cooldown never stops other families.
+// The reason is formatted only for an account that is cooling: this runs
+// for every account on every pick.
 func coolingFor(st llmgw.AccountState, family string, now time.Time) (time.Time, string) {
-	until, reason := st.CooldownUntil, "cooling down until "+st.CooldownUntil.Local().Format(time.TimeOnly)
-	if f := st.CoolingFor(family); f.After(now) && f.After(until) {
-		until, reason = f, "cooling for "+family+" until "+clock(f, now)
+	if f := st.CoolingFor(family); f.After(now) && f.After(st.CooldownUntil) {
+		return f, "cooling for " + family + " until " + clock(f, now)
 	}
-	return until, reason
+	if st.CooldownUntil.After(now) {
+		return st.CooldownUntil, "cooling down until " + st.CooldownUntil.Local().Format(time.TimeOnly)
+	}
+	return time.Time{}, ""
 }
 
 // clock formats a time of day, with the date when it is not within a day.
