@@ -3,6 +3,7 @@ package llmgw
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -89,7 +90,32 @@ type Windows struct {
 	Status   string // the overall unified status
 	FiveHour Window
 	SevenDay Window
-	At       time.Time // when they were read; zero if never
+	// Scoped are the windows that bind one model family only (7d_oi,
+	// 7d-sonnet, …), at most one per name and family, ordered by name and
+	// family. A response reports those of its own model; the others are kept
+	// from earlier responses until they reset.
+	Scoped []ScopedWindow
+	// Claim is the window that binds now, as the upstream names it in
+	// representative-claim (five_hour, seven_day, …); empty if not said.
+	Claim string
+	At    time.Time // when they were read; zero if never
+}
+
+// ScopedWindow is a subscription window that binds one model family only:
+// a rejection in it stops that family on the account, not the account.
+type ScopedWindow struct {
+	Name   string // the window as the headers name it: 7d_oi, 7d-sonnet
+	Family string // the model family it binds: opus, sonnet, haiku, fable, mythos, or a model id if the family is unknown
+	Window
+}
+
+// Label names a scoped window for people: "7d sonnet" for 7d-sonnet (whose
+// name says its family), "7d_oi fable" for 7d_oi seen on Fable requests.
+func (w ScopedWindow) Label() string {
+	if strings.Contains(w.Name, w.Family) {
+		return strings.ReplaceAll(w.Name, "-", " ")
+	}
+	return w.Name + " " + w.Family
 }
 
 // ServesKey reports whether the account may serve the named client key.
@@ -114,7 +140,44 @@ type AccountState struct {
 	Reason        string    // why the status is not active; empty when active
 	CooldownUntil time.Time // zero if not cooling down
 	LastError     string
-	At            time.Time // when this state was decided
+	// FamilyCooldowns keep the account from serving one model family each
+	// (a rejected model-scoped window) while it serves other models. At
+	// most one per family, ordered by family; the slice is never modified
+	// in place (use WithFamilyCooldown).
+	FamilyCooldowns []FamilyCooldown
+	At              time.Time // when this state was decided
+}
+
+// FamilyCooldown keeps an account from serving one model family until Until.
+type FamilyCooldown struct {
+	Family string
+	Until  time.Time
+}
+
+// CoolingFor returns when the account's cooldown for family ends, or zero
+// if it has none (it may have passed).
+func (s AccountState) CoolingFor(family string) time.Time {
+	for _, c := range s.FamilyCooldowns {
+		if c.Family == family {
+			return c.Until
+		}
+	}
+	return time.Time{}
+}
+
+// WithFamilyCooldown returns s's family cooldowns with family cooling until
+// then, replacing an earlier one for that family and dropping those that
+// have passed at now. s is not modified.
+func (s AccountState) WithFamilyCooldown(family string, until, now time.Time) []FamilyCooldown {
+	out := make([]FamilyCooldown, 0, len(s.FamilyCooldowns)+1)
+	for _, c := range s.FamilyCooldowns {
+		if c.Family != family && c.Until.After(now) {
+			out = append(out, c)
+		}
+	}
+	out = append(out, FamilyCooldown{Family: family, Until: until})
+	slices.SortFunc(out, func(a, b FamilyCooldown) int { return strings.Compare(a.Family, b.Family) })
+	return out
 }
 
 // Serves reports whether the account's model allowlist admits model.

@@ -222,8 +222,9 @@ func accountListCommand(env *appEnv) *urfave.Command {
 		Description: `Lists every account: status and its reason, priority, weight, cooldown, and the
 request statistics the server records. A second table shows, for oauth
 accounts, the subscriber, when the access token expires, the last refresh,
-and the 5-hour and 7-day subscription windows (utilization, status, reset)
-as the server last saw them; and, for every account bound to client keys or
+the 5-hour and 7-day subscription windows (utilization, status, reset) and
+the windows scoped to one model family (7d_oi, 7d-sonnet, ...) as the server
+last saw them; and, for every account bound to client keys or
 carrying limits, those keys and limits. Times are local. Secrets are masked.
 
 Example:
@@ -326,14 +327,15 @@ func writeOAuthTable(w io.Writer, accts []llmgw.Account, uses map[int64][]policy
 		return err
 	}
 	tw := newTable(w)
-	tw.row("ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tOWNER KEYS\tLIMITS\n")
+	tw.row("ACCOUNT\tEMAIL\tEXPIRES IN\tLAST REFRESH\t5H WINDOW\t7D WINDOW\tSCOPED WINDOWS\tOWNER KEYS\tLIMITS\n")
 	for _, a := range rows {
-		email, expires, refreshed, h5, d7 := "-", "-", "-", "-", "-"
+		email, expires, refreshed, h5, d7, scoped := "-", "-", "-", "-", "-", "-"
 		if a.Type == llmgw.AccountOAuth {
 			email, expires, refreshed = orDash(a.Email), expiresIn(a.ExpiresAt, now), formatTime(a.LastRefresh)
 			h5, d7 = windowText(a.Windows.FiveHour, now), windowText(a.Windows.SevenDay, now)
+			scoped = scopedWindowsText(a.Windows.Scoped, now)
 		}
-		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, ownersText(a.OwnerKeys),
+		tw.row("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, email, expires, refreshed, h5, d7, scoped, ownersText(a.OwnerKeys),
 			orDash(useText(uses[a.ID])))
 	}
 	return tw.Flush()
@@ -375,10 +377,18 @@ func statusText(s llmgw.AccountState) string {
 	return st
 }
 
-// cooldownText is when the cooldown ends, or "-" if the account is not
-// cooling down at now.
+// cooldownText is when the cooldown ends and which model families the
+// account does not serve until when ("fable until 2026-12-09 14:05:00"), or
+// "-" if it is not cooling down at now.
 func cooldownText(s llmgw.AccountState, now time.Time) string {
-	return formatTime(activeCooldown(s, now))
+	t, f := activeCooldown(s, now), familyCooldownsText(s, now)
+	switch {
+	case f == "":
+		return formatTime(t)
+	case t.IsZero():
+		return f
+	}
+	return formatTime(t) + "; " + f
 }
 
 // activeCooldown is when the account's cooldown ends, or zero if it is not
@@ -434,16 +444,21 @@ type accountJSON struct {
 	OrganizationUUID string       `json:"organization_uuid,omitempty"`
 	TokenGeneration  int64        `json:"token_generation,omitempty"`
 	Windows          *windowsJSON `json:"windows,omitempty"`
+	// ScopedWindows are the windows that bind one model family each.
+	ScopedWindows []scopedWindowJSON `json:"scoped_windows,omitempty"`
 
 	CooldownUntil *string `json:"cooldown_until"` // null unless cooling down now
-	LastError     string  `json:"last_error"`
-	LastErrorAt   *string `json:"last_error_at"`
-	Requests      int64   `json:"requests"`
-	Errors        int64   `json:"errors"`
-	AvgLatencyMs  float64 `json:"avg_latency_ms"`
-	LastUsed      *string `json:"last_used"`
-	CreatedAt     *string `json:"created_at"`
-	UpdatedAt     *string `json:"updated_at"`
+	// FamilyCooldowns are the model families the account does not serve
+	// now, while it serves the others.
+	FamilyCooldowns []familyCooldownJSON `json:"family_cooldowns"`
+	LastError       string               `json:"last_error"`
+	LastErrorAt     *string              `json:"last_error_at"`
+	Requests        int64                `json:"requests"`
+	Errors          int64                `json:"errors"`
+	AvgLatencyMs    float64              `json:"avg_latency_ms"`
+	LastUsed        *string              `json:"last_used"`
+	CreatedAt       *string              `json:"created_at"`
+	UpdatedAt       *string              `json:"updated_at"`
 }
 
 // windowsJSON are an OAuth account's subscription windows in JSON.
@@ -475,31 +490,32 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats, now time.Time) acco
 		status = llmgw.StatusActive
 	}
 	out := accountJSON{
-		ID:             a.ID,
-		Name:           a.Name,
-		Type:           string(a.Type),
-		Status:         string(status),
-		Reason:         a.State.Reason,
-		BaseURL:        a.BaseURL,
-		Priority:       a.Priority,
-		Weight:         a.Weight,
-		MaxConcurrency: a.MaxConcurrency,
-		Models:         models,
-		APIKey:         llmgw.Mask(a.APIKey),
-		AccessToken:    llmgw.Mask(a.AccessToken),
-		RefreshToken:   llmgw.Mask(a.RefreshToken),
-		ExpiresAt:      jsonTime(a.ExpiresAt),
-		OwnerKeys:      owners,
-		Limits:         limitStrings(a.Limits),
-		CooldownUntil:  jsonTime(activeCooldown(a.State, now)),
-		LastError:      lastError(a, st),
-		LastErrorAt:    jsonTime(st.LastErrorAt),
-		Requests:       st.Requests,
-		Errors:         st.Errors,
-		AvgLatencyMs:   st.AvgLatencyMs,
-		LastUsed:       jsonTime(st.LastUsed),
-		CreatedAt:      jsonTime(a.CreatedAt),
-		UpdatedAt:      jsonTime(a.UpdatedAt),
+		ID:              a.ID,
+		Name:            a.Name,
+		Type:            string(a.Type),
+		Status:          string(status),
+		Reason:          a.State.Reason,
+		BaseURL:         a.BaseURL,
+		Priority:        a.Priority,
+		Weight:          a.Weight,
+		MaxConcurrency:  a.MaxConcurrency,
+		Models:          models,
+		APIKey:          llmgw.Mask(a.APIKey),
+		AccessToken:     llmgw.Mask(a.AccessToken),
+		RefreshToken:    llmgw.Mask(a.RefreshToken),
+		ExpiresAt:       jsonTime(a.ExpiresAt),
+		OwnerKeys:       owners,
+		Limits:          limitStrings(a.Limits),
+		CooldownUntil:   jsonTime(activeCooldown(a.State, now)),
+		FamilyCooldowns: familyCooldownsJSON(a.State, now),
+		LastError:       lastError(a, st),
+		LastErrorAt:     jsonTime(st.LastErrorAt),
+		Requests:        st.Requests,
+		Errors:          st.Errors,
+		AvgLatencyMs:    st.AvgLatencyMs,
+		LastUsed:        jsonTime(st.LastUsed),
+		CreatedAt:       jsonTime(a.CreatedAt),
+		UpdatedAt:       jsonTime(a.UpdatedAt),
 	}
 	if a.Type == llmgw.AccountOAuth {
 		out.ExpiresIn = expiresIn(a.ExpiresAt, now)
@@ -516,6 +532,7 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats, now time.Time) acco
 				SevenDay:   windowJSON{w.SevenDay.Status, w.SevenDay.Utilization, jsonTime(w.SevenDay.ResetsAt)},
 				ObservedAt: jsonTime(w.At),
 			}
+			out.ScopedWindows = scopedWindowsJSON(w.Scoped)
 		}
 	}
 	return out
@@ -602,6 +619,12 @@ func writeAccount(w io.Writer, a *llmgw.Account, st llmgw.AccountStats, now time
 		row("windows status", orDash(a.Windows.Status))
 		row("5h window", windowText(a.Windows.FiveHour, now))
 		row("7d window", windowText(a.Windows.SevenDay, now))
+		for _, w := range a.Windows.Scoped {
+			row(w.Label()+" window", windowText(w.Window, now))
+		}
+		if a.Windows.Claim != "" {
+			row("binding window", a.Windows.Claim)
+		}
 		row("windows seen", formatTime(a.Windows.At))
 	}
 	row("owner keys", ownersText(a.OwnerKeys))

@@ -344,8 +344,13 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 	t.status = resp.StatusCode
 	res := &result{status: resp.StatusCode, header: resp.Header, account: a, ttfb: ttfb, sent: req.Header, close: noop}
-	if ws := ParseWindows(resp.Header, s.cfg.Now()); !ws.At.IsZero() {
+	if ws := ParseWindows(resp.Header, s.pool.family(c.model), s.cfg.Now()); !ws.At.IsZero() {
 		h.mu.Lock()
+		prev := h.windows
+		if prev.At.IsZero() {
+			prev = a.Windows
+		}
+		ws = mergeWindows(prev, ws, ws.At)
 		h.windows = ws
 		h.mu.Unlock()
 		s.rec.RecordWindows(a.ID, ws)
@@ -443,7 +448,15 @@ func (s *Server) judgeRefusal(t *try, kind Kind, resp *http.Response, res *resul
 	if verdict.Next == Retry {
 		return res, verdict, nil // do decides, once it knows whether a refresh helps
 	}
-	s.applyEffect(t.a, t.h, verdict.Account, fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message))
+	lastErr := fmt.Sprintf("%d %s: %s", resp.StatusCode, errType, detail.Message)
+	if verdict.Account.Note != "" {
+		lastErr = verdict.Account.Note + " (upstream answered " + lastErr + ")"
+	}
+	if verdict.Account.ModelScoped {
+		s.coolFamily(t.a, t.h, s.pool.family(t.c.model), verdict.Account.CoolUntil, lastErr)
+		return res, verdict, nil
+	}
+	s.applyEffect(t.a, t.h, verdict.Account, lastErr)
 	return res, verdict, nil
 }
 

@@ -48,6 +48,13 @@ const (
 type Effect struct {
 	// CoolUntil keeps the account out of rotation until then.
 	CoolUntil time.Time
+	// ModelScoped narrows CoolUntil to requests for the model family of the
+	// request that got the answer (a rejected model-scoped window): the
+	// account goes on serving other models.
+	ModelScoped bool
+	// Note, when set, says what the answer means for the account, better
+	// than the upstream's own words do; it leads the account's last error.
+	Note string
 	// Broken, when set, puts the account in status error with this reason
 	// until an operator re-enables it. With Retry it applies only if the
 	// retry does not help.
@@ -94,6 +101,8 @@ func ClassifyCommon(res *http.Response, body []byte, now time.Time) Verdict {
 	switch code := res.StatusCode; {
 	case clientFault(code, detail):
 		return Verdict{Next: Deliver}
+	case code == http.StatusTooManyRequests && bare429(res.Header):
+		return bareVerdict(now)
 	case code == http.StatusTooManyRequests:
 		return Verdict{Next: TryNext, Account: Effect{CoolUntil: now.Add(rateLimitWait(res.Header, now))}}
 	case code == http.StatusUnauthorized:

@@ -74,7 +74,11 @@ func (k OAuthKind) Refresh(ctx context.Context, a *llmgw.Account, sent http.Head
 // Classify reads an OAuth account's error responses: an expired or invalid
 // token means refresh; a revoked token or an
 // organization that is barred or disabled breaks the account; a 429 cools it
-// only when a subscription window says it is exhausted.
+// until the reset when the 5-hour or 7-day window (or the overall status,
+// with no model-scoped window rejected) says it is exhausted, cools it for
+// the request's model family only when a model-scoped window (7d_oi,
+// 7d-sonnet, …) is, and cools it briefly when it carries no rate-limit
+// information at all.
 func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte, now time.Time) Verdict {
 	detail := anthropic.ParseError(body)
 	msg := strings.ToLower(detail.Message)
@@ -101,8 +105,14 @@ func (OAuthKind) Classify(a *llmgw.Account, res *http.Response, body []byte, now
 		if until, ok := windowReset(res.Header, now); ok {
 			return Verdict{Next: TryNext, Account: Effect{CoolUntil: later(until, now.Add(time.Second))}}
 		}
-		// Not a subscription window: overage, fast-mode credits, a spend cap.
-		// Try elsewhere for this request only.
+		if until, ok := scopedReset(res.Header, now); ok {
+			return Verdict{Next: TryNext, Account: Effect{CoolUntil: until, ModelScoped: true}}
+		}
+		if bare429(res.Header) {
+			return bareVerdict(now)
+		}
+		// Windows that are not exhausted: fast-mode credits, a request-scoped
+		// refusal. Try elsewhere for this request only.
 		return Verdict{Next: TryNext}
 	}
 	return ClassifyCommon(res, body, now)
@@ -116,16 +126,18 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// windowReset returns the reset time of a rejected 5-hour or 7-day window.
+// windowReset returns the reset time of a rejected 5-hour or 7-day window,
+// or of the overall status when it is rejected and no model-scoped window
+// is: the rejections that bind the whole account.
 func windowReset(h http.Header, now time.Time) (time.Time, bool) {
-	ws := ParseWindows(h, now)
+	ws := ParseWindows(h, "", now)
 	var until time.Time
 	for _, w := range []llmgw.Window{ws.FiveHour, ws.SevenDay} {
 		if w.Status == "rejected" && w.ResetsAt.After(until) {
 			until = w.ResetsAt
 		}
 	}
-	if until.IsZero() && ws.Status == "rejected" {
+	if until.IsZero() && ws.Status == "rejected" && !scopedRejected(ws) {
 		if secs := h.Get("Anthropic-Ratelimit-Unified-Reset"); secs != "" {
 			if t, ok := parseEpoch(secs); ok {
 				until = t

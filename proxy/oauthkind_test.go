@@ -211,15 +211,24 @@ func TestOAuth_RejectedWindowCoolsUntilReset(t *testing.T) {
 	}
 }
 
-func TestOAuth_Bare429FailsOverWithoutCooldown(t *testing.T) {
+func TestOAuth_Bare429FailsOverAndCoolsBriefly(t *testing.T) {
 	up := upstreamtest.NewServer(t, upstreamtest.Script("sk-ant-oat01-a",
 		upstreamtest.Fail(429, upstreamtest.Message("Extra usage is required for long context requests."))))
 	g := oauthGateway(t, &fakeTokens{token: "sk-ant-oat01-a"}, oauthAccount(1, "max", up.URL), account(2, "key", "sk-ant-key", up.URL))
+	start := time.Now()
 	if _, err := g.client().Messages.New(ctx(t), userMsg("hi")); err != nil {
 		t.Fatal(err)
 	}
-	if st := g.AccountState(&g.Snapshot().Accounts[0]); !st.CooldownUntil.IsZero() || st.Status != llmgw.StatusActive {
-		t.Errorf("state = %+v: a 429 without a rejected window must not cool the account", st)
+	st := g.AccountState(&g.Snapshot().Accounts[0])
+	if st.Status != llmgw.StatusActive {
+		t.Errorf("status = %s, want active", st.Status)
+	}
+	if d := st.CooldownUntil.Sub(start); d < bareRateLimitCool-time.Second || d > bareRateLimitCool+time.Second {
+		t.Errorf("cooldown until %v, want about %s from now: a bare 429 cools briefly", st.CooldownUntil, bareRateLimitCool)
+	}
+	want := "429 without rate-limit headers: probably extra usage or a spend cap, not the subscription window"
+	if !strings.HasPrefix(st.LastError, want) || !strings.Contains(st.LastError, "Extra usage is required") {
+		t.Errorf("last error = %q, want it to begin %q and keep the upstream's words", st.LastError, want)
 	}
 }
 

@@ -52,6 +52,9 @@ type pool struct {
 	// maxWaiting bounds the queue of requests waiting for a slot; 0 means
 	// no bound.
 	maxWaiting int
+	// familyOf maps a model to its family, for model-scoped windows;
+	// nil counts each model as its own family.
+	familyOf func(model string) string
 
 	mu   sync.Mutex
 	byID map[int64]*health
@@ -125,6 +128,7 @@ type candidate struct {
 	a     *llmgw.Account
 	h     *health
 	until time.Time // cooldown end, zero if not cooling
+	room  float64   // share left in the binding subscription window, 0..1
 }
 
 // choice is the result of one pick.
@@ -235,6 +239,7 @@ func (p *pool) dispatchLocked() {
 func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 	accts, model, allowed, tried := want.accts, want.model, want.allowed, want.tried
 	now := p.now()
+	fam := p.family(model)
 	var ready, cooling []candidate
 	var excl []exclusion
 	anyFull, boundFull := false, false
@@ -245,6 +250,7 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 		st := effectiveState(a, h)
 		inflight := h.inflight
 		h.mu.Unlock()
+		cool, coolReason := coolingFor(st, fam, now)
 		switch {
 		case st.Status == llmgw.StatusDisabled:
 			excl = append(excl, exclusion{a.Name, "disabled", time.Time{}})
@@ -254,8 +260,8 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 			excl = append(excl, exclusion{a.Name, "model " + model + " not allowed", time.Time{}})
 		case allowed != nil && allowed(a) != "":
 			excl = append(excl, exclusion{a.Name, allowed(a), time.Time{}})
-		case tried[a.ID] && st.CooldownUntil.After(now):
-			excl = append(excl, exclusion{a.Name, "cooling down until " + st.CooldownUntil.Local().Format(time.TimeOnly), st.CooldownUntil})
+		case tried[a.ID] && cool.After(now):
+			excl = append(excl, exclusion{a.Name, coolReason, cool})
 		case tried[a.ID]:
 			reason := "failed for this request"
 			if st.LastError != "" {
@@ -265,8 +271,8 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 		case a.MaxConcurrency > 0 && inflight >= a.MaxConcurrency:
 			anyFull = true
 			boundFull = boundFull || want.session != nil && a.ID == want.session.prefer
-		case st.CooldownUntil.After(now):
-			cooling = append(cooling, candidate{a: a, h: h, until: st.CooldownUntil})
+		case cool.After(now):
+			cooling = append(cooling, candidate{a: a, h: h, until: cool})
 		default:
 			ready = append(ready, candidate{a: a, h: h})
 		}
@@ -307,7 +313,8 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 		if ws.At.IsZero() {
 			ws = c.a.Windows
 		}
-		if nearLimit(ws) {
+		c.room = roomLeft(ws, fam, now)
+		if nearLimit(ws, fam) {
 			warned = append(warned, c) // near its limit: after every other account of its priority
 			continue
 		}
@@ -335,10 +342,12 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 }
 
 // order ranks a priority group: the first account is the one to use. With no
-// history at all the oldest account comes first. Otherwise one account is
-// drawn at random with probability proportional to weight / cost, where cost
-// grows with recent latency, recent errors and requests in flight, so a burst
-// spreads out instead of stampeding the currently best account.
+// history at all the account with the most room left in its binding
+// subscription window comes first, the oldest among equals. Otherwise one
+// account is drawn at random with probability proportional to weight × room
+// / cost, where cost grows with recent latency, recent errors and requests
+// in flight, so a burst spreads out instead of stampeding the currently best
+// account, and the emptier subscription takes the larger share.
 func (p *pool) order(group []candidate, now time.Time) []candidate {
 	if len(group) == 1 {
 		return group
@@ -364,7 +373,12 @@ func (p *pool) order(group []candidate, now time.Time) []candidate {
 	}
 	out := make([]candidate, 0, len(group))
 	if fresh {
-		sort.SliceStable(group, func(i, j int) bool { return group[i].a.ID < group[j].a.ID })
+		sort.SliceStable(group, func(i, j int) bool {
+			if group[i].room != group[j].room {
+				return group[i].room > group[j].room
+			}
+			return group[i].a.ID < group[j].a.ID
+		})
 		return append(out, group...)
 	}
 	if math.IsInf(minLat, 1) {
@@ -378,7 +392,7 @@ func (p *pool) order(group []candidate, now time.Time) []candidate {
 			lat = minLat // an account without samples counts as fast
 		}
 		cost := max(lat, 0.1) * (1 + errorPenalty*s.errs) * float64(1+s.inflight)
-		score[i] = float64(max(s.a.Weight, 1)) / cost
+		score[i] = float64(max(s.a.Weight, 1)) * max(s.room, minRoom) / cost
 		total += score[i]
 	}
 	// Draw without replacement, so the rest of the order is a sensible

@@ -238,3 +238,25 @@ func TestPool_AllCoolingAndTriedGivesRetryAfter(t *testing.T) {
 		t.Errorf("retryAfter = %v, want about 20s (the earliest cooldown end)", na.retryAfter)
 	}
 }
+
+func TestPool_PrefersRoomInBindingWindow(t *testing.T) {
+	p := testPool(11)
+	as := accts(1, 1)
+	reset := time.Now().Add(time.Hour)
+	as[0].Windows = llmgw.Windows{Status: "allowed", At: time.Now(), FiveHour: llmgw.Window{Status: "allowed", Utilization: 0.9, ResetsAt: reset}}
+	as[1].Windows = llmgw.Windows{Status: "allowed", At: time.Now(), FiveHour: llmgw.Window{Status: "allowed", Utilization: 0.2, ResetsAt: reset}}
+	// Fresh: the emptier account comes first, though it is the newer one.
+	if got := pickN(t, p, as, 1); got[2] != 1 {
+		t.Errorf("with no history the pick went to %v, want b, the emptier subscription", got)
+	}
+	// With history: equal latency, so room decides the shares (0.1 : 0.8).
+	p.observe(p.health(1), 50*time.Millisecond, false, false)
+	p.observe(p.health(2), 50*time.Millisecond, false, false)
+	got := pickN(t, p, as, 1000)
+	if got[2] < 800 {
+		t.Errorf("emptier account got %d of 1000 picks, want at least 800", got[2])
+	}
+	if got[1] == 0 {
+		t.Errorf("fuller account got no picks: the choice must stay randomised")
+	}
+}

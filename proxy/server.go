@@ -187,6 +187,7 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		affinity: newBindings(),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
+	s.pool.familyOf = cfg.Catalog.Family
 	s.dialects = dialects{
 		anthropic: anthropicDialect{},
 		chat:      chatDialect{openai.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog, Now: cfg.Now}},

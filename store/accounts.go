@@ -23,7 +23,8 @@ const accountColumns = `
 	COALESCE(t.organization_uuid, ''), COALESCE(t.generation, 0), COALESCE(t.last_refresh_at, 0),
 	COALESCE(t.refresh_error, ''),
 	COALESCE(w.status, ''), COALESCE(w.h5_status, ''), COALESCE(w.h5_utilization, 0), COALESCE(w.h5_reset, 0),
-	COALESCE(w.d7_status, ''), COALESCE(w.d7_utilization, 0), COALESCE(w.d7_reset, 0), COALESCE(w.observed_at, 0)
+	COALESCE(w.d7_status, ''), COALESCE(w.d7_utilization, 0), COALESCE(w.d7_reset, 0), COALESCE(w.observed_at, 0),
+	a.family_cooldowns, COALESCE(w.representative_claim, '')
 	FROM accounts a
 	LEFT JOIN oauth_tokens t ON t.account_id = a.id
 	LEFT JOIN account_windows w ON w.account_id = a.id`
@@ -37,6 +38,7 @@ func scanAccount(s scanner) (llmgw.Account, error) {
 		cooldown, stateAt, created, update int64
 		expires, lastRefresh               int64
 		h5Reset, d7Reset, observed         int64
+		familyCooldowns                    string
 	)
 	w := &a.Windows
 	err := s.Scan(&a.ID, &a.Name, &a.Type, &a.State.Status, &a.State.Reason, &a.APIKey, &a.BaseURL,
@@ -47,7 +49,8 @@ func scanAccount(s scanner) (llmgw.Account, error) {
 		&a.OrganizationUUID, &a.TokenGeneration, &lastRefresh,
 		&a.RefreshError,
 		&w.Status, &w.FiveHour.Status, &w.FiveHour.Utilization, &h5Reset,
-		&w.SevenDay.Status, &w.SevenDay.Utilization, &d7Reset, &observed)
+		&w.SevenDay.Status, &w.SevenDay.Utilization, &d7Reset, &observed,
+		&familyCooldowns, &w.Claim)
 	if err != nil {
 		return a, err
 	}
@@ -60,6 +63,9 @@ func scanAccount(s scanner) (llmgw.Account, error) {
 		a.Scopes = nil
 	}
 	a.State.CooldownUntil = fromMs(cooldown)
+	if a.State.FamilyCooldowns, err = decodeFamilyCooldowns(familyCooldowns); err != nil {
+		return a, fmt.Errorf("account %s: %w", a.Name, err)
+	}
 	a.State.At = fromMs(stateAt)
 	a.CreatedAt = fromMs(created)
 	a.UpdatedAt = fromMs(update)
@@ -412,6 +418,9 @@ func getAccount(ctx context.Context, q queryer, name string) (*llmgw.Account, er
 	if err := attachOwners(ctx, q, one); err != nil {
 		return nil, fmt.Errorf("get account %s: %w", name, err)
 	}
+	if err := attachScoped(ctx, q, one); err != nil {
+		return nil, fmt.Errorf("get account %s: %w", name, err)
+	}
 	return &one[0], nil
 }
 
@@ -484,6 +493,9 @@ func getAccountByID(ctx context.Context, q queryer, id int64) (*llmgw.Account, e
 	if err := attachOwners(ctx, q, one); err != nil {
 		return nil, fmt.Errorf("get account %d: %w", id, err)
 	}
+	if err := attachScoped(ctx, q, one); err != nil {
+		return nil, fmt.Errorf("get account %d: %w", id, err)
+	}
 	return &one[0], nil
 }
 
@@ -510,6 +522,9 @@ func listAccounts(ctx context.Context, q queryer) ([]llmgw.Account, error) {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
 	if err := attachOwners(ctx, q, out); err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	if err := attachScoped(ctx, q, out); err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
 	return out, nil
@@ -548,7 +563,7 @@ func (db *DB) AccountStats(ctx context.Context) (map[int64]llmgw.AccountStats, e
 }
 
 // SetAccountStatus is the operator's override: it sets the named account's
-// status and reason, clears any cooldown and stamps the state with the
+// status and reason, clears any cooldown (family cooldowns too) and stamps the state with the
 // current time, so that it beats every state the server decided earlier. It
 // returns an error wrapping llmgw.ErrNotFound if there is no such account
 // and llmgw.ErrInvalid for an unknown status.
@@ -558,7 +573,7 @@ func (db *DB) SetAccountStatus(ctx context.Context, name string, st llmgw.Accoun
 	}
 	now := ms(db.now())
 	res, err := db.wdb.ExecContext(ctx, `
-		UPDATE accounts SET status = ?, status_reason = ?, cooldown_until = 0, state_at = ?, updated_at = ?
+		UPDATE accounts SET status = ?, status_reason = ?, cooldown_until = 0, family_cooldowns = '', state_at = ?, updated_at = ?
 		WHERE name = ?`,
 		st, reason, now, now, name)
 	if err != nil {
@@ -624,7 +639,8 @@ func saveStates(ctx context.Context, tx *sql.Tx, states map[int64]llmgw.AccountS
 		return nil
 	}
 	stmt, err := tx.PrepareContext(ctx, `
-		UPDATE accounts SET status = ?, status_reason = ?, cooldown_until = ?, last_error = ?, state_at = ?
+		UPDATE accounts SET status = ?, status_reason = ?, cooldown_until = ?, last_error = ?, state_at = ?,
+			family_cooldowns = ?
 		WHERE id = ? AND state_at <= ?`)
 	if err != nil {
 		return fmt.Errorf("save account states: %w", err)
@@ -632,7 +648,8 @@ func saveStates(ctx context.Context, tx *sql.Tx, states map[int64]llmgw.AccountS
 	defer stmt.Close()
 	for id, st := range states {
 		at := ms(st.At)
-		if _, err := stmt.ExecContext(ctx, st.Status, st.Reason, ms(st.CooldownUntil), st.LastError, at, id, at); err != nil {
+		if _, err := stmt.ExecContext(ctx, st.Status, st.Reason, ms(st.CooldownUntil), st.LastError, at,
+			encodeFamilyCooldowns(st.FamilyCooldowns), id, at); err != nil {
 			return fmt.Errorf("save state of account %d: %w", id, err)
 		}
 	}

@@ -405,5 +405,5 @@ func saveWindows(ctx context.Context, tx *sql.Tx, windows map[int64]llmgw.Window
 			return fmt.Errorf("save windows of account %d: %w", id, err)
 		}
 	}
-	return nil
+	return saveScopedWindows(ctx, tx, windows)
 }
