@@ -406,9 +406,15 @@ func TestContract_ResponsesWebSocket426(t *testing.T) {
 	}
 
 	// A real WebSocket client.
-	_, res, err := websocket.Dial(ctx(t), "ws"+strings.TrimPrefix(g.URL, "http")+"/v1/responses", &websocket.DialOptions{
+	conn, res, err := websocket.Dial(ctx(t), "ws"+strings.TrimPrefix(g.URL, "http")+"/v1/responses", &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + testKey}},
 	})
+	if conn != nil {
+		_ = conn.CloseNow()
+	}
+	if res != nil && res.Body != nil {
+		_ = res.Body.Close()
+	}
 	if err == nil || res == nil || res.StatusCode != http.StatusUpgradeRequired {
 		t.Errorf("websocket.Dial = %v, %v; want a 426 refusal", res, err)
 	}
