@@ -100,3 +100,14 @@ func (p *pool) waitingFor(accts []llmgw.Account) map[int64]int {
 	}
 	return out
 }
+
+// notify hands an event to Config.Notify, stamped with the server's clock.
+func (s *Server) notify(e llmgw.Event) {
+	if s.cfg.Notify == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = s.cfg.Now()
+	}
+	s.cfg.Notify(e)
+}

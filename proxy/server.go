@@ -96,6 +96,11 @@ type Config struct {
 	// Location is the time zone of the calendar windows of limits (a day
 	// starts at midnight there). Default UTC.
 	Location *time.Location
+	// Notify receives the events an operator is alerted to (an account put
+	// in error, a window past its threshold, a key near its limit, no
+	// account left). It must not block: the alerts sender queues. Nil drops
+	// them.
+	Notify func(llmgw.Event)
 	// NoAffinity turns session affinity off: every request is routed as if
 	// it were a conversation's first.
 	NoAffinity bool
