@@ -22,15 +22,20 @@ const (
 	EventRecovered EventKind = "recovered"
 )
 
-// Event is one alert. Subject (an account or key name, or "" for the pool)
-// and Kind together identify an episode, so repeats can be rate-limited.
+// Event is one alert. Subject (an account or key name, or "" for the pool),
+// Kind and Scope together identify an episode, so repeats can be
+// rate-limited.
 type Event struct {
 	Kind    EventKind
 	Account string // the account concerned, if any
 	Key     string // the client key concerned, if any
 	Reason  string // what happened, in words
 	Fix     string // the command that fixes it, if there is one
-	Time    time.Time
+	// Scope narrows the episode within its subject and kind: the window
+	// (five_hour) of an EventWindow, the limit and level (tokens/1d 80%) of
+	// an EventKeyLimit; "" otherwise.
+	Scope string
+	Time  time.Time
 }
 
 // Subject is what an episode of the event is about.

@@ -116,6 +116,9 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = &errBusy{wait: s.cfg.Timeout}
 			}
+			if len(tried) == 0 {
+				s.noAccount(err) // every account down, not only those this request tried
+			}
 			if last != nil || lastErr != nil {
 				break // nothing left to try: answer with what the last try got
 			}
@@ -134,11 +137,12 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			tried[ch.a.ID] = true
 			dropSession(ch.a)
 			s.log.LogAttrs(ctx, slog.LevelWarn, "upstream failed before the first byte, failing over",
-				slog.String("account", ch.a.Name), slog.String("err", rootCause(err)))
+				slog.String("request_id", entryFrom(ctx).id), slog.String("account", ch.a.Name), slog.String("err", rootCause(err)))
 			continue
 		}
 		switch verdict.Next {
 		case Deliver:
+			s.served()
 			if sp != nil && c.usage != nil {
 				c.usage.Affinity = sp.outcome(ch.a.ID)
 			}
@@ -155,7 +159,8 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 					retry = ch.a.ID
 					continue
 				}
-				s.log.LogAttrs(ctx, slog.LevelWarn, "token refresh failed", slog.String("account", ch.a.Name), slog.String("err", rerr.Error()))
+				s.log.LogAttrs(ctx, slog.LevelWarn, "token refresh failed", slog.String("request_id", entryFrom(ctx).id),
+					slog.String("account", ch.a.Name), slog.String("err", rerr.Error()))
 			}
 			// No refresh helped: the credential itself is bad.
 			s.applyEffect(ch.a, ch.h, verdict.Account, verdict.Account.Broken)
@@ -164,7 +169,7 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 		dropSession(ch.a)
 		last, lastErr = res, nil
 		s.log.LogAttrs(ctx, slog.LevelWarn, "upstream refused, failing over",
-			slog.String("account", ch.a.Name), slog.Int("status", res.status))
+			slog.String("request_id", entryFrom(ctx).id), slog.String("account", ch.a.Name), slog.Int("status", res.status))
 	}
 	if last != nil {
 		return last, nil
@@ -354,6 +359,7 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		h.windows = ws
 		h.mu.Unlock()
 		s.rec.RecordWindows(a.ID, ws)
+		s.windowsPassed(a, prev, ws)
 	}
 	if resp.StatusCode >= 300 {
 		return s.judgeRefusal(t, kind, resp, res)
@@ -532,11 +538,14 @@ func holdPrefix(events *sse.Reader) (held []sse.Event, errEv *sse.Event, err err
 func (s *Server) applyEffect(a *llmgw.Account, h *health, v Effect, lastErr string) {
 	switch {
 	case v.Broken != "":
+		var was llmgw.AccountStatus
 		st := s.pool.setState(a, h, func(st *llmgw.AccountState) {
+			was = st.Status
 			st.Status, st.Reason, st.LastError = llmgw.StatusError, v.Broken, lastErr
 		})
 		s.rec.RecordState(a.ID, st)
 		s.log.Warn("account put in error", "account", a.Name, "reason", v.Broken)
+		s.accountBroken(a, was, v.Broken)
 	case v.CoolUntil.After(s.cfg.Now()):
 		until := v.CoolUntil
 		st := s.pool.setState(a, h, func(st *llmgw.AccountState) {

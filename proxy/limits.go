@@ -77,7 +77,10 @@ func (s *Server) settle(e *entry, u *llmgw.Usage) {
 	}
 	used := policy.ChargeOf(s.cfg.Catalog, policy.UsedBy(u), len(u.Attempts))
 	if u.KeyID != 0 {
-		s.ledger.Settle(policy.Subject{ID: u.KeyID}, e.reserved, u.RequestID, u.Time, used)
+		cs := s.ledger.Settle(policy.Subject{ID: u.KeyID}, e.reserved, u.RequestID, u.Time, used)
+		if len(cs) > 0 && e.key != nil && e.key.ID == u.KeyID {
+			s.limitsPassed(e.key.Name, cs)
+		}
 	}
 	if u.AccountID != 0 {
 		s.ledger.Settle(accountSubject(u.AccountID), policy.Charge{}, u.RequestID, u.Time, used)

@@ -121,6 +121,9 @@ type exclusion struct {
 	name    string
 	reason  string
 	cooling time.Time // set when the only reason is a cooldown
+	// unavailable marks an account that serves no request in its state
+	// (disabled, in error), for the no_account alert.
+	unavailable bool
 }
 
 // candidate is an account that may serve, with what the choice needs.
@@ -253,21 +256,21 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 		cool, coolReason := coolingFor(st, fam, now)
 		switch {
 		case st.Status == llmgw.StatusDisabled:
-			excl = append(excl, exclusion{a.Name, "disabled", time.Time{}})
+			excl = append(excl, exclusion{a.Name, "disabled", time.Time{}, true})
 		case st.Status == llmgw.StatusError:
-			excl = append(excl, exclusion{a.Name, "in error: " + st.Reason, time.Time{}})
+			excl = append(excl, exclusion{a.Name, "in error: " + st.Reason, time.Time{}, true})
 		case !a.Serves(model):
-			excl = append(excl, exclusion{a.Name, "model " + model + " not allowed", time.Time{}})
+			excl = append(excl, exclusion{a.Name, "model " + model + " not allowed", time.Time{}, false})
 		case allowed != nil && allowed(a) != "":
-			excl = append(excl, exclusion{a.Name, allowed(a), time.Time{}})
+			excl = append(excl, exclusion{a.Name, allowed(a), time.Time{}, false})
 		case tried[a.ID] && cool.After(now):
-			excl = append(excl, exclusion{a.Name, coolReason, cool})
+			excl = append(excl, exclusion{a.Name, coolReason, cool, false})
 		case tried[a.ID]:
 			reason := "failed for this request"
 			if st.LastError != "" {
 				reason += ": " + st.LastError
 			}
-			excl = append(excl, exclusion{a.Name, reason, time.Time{}})
+			excl = append(excl, exclusion{a.Name, reason, time.Time{}, false})
 		case a.MaxConcurrency > 0 && inflight >= a.MaxConcurrency:
 			anyFull = true
 			boundFull = boundFull || want.session != nil && a.ID == want.session.prefer

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -104,6 +105,13 @@ type Config struct {
 	// NoAffinity turns session affinity off: every request is routed as if
 	// it were a conversation's first.
 	NoAffinity bool
+	// WindowThreshold is the utilization (0..1) of a subscription window
+	// past which Notify hears of it. Default DefaultWindowThreshold.
+	WindowThreshold float64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed: the
+	// request log's client is then the first address in it, from the right,
+	// that is not itself a trusted proxy. Empty: the peer is the client.
+	TrustedProxies []netip.Prefix
 	// UsageLog is the request log, read when a key's or an account's limits
 	// are set or changed to sum the use in their windows. Without it, use
 	// counts from zero.
@@ -125,6 +133,7 @@ type Server struct {
 	ledger   *policy.Ledger // use against limits
 	affinity *bindings      // sessions and the accounts that serve them
 	keySlots keySlots       // requests in flight per client key
+	outage   atomic.Bool    // a no_account alert went out and no request was served since
 }
 
 // view is a snapshot with the indexes the hot path needs.
@@ -180,6 +189,9 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 	}
 	if cfg.Catalog == nil {
 		cfg.Catalog = anthropic.Builtin()
+	}
+	if cfg.WindowThreshold <= 0 {
+		cfg.WindowThreshold = DefaultWindowThreshold
 	}
 	s := &Server{
 		cfg:      cfg,
@@ -445,6 +457,9 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 // the panic and its stack go to the log.
 var errPanic = errors.New("internal error in llmgw")
 
+// maxLoggedUserAgent bounds the User-Agent the request log line carries.
+const maxLoggedUserAgent = 256
+
 // logRequest writes a request's log line.
 func (s *Server) logRequest(r *http.Request, e *entry, status int, start time.Time) {
 	if status == 0 {
@@ -456,6 +471,13 @@ func (s *Server) logRequest(r *http.Request, e *entry, status int, start time.Ti
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("dur_ms", s.cfg.Now().Sub(start).Milliseconds()),
+		slog.String("client", clientAddr(r, s.cfg.TrustedProxies)),
+	}
+	if ua := r.UserAgent(); ua != "" {
+		if len(ua) > maxLoggedUserAgent {
+			ua = strings.ToValidUTF8(ua[:maxLoggedUserAgent], "") + "…" // a client must not grow the log at will
+		}
+		attrs = append(attrs, slog.String("user_agent", ua))
 	}
 	if e.key != nil {
 		attrs = append(attrs, slog.String("key", e.key.Name))

@@ -445,15 +445,29 @@ func refusal(name string, m *meter, u Use, now time.Time) *Refusal {
 	return r
 }
 
+// Crossing is a limit whose use passed one of the Levels with one settled
+// request.
+type Crossing struct {
+	Limit llmgw.Limit
+	Level float64 // the highest of Levels passed
+	Used  float64 // the use after the request
+}
+
+// Levels are the shares of a limit whose passing Settle reports: 80% and
+// 100%.
+var Levels = [...]float64{0.8, 1}
+
 // Settle counts what a finished request of subject s used, at time at
 // (when it arrived, as the request log has it), in place of what it
 // reserved. Every request that may count against a subject settles, those
-// that reserved nothing included: a limit set while it ran must see it.
-func (l *Ledger) Settle(s Subject, reserved Charge, requestID string, at time.Time, used Charge) {
-	l.settle(s, reserved, Row{RequestID: requestID, Time: at, Charge: used})
+// that reserved nothing included: a limit set while it ran must see it. It
+// returns the limits whose use passed one of Levels with this request (the
+// highest level passed, once per limit); nil for a subject without limits.
+func (l *Ledger) Settle(s Subject, reserved Charge, requestID string, at time.Time, used Charge) []Crossing {
+	return l.settle(s, reserved, Row{RequestID: requestID, Time: at, Charge: used})
 }
 
-func (l *Ledger) settle(s Subject, est Charge, r Row) {
+func (l *Ledger) settle(s Subject, est Charge, r Row) []Crossing {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -462,12 +476,30 @@ func (l *Ledger) settle(s Subject, est Charge, r Row) {
 	}
 	ms := l.subs[s]
 	if ms == nil {
-		return
+		return nil
 	}
 	ms.reserved = ms.reserved.minus(est)
-	if r.Charge != (Charge{}) {
-		ms.add(r, now, l.loc)
+	if r.Charge == (Charge{}) {
+		return nil
 	}
+	before := make([]float64, len(ms.m))
+	for i := range ms.m {
+		ms.m[i].roll(now, l.loc)
+		before[i] = ms.m[i].used
+	}
+	ms.add(r, now, l.loc)
+	var out []Crossing
+	for i := range ms.m {
+		m := &ms.m[i]
+		for j := len(Levels) - 1; j >= 0; j-- {
+			mark := Levels[j] * m.limit.Amount
+			if before[i] < mark && m.used >= mark {
+				out = append(out, Crossing{Limit: m.limit, Level: Levels[j], Used: m.used})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Use reports subject s's use against each of its limits, or nil if it has

@@ -2,10 +2,13 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/llmgw/llmgw"
 )
@@ -243,5 +246,34 @@ func TestMeasure(t *testing.T) {
 	}
 	if s := Since(ls, now, time.UTC); !s.Equal(time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("Since = %s", s)
+	}
+}
+
+// Settle reports a limit's use passing 80% and 100%, once each, the
+// highest level only when one request passes both, and again once a new
+// window starts.
+func TestLedger_SettleReportsCrossings(t *testing.T) {
+	l, clk := newLedger(t, "requests=10/day,usd=1/day", time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC))
+	settle := func(c Charge) []string {
+		var out []string
+		for _, x := range l.Settle(alice, Charge{}, "", clk.Now(), c) {
+			out = append(out, fmt.Sprintf("%s %.0f%% %g", x.Limit.Kind, x.Level*100, x.Used))
+		}
+		return out
+	}
+	var got [][]string
+	for range 9 {
+		got = append(got, settle(Charge{Requests: 1}))
+	}
+	got = append(got, settle(Charge{Requests: 1, USD: 2}))
+	got = append(got, settle(Charge{Requests: 1}))
+	clk.Advance(24 * time.Hour)
+	got = append(got, settle(Charge{Requests: 8}))
+	want := [][]string{nil, nil, nil, nil, nil, nil, nil, {"requests 80% 8"}, nil, {"requests 100% 10", "usd 100% 2"}, nil, {"requests 80% 8"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("crossings (-want +got):\n%s", diff)
+	}
+	if cs := l.Settle(Subject{ID: 99}, Charge{}, "", clk.Now(), Charge{Requests: 1}); cs != nil {
+		t.Errorf("a subject without limits crossed %v", cs)
 	}
 }
