@@ -31,6 +31,14 @@ const (
 	// refresh token) is then stored rather than lost; a hanging one no
 	// longer holds up a shutdown for the whole token request timeout.
 	stopGrace = 2 * time.Second
+	// failingRefreshes and failingFor say when transient refresh failures
+	// become an llmgw.EventRefreshFailing, whichever comes first: three in
+	// a row (about 35 s with the backoff), or a streak that has lasted ten
+	// minutes (a long retry-after from the token endpoint). One failure is
+	// common and heals by itself; a streak means the token may expire
+	// before a refresh succeeds.
+	failingRefreshes = 3
+	failingFor       = 10 * time.Minute
 )
 
 // Manager holds the access tokens of every OAuth account in memory, hands
@@ -64,6 +72,8 @@ type entry struct {
 	hasRefresh bool
 
 	failures int       // transient refresh failures in a row
+	since    time.Time // when the streak of failures began
+	alerted  bool      // the streak was told to Config.Notify
 	retryAt  time.Time // no refresh before this while failures > 0
 	lastErr  error
 	dead     error          // a *LoginRequiredError until a newer generation arrives
@@ -99,6 +109,7 @@ func (e *entry) take(a *llmgw.Account) {
 	e.access, e.expires, e.issued = a.AccessToken, a.ExpiresAt, a.LastRefresh
 	e.gen, e.hasRefresh = a.TokenGeneration, a.RefreshToken != ""
 	e.failures, e.retryAt, e.lastErr, e.dead, e.pending = 0, time.Time{}, nil, nil, nil
+	e.since = time.Time{}
 }
 
 // Sync takes the tokens of every OAuth account in snap whose generation is
@@ -268,6 +279,10 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 			m.log.Info("token refresh works again", "account", e.name)
 			e.lastLog = outcomeOK
 		}
+		if e.alerted {
+			e.alerted = false
+			m.notify(llmgw.Event{Kind: llmgw.EventRecovered, Account: e.name, Reason: "token refresh works again"})
+		}
 	case errors.Is(err, context.Canceled):
 		// Run's ctx ended (a shutdown) during the refresh: not a failure of
 		// the account; the next Run tries again.
@@ -277,14 +292,27 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 		if e.lastLog != outcomeDead {
 			m.log.Error("account needs a new login", "account", e.name, "reason", lre.Reason)
 			e.lastLog = outcomeDead
+			e.alerted = false // the account_error below ends the refresh_failing episode
+			m.notify(llmgw.Event{Kind: llmgw.EventAccountError, Account: e.name, Reason: lre.Reason,
+				Fix: "llmgw account login --name " + e.name})
 		}
 	default:
 		if errors.As(err, &ue) {
 			e.pending = ue
 		}
+		if e.failures == 0 {
+			e.since = now
+		}
 		e.failures++
 		e.lastErr = err
 		e.retryAt = now.Add(backoff(e.failures, err))
+		if !e.alerted && (e.failures >= failingRefreshes || now.Sub(e.since) >= failingFor) {
+			e.alerted = true
+			m.notify(llmgw.Event{Kind: llmgw.EventRefreshFailing, Account: e.name,
+				Reason: fmt.Sprintf("%d token refreshes in a row failed since %s; the last: %v",
+					e.failures, e.since.UTC().Format(time.RFC3339), err),
+				Fix: "llmgw account refresh " + e.name})
+		}
 		if e.lastLog != outcomeFailing {
 			// Logged once per streak; the account keeps its current token
 			// while it is valid.
@@ -293,6 +321,15 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 			e.lastLog = outcomeFailing
 		}
 	}
+}
+
+// notify hands e to Config.Notify, stamped with the Manager's clock.
+func (m *Manager) notify(e llmgw.Event) {
+	if m.cfg.Notify == nil {
+		return
+	}
+	e.Time = m.cfg.now()
+	m.cfg.Notify(e)
 }
 
 // backoff is how long to wait after the n-th failure in a row: 5 s doubling

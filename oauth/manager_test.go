@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/oauth"
 	"github.com/llmgw/llmgw/oauth/oauthtest"
@@ -543,5 +545,81 @@ func TestRefreshNow_APIKeyAccount(t *testing.T) {
 	err := oauth.RefreshNow(context.Background(), e.cfg, e.db, k.ID)
 	if !errors.Is(err, llmgw.ErrInvalid) {
 		t.Errorf("RefreshNow of an API-key account: err = %v, want ErrInvalid", err)
+	}
+}
+
+// notifications collects what Config.Notify hears.
+type notifications struct {
+	mu  sync.Mutex
+	got []llmgw.Event
+}
+
+func (n *notifications) notify(e llmgw.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.got = append(n.got, e)
+}
+
+func (n *notifications) kinds() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, e := range n.got {
+		out = append(out, string(e.Kind)+" "+e.Account)
+	}
+	return out
+}
+
+// Three transient failures in a row are told once; the refresh that works
+// again is told once too.
+func TestManager_NotifiesRefreshFailing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, -time.Minute)
+	var n notifications
+	e.cfg.Notify = n.notify
+	m := e.manager(t, e.db)
+	ctx := context.Background()
+	e.s.Script(oauthtest.Reply{Status: 503}, oauthtest.Reply{Status: 503}, oauthtest.Reply{Status: 503}, oauthtest.Reply{Status: 503})
+	for i := range 4 {
+		if _, err := m.AccessToken(ctx, &e.a); err == nil {
+			t.Fatalf("refresh %d worked through a 503", i+1)
+		}
+		if got := len(n.kinds()); got != min(i/2, 1) {
+			t.Errorf("after %d failures: %d notifications, want %d", i+1, got, min(i/2, 1))
+		}
+		e.clk.Advance(maxBackoffForTest)
+	}
+	if _, err := m.AccessToken(ctx, &e.a); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"refresh_failing max", "recovered max"}, n.kinds()); diff != "" {
+		t.Errorf("notifications (-want +got):\n%s", diff)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r := n.got[0].Reason; !strings.Contains(r, "3 token refreshes in a row failed") || !strings.Contains(r, "503") {
+		t.Errorf("reason %q", r)
+	}
+}
+
+// maxBackoffForTest is past the longest backoff between refresh tries.
+const maxBackoffForTest = 6 * time.Minute
+
+// A dead refresh token puts the account in error and says how to log in.
+func TestManager_NotifiesInvalidGrant(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, -time.Minute)
+	var n notifications
+	e.cfg.Notify = n.notify
+	m := e.manager(t, e.db)
+	e.s.Revoke(e.a.RefreshToken)
+	for range 2 {
+		_, _ = m.AccessToken(context.Background(), &e.a) // fails: the token is dead
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.got) != 1 || n.got[0].Kind != llmgw.EventAccountError || n.got[0].Fix != "llmgw account login --name max" ||
+		!strings.Contains(n.got[0].Reason, "invalid_grant") || n.got[0].Time.IsZero() {
+		t.Errorf("notifications = %+v, want one account_error with the login fix", n.got)
 	}
 }

@@ -74,6 +74,12 @@ type Config struct {
 	// Logger receives the Manager's refresh events; nil means
 	// slog.Default(). Tokens are never logged.
 	Logger *slog.Logger
+	// Notify, if set, hears of a Manager's accounts whose refresh token is
+	// dead (llmgw.EventAccountError), whose refreshes keep failing
+	// (llmgw.EventRefreshFailing: failingRefreshes in a row, or failing
+	// for failingFor) and, after that, refresh again (llmgw.EventRecovered).
+	// It must not block.
+	Notify func(llmgw.Event)
 }
 
 // DefaultConfig returns the real Claude Code endpoints, client id, scopes and
