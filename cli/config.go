@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/llmgw/llmgw"
 	"github.com/llmgw/llmgw/oauth"
+	"github.com/llmgw/llmgw/proxy"
 	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
@@ -36,6 +38,7 @@ type Config struct {
 	OAuth    OAuthConfig    `yaml:"oauth"`
 	Models   ModelsConfig   `yaml:"models"`
 	Routing  RoutingConfig  `yaml:"routing"`
+	Alerts   AlertsConfig   `yaml:"alerts"`
 	// Prices maps a model glob pattern (path.Match, e.g. "claude-opus-4-5*")
 	// to its price in USD per million tokens. They take precedence over the
 	// catalog's prices; among several matching patterns the longest wins.
@@ -46,6 +49,8 @@ type Config struct {
 	catalog *anthropic.Catalog
 	// location is server.timezone, loaded by validate; see Location.
 	location *time.Location
+	// trustedProxies is server.trusted_proxies, parsed by validate.
+	trustedProxies []netip.Prefix
 }
 
 // RoutingConfig tunes how requests are spread over accounts.
@@ -89,6 +94,10 @@ type ServerConfig struct {
 	// Timezone is where the calendar windows of limits (day, week, month)
 	// begin: UTC (the default), Local or an IANA name such as Europe/Berlin.
 	Timezone string `yaml:"timezone"`
+	// TrustedProxies are the reverse proxies in front of llmgw, as IP
+	// addresses or CIDR ranges: only for a connection from one of them does
+	// the request log take the client's address from X-Forwarded-For.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // AuthConfig holds the static client keys accepted in addition to the ones
@@ -226,6 +235,7 @@ func defaultConfig() *Config {
 			MaxWaiting:             defaultMaxWaiting,
 		},
 		Logging: LoggingConfig{Level: defaultLogLevel},
+		Alerts:  AlertsConfig{WindowThreshold: proxy.DefaultWindowThreshold},
 		Upstream: UpstreamConfig{
 			MaxAttempts:             defaultMaxAttempts,
 			MaxBodyBytes:            defaultMaxBodyBytes,
@@ -324,6 +334,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("routing.affinity %q is not on or off", c.Routing.Affinity)
 	}
 	if err := c.Logging.validate(); err != nil {
+		return err
+	}
+	if c.trustedProxies, err = parsePrefixes(c.Server.TrustedProxies); err != nil {
+		return err
+	}
+	if err := c.Alerts.validate(os.LookupEnv); err != nil {
 		return err
 	}
 	for from, to := range c.Models.Aliases {
@@ -486,6 +502,29 @@ func (c *Config) OAuthConfig() oauth.Config {
 func (c *Config) Listen() string {
 	return net.JoinHostPort(c.Server.Host, strconv.Itoa(c.Server.Port))
 }
+
+// parsePrefixes parses server.trusted_proxies: each an IP address (a
+// single-address range) or a CIDR range.
+func parsePrefixes(in []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(in))
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %q is not an IP address or a CIDR range such as 10.0.0.0/8", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// TrustedProxies returns server.trusted_proxies as address ranges.
+func (c *Config) TrustedProxies() []netip.Prefix { return c.trustedProxies }
 
 // Location returns server.timezone, where the calendar windows of limits
 // begin.

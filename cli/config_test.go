@@ -32,6 +32,7 @@ func TestLoadConfig_Defaults(t *testing.T) {
 		},
 		Logging:  LoggingConfig{Level: "info"},
 		Upstream: UpstreamConfig{MaxAttempts: 3, MaxBodyBytes: 32 << 20, FirstByteTimeoutSeconds: 60},
+		Alerts:   AlertsConfig{WindowThreshold: 0.9},
 	}
 	if diff := cmp.Diff(want, cfg, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -95,6 +96,7 @@ prices:
 			{Name: "static-3", Key: "sk-static-FAKE-third-0123456"},
 		}},
 		Logging:  LoggingConfig{Level: "debug", Format: "json"},
+		Alerts:   AlertsConfig{WindowThreshold: 0.9},
 		Upstream: UpstreamConfig{BaseURL: "http://127.0.0.1:9999", MaxAttempts: 5, MaxBodyBytes: 32 << 20, FirstByteTimeoutSeconds: 45},
 		Prices: map[string]Price{
 			"claude-opus-4-5*": {Input: 4, Output: 20, CacheRead: 0.4, CacheWrite5m: 5, CacheWrite1h: 8},

@@ -43,6 +43,8 @@ const (
 	// token refresher. The refresher cancels a token request under way
 	// after a 2 s grace (oauth.Manager.Run).
 	backgroundStopTimeout = 5 * time.Second
+	// alertsStopTimeout bounds sending the alerts still queued.
+	alertsStopTimeout = 5 * time.Second
 	// flushTimeout bounds writing the last usage rows.
 	flushTimeout = 30 * time.Second
 )
@@ -114,12 +116,22 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 
 	usage := store.NewUsageWriter(db, store.UsageWriterOptions{})
 	usage.Logger = log.With("component", "usage")
+	alerts := newAlertSender(env.cfg.Alerts, log.With("component", "alerts"))
+	if alerts != nil {
+		alerts.Start()
+	}
 	ocfg := env.cfg.OAuthConfig()
 	ocfg.Logger = log.With("component", "oauth")
+	if alerts != nil {
+		ocfg.Notify = alerts.Notify
+	}
 	tokens := oauth.NewManager(ocfg, db)
 	tokens.Sync(snap)
 	pc := proxyConfig(env.cfg)
 	pc.Logger = log
+	if alerts != nil {
+		pc.Notify = alerts.Notify
+	}
 	pc.UsageLog = usageLog{db: db, writer: usage, catalog: pc.Catalog}
 	pc.Kinds = map[llmgw.AccountType]proxy.Kind{
 		llmgw.AccountAPIKey: proxy.APIKeyKind{},
@@ -131,6 +143,9 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	ln, err := listen()
 	if err != nil {
 		_ = usage.Close(context.Background())
+		if alerts != nil {
+			_ = alerts.Close(context.Background()) // nothing was sent yet: it returns at once
+		}
 		return fmt.Errorf("%w (is another llmgw running? pass --listen ADDR)", err)
 	}
 	limit, limitKnown := openFileLimit()
@@ -195,8 +210,10 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	//  2. stop the reload loop and the token refresher: a token request
 	//     under way is cancelled after a short grace, and if they have not
 	//     stopped within backgroundStopTimeout, say so and go on;
-	//  3. write every usage row, under a fresh deadline;
-	//  4. close the database (deferred above).
+	//  3. stop the alerts: each one still queued gets one try, for up to
+	//     alertsStopTimeout, and retries under way are given up (logged);
+	//  4. write every usage row, under a fresh deadline;
+	//  5. close the database (deferred above).
 	drainCtx, cancel := context.WithTimeout(context.Background(), env.cfg.Timeout())
 	defer cancel()
 	if err := hs.Shutdown(drainCtx); err != nil {
@@ -212,6 +229,14 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	stopBackground()
 	if !waitClosed(backgroundStopTimeout, reloadDone, refreshDone) {
 		log.Warn("reload loop or token refresher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
+	}
+
+	if alerts != nil {
+		alertsCtx, cancelAlerts := context.WithTimeout(context.Background(), alertsStopTimeout)
+		if err := alerts.Close(alertsCtx); err != nil {
+			log.Warn("alerts not all sent before stopping", "err", err)
+		}
+		cancelAlerts()
 	}
 
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
@@ -240,6 +265,8 @@ func proxyConfig(cfg *Config) proxy.Config {
 		MaxHeaderCount:   cfg.Server.MaxHeaderCount,
 		Location:         cfg.Location(),
 		NoAffinity:       cfg.Routing.affinityOff(),
+		WindowThreshold:  cfg.Alerts.WindowThreshold,
+		TrustedProxies:   cfg.TrustedProxies(),
 	}
 }
 

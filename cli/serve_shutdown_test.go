@@ -291,6 +291,7 @@ models:
 		Catalog:          cfg.Catalog(),
 		Location:         cfg.Location(),
 		NoAffinity:       true,
+		WindowThreshold:  0.9,
 	}
 	if cfg.Location().String() != "Europe/Berlin" {
 		t.Errorf("server.timezone loaded as %s", cfg.Location())
