@@ -116,8 +116,10 @@ func (s *Server) do(ctx context.Context, c *call) (*result, error) {
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = &errBusy{wait: s.cfg.Timeout}
 			}
-			if len(tried) == 0 {
-				s.noAccount(err) // every account down, not only those this request tried
+			if len(tried) == 0 && len(accts) == len(v.snap.Accounts) {
+				// The first pick, over every account (not a retry on one):
+				// an outage if each is down for its own state.
+				s.noAccount(err)
 			}
 			if last != nil || lastErr != nil {
 				break // nothing left to try: answer with what the last try got
