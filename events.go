@@ -17,7 +17,8 @@ const (
 	// EventKeyLimit: a client key reached 80% or 100% of a limit.
 	EventKeyLimit EventKind = "key_limit"
 	// EventNoAccount: no account could serve; EventRecovered follows once
-	// one can again.
+	// one can again. An EventRecovered with Account set says that account's
+	// OAuth refresh works again after an EventRefreshFailing.
 	EventNoAccount EventKind = "no_account"
 	EventRecovered EventKind = "recovered"
 )
