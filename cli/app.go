@@ -158,6 +158,7 @@ Example:
 			keyCommand(env),
 			usageCommand(env),
 			serveCommand(env),
+			statusCommand(env),
 			versionCommand(),
 			helpCommand(),
 		},
