@@ -121,11 +121,11 @@ func statusCommand(env *appEnv) *urfave.Command {
 		Usage:     "show what the running server is doing now",
 		UsageText: "llmgw status [--json] [--watch]",
 		Description: `Shows, per account, its state (and why, with any cooldown), requests in flight
-against its max concurrency, requests waiting, recent time to first byte and
-recent errors (a count that halves every few minutes), its subscription
-windows and when they reset, and when its OAuth token expires; per client key
-and account with limits, the use against each limit and when it resets; and
-the totals.
+against its max concurrency, requests waiting, recent time to first byte,
+recent errors (a count of failures that halves every 30 seconds), its
+subscription windows and when they reset, and when its OAuth token expires;
+per client key and account with limits, the use against each limit and when
+it resets; and the totals.
 
 It reads the row a running "llmgw serve" refreshes every second in the
 database (one per server process; several are merged: in flight and waiting
