@@ -51,13 +51,15 @@ func TestStatus_ThroughRunningServe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The server publishes within a second.
+	// The server publishes within a second. The first request is settled
+	// just after its answer reached the client: wait for that too.
 	var st statusJSON
 	if err := eventually(func() bool {
 		st = statusOf(t, db)
-		return st.Source == "server" && len(st.Accounts) == 1 && st.Accounts[0].InFlight != nil && *st.Accounts[0].InFlight == 1
+		return st.Source == "server" && len(st.Accounts) == 1 && st.Accounts[0].InFlight != nil && *st.Accounts[0].InFlight == 1 &&
+			len(st.Keys) == 1 && len(st.Keys[0].Limits) == 1 && st.Keys[0].Limits[0].Used == 1
 	}); err != nil {
-		t.Fatalf("status never showed the held request in flight: %+v", st)
+		t.Fatalf("status never showed the held request in flight and the first one used: %+v", st)
 	}
 	a := st.Accounts[0]
 	if a.Name != "a" || a.Type != "api_key" || a.Status != "active" || a.MaxConcurrency != 3 || a.Waiting == nil || *a.Waiting != 0 {
