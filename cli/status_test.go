@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 	"github.com/llmgw/llmgw/store"
 )
@@ -285,5 +286,27 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestMergeLive_AddsInFlightAcrossServers(t *testing.T) {
+	t.Parallel()
+	newest := proxy.Live{InFlight: 2, Waiting: 1, Accounts: []proxy.LiveAccount{
+		{ID: 1, Name: "a", InFlight: 2, Waiting: 1, RecentErrors: 0.5, LatencyMs: 100},
+		{ID: 2, Name: "b"},
+	}}
+	older := proxy.Live{InFlight: 4, Waiting: 0, Accounts: []proxy.LiveAccount{
+		{ID: 1, Name: "a", InFlight: 1, RecentErrors: 1, LatencyMs: 900},
+		{ID: 3, Name: "removed", InFlight: 3},
+	}}
+	got := mergeLive([]proxy.Live{newest, older})
+	if got.InFlight != 6 || got.Waiting != 1 {
+		t.Errorf("totals = %d in flight, %d waiting; want 6 and 1", got.InFlight, got.Waiting)
+	}
+	if a := got.Accounts[0]; a.InFlight != 3 || a.Waiting != 1 || a.RecentErrors != 1.5 || a.LatencyMs != 100 {
+		t.Errorf("account a = %+v, want 3 in flight, 1 waiting, 1.5 errors, the newest latency", a)
+	}
+	if len(got.Accounts) != 2 || newest.Accounts[0].InFlight != 2 {
+		t.Errorf("accounts = %+v (newest's own slice changed: %v)", got.Accounts, newest.Accounts[0].InFlight != 2)
 	}
 }
