@@ -219,8 +219,10 @@ func accountListCommand(env *appEnv) *urfave.Command {
 		Name:      "list",
 		Usage:     "list accounts with their status and statistics",
 		UsageText: "llmgw account list [--json]",
-		Description: `Lists every account: status and its reason, priority, weight, cooldown, and the
-request statistics the server records. A second table shows, for oauth
+		Description: `Lists every account: status and its reason, priority, weight, the requests in
+flight against its max concurrency ("n/max", ∞ for unlimited; "-" when no
+server runs: see "llmgw status"), cooldown (until when, and the error that
+started it), and the request statistics the server records. A second table shows, for oauth
 accounts, the subscriber, when the access token expires, the last refresh,
 the 5-hour and 7-day subscription windows (utilization, status, reset) and
 the windows scoped to one model family (7d_oi, 7d-sonnet, ...) as the server
@@ -251,11 +253,19 @@ Example:
 				if err != nil {
 					return err
 				}
+				inflight, err := liveInFlight(c.Context, db, now)
+				if err != nil {
+					return err
+				}
 				if c.Bool("json") {
 					out := make([]accountJSON, len(accts))
 					for i := range accts {
 						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID], now)
 						out[i].LimitUse = limitsJSON(accts[i].Limits, uses[accts[i].ID])
+						if inflight != nil {
+							n := inflight[accts[i].ID]
+							out[i].InFlight = &n
+						}
 					}
 					return writeJSON(c.App.Writer, out)
 				}
@@ -263,7 +273,7 @@ Example:
 					// A hint on stderr; the (empty) table below is the answer.
 					_, _ = fmt.Fprintln(c.App.ErrWriter, `no accounts yet: add one with "llmgw account add" or "llmgw account import"`)
 				}
-				return writeAccountTable(c.App.Writer, accts, stats, uses, now)
+				return writeAccountTable(c.App.Writer, accts, stats, uses, inflight, now)
 			})
 		},
 	}
@@ -284,15 +294,23 @@ func (e *appEnv) accountUses(ctx context.Context, db *store.DB, accts []llmgw.Ac
 	return uses, nil
 }
 
-func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw.AccountStats, uses map[int64][]policy.Use, now time.Time) error {
+// writeAccountTable prints the account list. inflight is what the running
+// servers have in flight per account, nil when none runs (IN FLIGHT "-").
+func writeAccountTable(w io.Writer, accts []llmgw.Account, stats map[int64]llmgw.AccountStats, uses map[int64][]policy.Use,
+	inflight map[int64]int, now time.Time,
+) error {
 	tw := newTable(w)
-	tw.row("NAME\tTYPE\tSTATUS\tPRIORITY\tWEIGHT\tCOOLDOWN UNTIL\tREQUESTS\tERRORS\tAVG LATENCY\tLAST USED\n")
+	tw.row("NAME\tTYPE\tSTATUS\tPRIORITY\tWEIGHT\tIN FLIGHT\tCOOLDOWN\tREQUESTS\tERRORS\tAVG LATENCY\tLAST USED\n")
 	for i := range accts {
 		a := &accts[i]
 		st := stats[a.ID]
-		tw.row("%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
-			a.Name, a.Type, statusText(a.State)+spentText(uses[a.ID]), a.Priority, a.Weight,
-			cooldownText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
+		inf := "-"
+		if inflight != nil {
+			inf = inFlightText(inflight[a.ID], a.MaxConcurrency)
+		}
+		tw.row("%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			a.Name, a.Type, statusText(a.State)+spentText(uses[a.ID]), a.Priority, a.Weight, inf,
+			cooldownReasonText(a.State, now), st.Requests, st.Errors, latencyText(st), formatTime(st.LastUsed))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -391,6 +409,49 @@ func cooldownText(s llmgw.AccountState, now time.Time) string {
 	return formatTime(t) + "; " + f
 }
 
+// cooldownReasonText is the COOLDOWN column of account list: "until
+// 2026-12-09 14:05:10 (429 rate_limit_error: ...)" and the model families
+// cooling down; "-" if none is at now.
+func cooldownReasonText(s llmgw.AccountState, now time.Time) string {
+	var parts []string
+	if t := activeCooldown(s, now); !t.IsZero() {
+		p := "until " + formatTime(t)
+		if r := cooldownReason(s, now); r != "" {
+			p += " (" + truncate(r, cooldownReasonMax) + ")"
+		}
+		parts = append(parts, p)
+	}
+	if f := familyCooldownsText(s, now); f != "" {
+		parts = append(parts, f)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// cooldownReasonMax keeps a long upstream error from widening a table;
+// --json and "account show" have it whole.
+const cooldownReasonMax = 60
+
+// cooldownReason is why the account is cooling down: the error that
+// started the cooldown, or "" if it is not cooling down at now.
+func cooldownReason(s llmgw.AccountState, now time.Time) string {
+	if activeCooldown(s, now).IsZero() {
+		return ""
+	}
+	return oneLine(s.LastError)
+}
+
+// truncate shortens s to n runes, marking the cut with "…".
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 // activeCooldown is when the account's cooldown ends, or zero if it is not
 // cooling down at now: a cooldown that has passed is over, even though the
 // database keeps its time until the server writes a newer state.
@@ -448,6 +509,12 @@ type accountJSON struct {
 	ScopedWindows []scopedWindowJSON `json:"scoped_windows,omitempty"`
 
 	CooldownUntil *string `json:"cooldown_until"` // null unless cooling down now
+	// CooldownReason is the error that started the cooldown; "" unless
+	// cooling down now.
+	CooldownReason string `json:"cooldown_reason"`
+	// InFlight is the requests the running servers have on the account
+	// now (account list only); null when no server runs.
+	InFlight *int `json:"in_flight"`
 	// FamilyCooldowns are the model families the account does not serve
 	// now, while it serves the others.
 	FamilyCooldowns []familyCooldownJSON `json:"family_cooldowns"`
@@ -507,6 +574,7 @@ func newAccountJSON(a *llmgw.Account, st llmgw.AccountStats, now time.Time) acco
 		OwnerKeys:       owners,
 		Limits:          limitStrings(a.Limits),
 		CooldownUntil:   jsonTime(activeCooldown(a.State, now)),
+		CooldownReason:  cooldownReason(a.State, now),
 		FamilyCooldowns: familyCooldownsJSON(a.State, now),
 		LastError:       lastError(a, st),
 		LastErrorAt:     jsonTime(st.LastErrorAt),

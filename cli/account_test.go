@@ -58,7 +58,7 @@ func TestAccount_Lifecycle(t *testing.T) {
 	}
 
 	table := do("account", "list")
-	for _, want := range []string{"NAME", "COOLDOWN UNTIL", "AVG LATENCY", "main", "backup"} {
+	for _, want := range []string{"NAME", "IN FLIGHT", "COOLDOWN", "AVG LATENCY", "main", "backup"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("list table lacks %q:\n%s", want, table)
 		}

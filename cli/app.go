@@ -159,6 +159,7 @@ Example:
 			usageCommand(env),
 			serveCommand(env),
 			alertCommand(env),
+			statusCommand(env),
 			versionCommand(),
 			helpCommand(),
 		},

@@ -113,6 +113,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	if err != nil {
 		return fmt.Errorf("load accounts and keys: %w", err)
 	}
+	warnFirstRun(log, env, snap, time.Now())
 
 	usage := store.NewUsageWriter(db, store.UsageWriterOptions{})
 	usage.Logger = log.With("component", "usage")
@@ -188,6 +189,12 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		defer close(refreshDone)
 		tokens.Run(bgCtx)
 	}()
+	status := newStatusPublisher(db, srv.Live, ln.Addr().String(), log.With("component", "status"))
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		status.run(bgCtx) // the row "llmgw status" reads
+	}()
 
 	// fatal is a serving failure: serve still stops in order, then returns
 	// it, so the process exits non-zero and systemd's Restart=on-failure
@@ -207,9 +214,11 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	//  1. stop accepting and let requests finish, up to
 	//     server.timeout_seconds; past it, cut the connections left and
 	//     wait for their handlers, which still record their usage;
-	//  2. stop the reload loop and the token refresher: a token request
-	//     under way is cancelled after a short grace, and if they have not
-	//     stopped within backgroundStopTimeout, say so and go on;
+	//  2. stop the reload loop, the token refresher and the status
+	//     publisher: a token request under way is cancelled after a short
+	//     grace, and if they have not stopped within
+	//     backgroundStopTimeout, say so and go on; then delete the status
+	//     row, so that "llmgw status" says at once that no server runs;
 	//  3. stop the alerts: each one still queued gets one try, for up to
 	//     alertsStopTimeout, and retries under way are given up (logged);
 	//  4. write every usage row, under a fresh deadline;
@@ -227,8 +236,13 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 
 	stopBackground()
-	if !waitClosed(backgroundStopTimeout, reloadDone, refreshDone) {
-		log.Warn("reload loop or token refresher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
+	if !waitClosed(backgroundStopTimeout, reloadDone, refreshDone, statusDone) {
+		log.Warn("reload loop, token refresher or status publisher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
+	}
+	removeCtx, cancelRemove := context.WithTimeout(context.Background(), backgroundStopTimeout)
+	defer cancelRemove()
+	if err := status.remove(removeCtx); err != nil {
+		log.Warn("server status row left behind: llmgw status will call it stale", "err", err)
 	}
 
 	if alerts != nil {

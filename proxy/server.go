@@ -342,8 +342,10 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok","service":"llmgw"}`))
 }
 
-// readyz answers 200 once a snapshot is loaded and at least one account is
-// usable (active, even if cooling down).
+// readyz answers 200 once a snapshot is loaded, at least one account is
+// usable (active, even if cooling down) and at least one client key is
+// (a stored key neither revoked nor expired, or a static key): without one
+// no request can be served either.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	v := s.view.Load()
@@ -352,15 +354,43 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte(`{"status":"not ready","reason":"no snapshot loaded yet"}`))
 		return
 	}
+	var reasons []string
+	if !s.anyUsableAccount(v) {
+		reasons = append(reasons, "no usable account")
+	}
+	if !s.anyLiveKey(v) {
+		reasons = append(reasons, "no client key")
+	}
+	if len(reasons) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, `{"status":"not ready","reason":%q}`, strings.Join(reasons, "; "))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ready"}`))
+}
+
+func (s *Server) anyUsableAccount(v *view) bool {
 	for i := range v.snap.Accounts {
 		a := &v.snap.Accounts[i]
 		if _, ok := s.cfg.Kinds[a.Type]; ok && s.AccountState(a).Status == llmgw.StatusActive {
-			_, _ = w.Write([]byte(`{"status":"ready"}`))
-			return
+			return true
 		}
 	}
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = w.Write([]byte(`{"status":"not ready","reason":"no usable account"}`))
+	return false
+}
+
+func (s *Server) anyLiveKey(v *view) bool {
+	if len(s.cfg.StaticKeys) > 0 {
+		return true
+	}
+	now := s.cfg.Now()
+	for i := range v.snap.Keys {
+		k := &v.snap.Keys[i]
+		if k.RevokedAt.IsZero() && (k.ExpiresAt.IsZero() || now.Before(k.ExpiresAt)) {
+			return true
+		}
+	}
+	return false
 }
 
 type ctxKey int

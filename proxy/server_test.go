@@ -585,27 +585,57 @@ func TestServer_Readyz(t *testing.T) {
 	s := NewServer(Config{Logger: discardLogger()}, rec)
 	hs := httptest.NewServer(s)
 	defer hs.Close()
-	get := func() int {
+	get := func() (int, string) {
 		res, err := http.Get(hs.URL + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
-		return res.StatusCode
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(body)
 	}
-	if got := get(); got != 503 {
+	if got, _ := get(); got != 503 {
 		t.Errorf("before a snapshot: %d, want 503", got)
 	}
+	key := llmgw.ClientKey{ID: 1, Name: "alice", Hash: llmgw.HashKey(testKey)}
 	a := account(1, "a", "sk-ant-a", "http://127.0.0.1:1")
 	a.State.Status = llmgw.StatusDisabled
-	s.SetSnapshot(&llmgw.Snapshot{Accounts: []llmgw.Account{a}})
-	if got := get(); got != 503 {
-		t.Errorf("only a disabled account: %d, want 503", got)
+	s.SetSnapshot(&llmgw.Snapshot{Accounts: []llmgw.Account{a}, Keys: []llmgw.ClientKey{key}})
+	if got, body := get(); got != 503 || !strings.Contains(body, `"no usable account"`) {
+		t.Errorf("only a disabled account: %d %s, want 503 saying no usable account", got, body)
 	}
-	s.SetSnapshot(&llmgw.Snapshot{Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", "http://127.0.0.1:1")}})
-	if got := get(); got != 200 {
-		t.Errorf("an active account: %d, want 200", got)
+	active := []llmgw.Account{account(1, "a", "sk-ant-a", "http://127.0.0.1:1")}
+	s.SetSnapshot(&llmgw.Snapshot{Accounts: active, Keys: []llmgw.ClientKey{key}})
+	if got, _ := get(); got != 200 {
+		t.Errorf("an active account and a key: %d, want 200", got)
 	}
+
+	revoked, expired := key, key
+	revoked.RevokedAt = time.Now().Add(-time.Minute)
+	expired.ExpiresAt = time.Now().Add(-time.Minute)
+	for name, keys := range map[string][]llmgw.ClientKey{"no key": nil, "revoked": {revoked}, "expired": {expired}} {
+		s.SetSnapshot(&llmgw.Snapshot{Accounts: active, Keys: keys})
+		if got, body := get(); got != 503 || !strings.Contains(body, `"reason":"no client key"`) {
+			t.Errorf("%s: %d %s, want 503 saying no client key", name, got, body)
+		}
+	}
+	s.SetSnapshot(&llmgw.Snapshot{})
+	if got, body := get(); got != 503 || !strings.Contains(body, `"reason":"no usable account; no client key"`) {
+		t.Errorf("nothing: %d %s, want 503 naming both", got, body)
+	}
+
+	// A static key from the config file is enough.
+	st := NewServer(Config{Logger: discardLogger(), StaticKeys: []llmgw.ClientKey{{Name: "ci", Hash: llmgw.HashKey("static-key-0123456789")}}}, rec)
+	st.SetSnapshot(&llmgw.Snapshot{Accounts: active})
+	w := httptest.NewRecorder()
+	st.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", http.NoBody))
+	if w.Code != 200 {
+		t.Errorf("an active account and a static key: %d %s, want 200", w.Code, w.Body)
+	}
+
 	res, err := http.Get(hs.URL + "/healthz")
 	if err != nil || res.StatusCode != 200 {
 		t.Errorf("healthz: %v %v", res, err)
