@@ -259,6 +259,7 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 		lre *LoginRequiredError
 		ue  *unsavedError
 	)
+	m.reportRefresh(e.name, err)
 	switch {
 	case err == nil:
 		if got.TokenGeneration >= e.gen {
@@ -292,6 +293,23 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 				"retry_in", e.retryAt.Sub(now).Round(time.Second).String(), "err", err)
 			e.lastLog = outcomeFailing
 		}
+	}
+}
+
+// reportRefresh hands a refresh's outcome to Config.OnRefresh.
+func (m *Manager) reportRefresh(account string, err error) {
+	if m.cfg.OnRefresh == nil {
+		return
+	}
+	var lre *LoginRequiredError
+	switch {
+	case err == nil:
+		m.cfg.OnRefresh(account, "ok")
+	case errors.Is(err, context.Canceled):
+	case errors.As(err, &lre):
+		m.cfg.OnRefresh(account, "login_required")
+	default:
+		m.cfg.OnRefresh(account, "failed")
 	}
 }
 
