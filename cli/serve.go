@@ -116,10 +116,12 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	usage.Logger = log.With("component", "usage")
 	ocfg := env.cfg.OAuthConfig()
 	ocfg.Logger = log.With("component", "oauth")
+	metrics := newMetrics(env.cfg, usage, &ocfg)
 	tokens := oauth.NewManager(ocfg, db)
 	tokens.Sync(snap)
 	pc := proxyConfig(env.cfg)
 	pc.Logger = log
+	pc.Metrics = metrics
 	pc.UsageLog = usageLog{db: db, writer: usage, catalog: pc.Catalog}
 	pc.Kinds = map[llmgw.AccountType]proxy.Kind{
 		llmgw.AccountAPIKey: proxy.APIKeyKind{},
@@ -133,6 +135,15 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		_ = usage.Close(context.Background())
 		return fmt.Errorf("%w (is another llmgw running? pass --listen ADDR)", err)
 	}
+	// The metrics listener stops when serve returns, after the usage rows
+	// are written, so that scrapes see the drain.
+	stopMetrics, err := serveMetrics(env.cfg.Server.MetricsListen, metrics, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = usage.Close(context.Background())
+		return err
+	}
+	defer stopMetrics()
 	limit, limitKnown := openFileLimit()
 	maxConns := maxConnections(env.cfg.Server.MaxConnections, limit, limitKnown)
 	// Past the cap, Accept waits: new connections queue in the kernel
@@ -240,6 +251,7 @@ func proxyConfig(cfg *Config) proxy.Config {
 		MaxHeaderCount:   cfg.Server.MaxHeaderCount,
 		Location:         cfg.Location(),
 		NoAffinity:       cfg.Routing.affinityOff(),
+		MetricsToken:     cfg.Server.MetricsToken,
 	}
 }
 
