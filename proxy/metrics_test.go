@@ -263,3 +263,17 @@ func TestMetrics_ModelLabel(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMetrics_Observe is what one finished request costs the metrics.
+func BenchmarkMetrics_Observe(b *testing.B) {
+	m := NewMetrics()
+	s := NewServer(Config{Logger: discardLogger()}, newRecorder())
+	u := llmgw.Usage{Dialect: "anthropic", Model: "claude-sonnet-4-5", AccountName: "a", KeyName: "alice", Status: 200,
+		Tokens:   llmgw.Tokens{Input: 10, Output: 20, CacheRead: 30, CacheWrite: 5},
+		Attempts: []llmgw.Attempt{{AccountID: 1, AccountName: "a", Status: 200}},
+		TTFB:     time.Millisecond, Duration: 2 * time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(s.cfg.Catalog, &u)
+	}
+}
