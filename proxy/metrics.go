@@ -113,7 +113,9 @@ func NewMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.requests, m.attempts, m.failovers, m.tokens, m.cost, m.ttfb, m.duration,
 		m.refreshes, m.batch, m.rows, m.batchErrs)
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	// A series that cannot be gathered (two limits of one key alike) is
+	// left out rather than failing the whole scrape.
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
 }
 
