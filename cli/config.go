@@ -98,7 +98,21 @@ type ServerConfig struct {
 	// addresses or CIDR ranges: only for a connection from one of them does
 	// the request log take the client's address from X-Forwarded-For.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsToken opens GET /metrics on the main listener to scrapers that
+	// send it as a Bearer token (a client key never does). At least 16
+	// characters; LLMGW_METRICS_TOKEN overrides it. Empty: /metrics answers
+	// 404 there.
+	MetricsToken string `yaml:"metrics_token"`
+	// MetricsListen is an address (host:port) that serves /metrics to
+	// anyone who reaches it, without a token: bind it to a private
+	// interface. Empty: none.
+	MetricsListen string `yaml:"metrics_listen"`
 }
+
+// metricsOn reports whether metrics are exposed anywhere, and so
+// collected: with neither server.metrics_token nor server.metrics_listen,
+// serve collects none.
+func (s ServerConfig) metricsOn() bool { return s.MetricsToken != "" || s.MetricsListen != "" }
 
 // AuthConfig holds the static client keys accepted in addition to the ones
 // made by "llmgw key create".
@@ -195,6 +209,7 @@ const (
 	baseURLEnv           = "LLMGW_ANTHROPIC_BASE_URL"  // upstream.base_url
 	oauthAuthorizeURLEnv = "LLMGW_OAUTH_AUTHORIZE_URL" // oauth.authorize_url
 	oauthTokenURLEnv     = "LLMGW_OAUTH_TOKEN_URL"     // oauth.token_url
+	metricsTokenEnv      = "LLMGW_METRICS_TOKEN"       // server.metrics_token
 )
 
 // envKeys maps each environment variable to the config key it overrides.
@@ -209,6 +224,7 @@ var envKeys = []struct {
 	{baseURLEnv, func(c *Config) *string { return &c.Upstream.BaseURL }},
 	{oauthAuthorizeURLEnv, func(c *Config) *string { return &c.OAuth.AuthorizeURL }},
 	{oauthTokenURLEnv, func(c *Config) *string { return &c.OAuth.TokenURL }},
+	{metricsTokenEnv, func(c *Config) *string { return &c.Server.MetricsToken }},
 }
 
 // applyEnv puts each environment variable of envKeys that lookup finds set
@@ -306,6 +322,24 @@ func yamlError(err error) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
+// minMetricsTokenLen is the shortest server.metrics_token accepted, as for
+// static client keys.
+const minMetricsTokenLen = 16
+
+// validateMetrics checks server.metrics_token and server.metrics_listen.
+// The token is never shown.
+func (s ServerConfig) validateMetrics() error {
+	if s.MetricsToken != "" && len(s.MetricsToken) < minMetricsTokenLen {
+		return fmt.Errorf("server.metrics_token must be at least %d characters", minMetricsTokenLen)
+	}
+	if s.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(s.MetricsListen); err != nil || port == "" {
+			return fmt.Errorf("server.metrics_listen %q is not host:port", s.MetricsListen)
+		}
+	}
+	return nil
+}
+
 // validate checks values and fills in derived ones (static key names).
 func (c *Config) validate() error {
 	if c.Server.Port < 0 || c.Server.Port > 65535 {
@@ -321,6 +355,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("upstream.max_body_bytes must be positive, not %d", c.Upstream.MaxBodyBytes)
 	}
 	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.Server.validateMetrics(); err != nil {
 		return err
 	}
 	loc, err := time.LoadLocation(cmp.Or(c.Server.Timezone, "UTC"))

@@ -148,6 +148,8 @@ func TestLoadConfig_Errors(t *testing.T) {
 		{"body memory below one body", "server:\n  max_body_memory_bytes: 1000\nupstream:\n  max_body_bytes: 2000\n", "server.max_body_memory_bytes (1000) must be at least upstream.max_body_bytes (2000)"},
 		{"negative first byte timeout", "upstream:\n  first_byte_timeout_seconds: -1\n", "upstream.first_byte_timeout_seconds must be 0 (the default, 60) or positive"},
 		{"bad type for a limit", "server:\n  max_waiting: lots\n", "line 2:"},
+		{"short metrics token", "server:\n  metrics_token: FAKE-short\n", "server.metrics_token must be at least 16 characters"},
+		{"bad metrics listen", "server:\n  metrics_listen: localhost\n", `server.metrics_listen "localhost" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,7 +222,8 @@ func TestConfig_FlagsOverrideFile(t *testing.T) {
 func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
 	t.Parallel()
 	const env = "http://env.example/x"
-	file := writeFile(t, "llmgw.yaml", "upstream:\n  base_url: http://file.example/base\n"+
+	file := writeFile(t, "llmgw.yaml", "server:\n  metrics_token: metrics-file-FAKE-0123456789\n"+
+		"upstream:\n  base_url: http://file.example/base\n"+
 		"oauth:\n  authorize_url: http://file.example/authorize\n  token_url: http://file.example/token\n")
 	// get reads the value a variable overrides through the accessor the
 	// commands use; inFile is what the file above sets it to.
@@ -233,6 +236,7 @@ func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
 			func(c *Config) string { return c.OAuthConfig().AuthorizeURL }},
 		{oauthTokenURLEnv, "http://file.example/token", oauth.DefaultTokenURL,
 			func(c *Config) string { return c.OAuthConfig().TokenURL }},
+		{metricsTokenEnv, "metrics-file-FAKE-0123456789", "", func(c *Config) string { return c.Server.MetricsToken }},
 	} {
 		for _, tt := range []struct {
 			name string
@@ -270,7 +274,7 @@ func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
 // reads, to check flag > environment > config file > default.
 func TestConfig_Precedence(t *testing.T) {
 	// Not parallel: sets environment variables.
-	for _, name := range []string{"LLMGW_DB", "LLMGW_CONFIG", baseURLEnv, oauthAuthorizeURLEnv, oauthTokenURLEnv} {
+	for _, name := range []string{"LLMGW_DB", "LLMGW_CONFIG", baseURLEnv, oauthAuthorizeURLEnv, oauthTokenURLEnv, metricsTokenEnv} {
 		t.Setenv(name, "") // restores the caller's value afterwards
 		if err := os.Unsetenv(name); err != nil {
 			t.Fatal(err)

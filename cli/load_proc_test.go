@@ -9,8 +9,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,6 +205,79 @@ func (s *llmgwSetup) run(t *testing.T, args ...string) string {
 func (s *llmgwSetup) serve(t *testing.T) *loadProc {
 	t.Helper()
 	return startProc(t, "llmgw", s.bin, listeningRE, "--db", s.db, "--log-format", "json", "serve", "--listen", "127.0.0.1:0")
+}
+
+// loadMetricsToken is the (obviously fake) server.metrics_token of the
+// metrics phase.
+const loadMetricsToken = "metrics-load-FAKE-0000000000000000"
+
+// serveMetrics starts llmgw serve as serve does, with metrics on: a config
+// file that sets server.metrics_token.
+func (s *llmgwSetup) serveMetrics(t *testing.T) *loadProc {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "metrics.yaml")
+	if err := os.WriteFile(cfg, []byte("server:\n  metrics_token: "+loadMetricsToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startProc(t, "llmgw", s.bin, listeningRE, "--db", s.db, "--config", cfg, "--log-format", "json", "serve", "--listen", "127.0.0.1:0")
+}
+
+// scrapeEverySecond gets url with token as a Prometheus server would, once a
+// second, until the returned function is called; that returns the number of
+// scrapes answered 200 and fails the test on any other answer.
+func scrapeEverySecond(t *testing.T, url, token string) (stop func() int) {
+	t.Helper()
+	tr := &http.Transport{Proxy: nil}
+	done := make(chan struct{})
+	result := make(chan int, 1)
+	var firstErr error
+	go func() {
+		n := 0
+		defer func() { result <- n }()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			err := func() error {
+				req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Authorization", "Bearer "+token)
+				res, err := tr.RoundTrip(req)
+				if err != nil {
+					return err
+				}
+				defer res.Body.Close()
+				if _, err := io.Copy(io.Discard, res.Body); err != nil {
+					return err
+				}
+				if res.StatusCode != http.StatusOK {
+					return fmt.Errorf("status %d", res.StatusCode)
+				}
+				return nil
+			}()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if err == nil {
+				n++
+			}
+		}
+	}()
+	return func() int {
+		close(done)
+		n := <-result
+		tr.CloseIdleConnections()
+		if firstErr != nil {
+			t.Errorf("scrape %s: %v", url, firstErr)
+		}
+		return n
+	}
 }
 
 // usageTotal is the total line of usage report.

@@ -62,6 +62,7 @@ const (
 	targetPolicyRPS  = 0.95 // a key with limits and an allowlist: req/s ≥ 0.95× an unlimited key's
 	targetPassRPS    = 0.8  // Anthropic pass-through: llmgw req/s ≥ 0.8× the bare proxy's
 	targetPassCPU    = 1.4  // and CPU per request ≤ 1.4× the bare proxy's
+	targetMetricsRPS = 0.95 // pass-through with metrics on and scraped: req/s ≥ 0.95× with metrics off
 	targetConvRPS    = 0.5  // converted dialects: llmgw req/s ≥ 0.5× the bare proxy's
 	targetRSS50      = 30 << 20
 	targetRSSClients = 50
@@ -381,7 +382,13 @@ type modeResult struct {
 	// allowlist, between two runs with a key without (llmgw, llmgw2), for
 	// the pass-through modes: what the policy checks cost.
 	policy, llmgw2 loadResult
-	rows           int64 // usage rows llmgw wrote
+	// metrics and metrics2 are a second llmgw serve, with metrics on
+	// (server.metrics_token set) and /metrics scraped every second, taking
+	// turns with llmgw and llmgw2 (metrics off), for the pass-through
+	// modes: what collecting metrics costs.
+	metrics, metrics2 loadResult
+	scrapes           int   // successful scrapes of the second llmgw
+	rows              int64 // usage rows llmgw wrote
 }
 
 func TestLoad(t *testing.T) {
@@ -410,16 +417,31 @@ func TestLoad(t *testing.T) {
 			}
 			bare.stop(t)
 			sentBefore := up.SentUsage()
-			r.llmgw = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
-			if !m.converted() {
+			if m.converted() {
+				r.llmgw = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
+			} else {
+				// A second llmgw, metrics on and scraped every second
+				// throughout, takes turns with the first (metrics off):
+				// off, on, policy, off, on, so that drift in the machine's
+				// load moves both sides alike.
+				mgw := setup.serveMetrics(t)
+				stopScraping := scrapeEverySecond(t, mgw.URL+"/metrics", loadMetricsToken)
+				r.llmgw = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
+				r.metrics = drive(t, mgw.URL, setup.key, m.gw, clients, d, mgw)
 				r.policy = drive(t, gw.URL, setup.policyKey, m.gw, clients, d, gw)
 				r.llmgw2 = drive(t, gw.URL, setup.key, m.gw, clients, d, gw)
+				r.metrics2 = drive(t, mgw.URL, setup.key, m.gw, clients, d, mgw)
+				r.scrapes = stopScraping()
+				mgw.stop(t)
+				if mgw.err != nil {
+					t.Errorf("llmgw serve (metrics on) exited with %v:\n%.2000s", mgw.err, mgw.out.String())
+				}
 			}
-			sent := up.SentUsage()
 			gw.stop(t)
 			if gw.err != nil {
 				t.Errorf("llmgw serve exited with %v:\n%.2000s", gw.err, gw.out.String())
 			}
+			sent := up.SentUsage()
 
 			phases := []struct {
 				name string
@@ -438,7 +460,13 @@ func TestLoad(t *testing.T) {
 				}{"policy", r.policy}, struct {
 					name string
 					r    loadResult
-				}{"llmgw2", r.llmgw2})
+				}{"llmgw2", r.llmgw2}, struct {
+					name string
+					r    loadResult
+				}{"metric", r.metrics}, struct {
+					name string
+					r    loadResult
+				}{"metri2", r.metrics2})
 			}
 			for _, p := range phases {
 				t.Logf("%-6s %6.0f req/s  p50 %7v  p95 %7v  cpu/req %7v  rss %5.1f MB peak %5.1f MB  (%d in the window, %d in all, %d errors)",
@@ -456,7 +484,7 @@ func TestLoad(t *testing.T) {
 			// the tokens the fake sent through llmgw.
 			u := setup.usage(t)
 			r.rows = u.Requests
-			completed := r.llmgw.completed + r.policy.completed + r.llmgw2.completed
+			completed := r.llmgw.completed + r.policy.completed + r.llmgw2.completed + r.metrics.completed + r.metrics2.completed
 			if u.Requests != int64(completed) || u.Errors != 0 {
 				t.Errorf("usage rows: %d (%d errors), want %d: one per request completed through llmgw", u.Requests, u.Errors, completed)
 			}
@@ -529,6 +557,16 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 				fmt.Fprintf(&b, "%s %-17s policy:  a key with 3 limits and a model allowlist %.0f req/s = %.2f× an unlimited key's %.0f (before and after; target ≥ %.2f×)\n",
 					passMiss(rel >= targetPolicyRPS), r.mode.name, r.policy.rps(), rel, plain, targetPolicyRPS)
 			}
+			if r.metrics.n > 0 {
+				off := (r.llmgw.rps() + r.llmgw2.rps()) / 2
+				on := (r.metrics.rps() + r.metrics2.rps()) / 2
+				rel := ratio(on, off)
+				offCPU := (r.llmgw.cpuPerReq() + r.llmgw2.cpuPerReq()) / 2
+				onCPU := (r.metrics.cpuPerReq() + r.metrics2.cpuPerReq()) / 2
+				fmt.Fprintf(&b, "%s %-17s metrics: on and scraped every second (%d scrapes) %.0f req/s = %.2f× metrics off %.0f (in turns; target ≥ %.2f×); CPU/req %v = %.2f× off's %v\n",
+					passMiss(rel >= targetMetricsRPS), r.mode.name, r.scrapes, on, rel, off, targetMetricsRPS,
+					onCPU.Round(time.Microsecond), ratio(float64(onCPU), float64(offCPU)), offCPU.Round(time.Microsecond))
+			}
 			cpu := ratio(float64(r.llmgw.cpuPerReq()), float64(r.bare.cpuPerReq()))
 			fmt.Fprintf(&b, "%s %-17s req/s:   llmgw %.0f = %.2f× the bare proxy's %.0f (target ≥ %.2f×)\n",
 				passMiss(rel >= targetPassRPS), r.mode.name, r.llmgw.rps(), rel, r.bare.rps(), targetPassRPS)
@@ -542,7 +580,7 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 			streamModes = append(streamModes, fmt.Sprintf("%s %.1f", r.mode.name, mb(r.llmgw.peak)))
 		}
 		rows += r.rows
-		completed += int64(r.llmgw.completed + r.policy.completed + r.llmgw2.completed)
+		completed += int64(r.llmgw.completed + r.policy.completed + r.llmgw2.completed + r.metrics.completed + r.metrics2.completed)
 	}
 	if len(streamModes) > 0 {
 		note := ""

@@ -123,6 +123,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 	ocfg := env.cfg.OAuthConfig()
 	ocfg.Logger = log.With("component", "oauth")
+	metrics := newMetrics(env.cfg, usage, &ocfg)
 	if alerts != nil {
 		ocfg.Notify = alerts.Notify
 	}
@@ -133,6 +134,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	if alerts != nil {
 		pc.Notify = alerts.Notify
 	}
+	pc.Metrics = metrics
 	pc.UsageLog = usageLog{db: db, writer: usage, catalog: pc.Catalog}
 	pc.Kinds = map[llmgw.AccountType]proxy.Kind{
 		llmgw.AccountAPIKey: proxy.APIKeyKind{},
@@ -149,6 +151,15 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		}
 		return fmt.Errorf("%w (is another llmgw running? pass --listen ADDR)", err)
 	}
+	// The metrics listener stops when serve returns, after the usage rows
+	// are written, so that scrapes see the drain.
+	stopMetrics, err := serveMetrics(env.cfg.Server.MetricsListen, metrics, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = usage.Close(context.Background())
+		return err
+	}
+	defer stopMetrics()
 	limit, limitKnown := openFileLimit()
 	maxConns := maxConnections(env.cfg.Server.MaxConnections, limit, limitKnown)
 	// Past the cap, Accept waits: new connections queue in the kernel
@@ -281,6 +292,7 @@ func proxyConfig(cfg *Config) proxy.Config {
 		NoAffinity:       cfg.Routing.affinityOff(),
 		WindowThreshold:  cfg.Alerts.WindowThreshold,
 		TrustedProxies:   cfg.TrustedProxies(),
+		MetricsToken:     cfg.Server.MetricsToken,
 	}
 }
 

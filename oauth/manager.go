@@ -270,6 +270,7 @@ func (m *Manager) record(id int64, got *llmgw.Account, err error) {
 		lre *LoginRequiredError
 		ue  *unsavedError
 	)
+	m.reportRefresh(e.name, err)
 	switch {
 	case err == nil:
 		if got.TokenGeneration >= e.gen {
@@ -330,6 +331,23 @@ func (m *Manager) notify(e llmgw.Event) {
 	}
 	e.Time = m.cfg.now()
 	m.cfg.Notify(e)
+}
+
+// reportRefresh hands a refresh's outcome to Config.OnRefresh.
+func (m *Manager) reportRefresh(account string, err error) {
+	if m.cfg.OnRefresh == nil {
+		return
+	}
+	var lre *LoginRequiredError
+	switch {
+	case err == nil:
+		m.cfg.OnRefresh(account, "ok")
+	case errors.Is(err, context.Canceled):
+	case errors.As(err, &lre):
+		m.cfg.OnRefresh(account, "login_required")
+	default:
+		m.cfg.OnRefresh(account, "failed")
+	}
 }
 
 // backoff is how long to wait after the n-th failure in a row: 5 s doubling

@@ -623,3 +623,34 @@ func TestManager_NotifiesInvalidGrant(t *testing.T) {
 		t.Errorf("notifications = %+v, want one account_error with the login fix", n.got)
 	}
 }
+
+func TestManager_OnRefreshReportsOutcomes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, -time.Minute)
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	e.cfg.OnRefresh = func(account, outcome string) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, account+" "+outcome)
+	}
+	m := e.manager(t, e.db)
+	if _, err := m.AccessToken(context.Background(), &e.a); err != nil {
+		t.Fatal(err)
+	}
+	rejected, err := m.AccessToken(context.Background(), &e.a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.Revoke(e.stored(t).RefreshToken)
+	if err := m.Refresh(context.Background(), &e.a, rejected); !errors.Is(err, oauth.ErrLoginRequired) {
+		t.Fatalf("Refresh with a revoked refresh token: err = %v, want ErrLoginRequired", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]string{"max ok", "max login_required"}, got); diff != "" {
+		t.Errorf("OnRefresh calls (-want +got):\n%s", diff)
+	}
+}

@@ -80,6 +80,11 @@ type Config struct {
 	// for failingFor) and, after that, refresh again (llmgw.EventRecovered).
 	// It must not block.
 	Notify func(llmgw.Event)
+	// OnRefresh, if set, is told the outcome of each refresh of an
+	// account's token: "ok", "failed" (retried with backoff) or
+	// "login_required". A refresh cut short by shutdown is not reported.
+	// It must not block: the Manager holds its lock while calling it.
+	OnRefresh func(account, outcome string)
 }
 
 // DefaultConfig returns the real Claude Code endpoints, client id, scopes and

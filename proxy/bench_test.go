@@ -234,15 +234,21 @@ func (w *flushRecorder) Flush()                      {}
 // the handler called directly, the upstream a replay of the fake's answer.
 // It is the benchmark to profile (-cpuprofile, -memprofile), as neither the
 // fake nor the network is in it.
+// The "metrics" variant is "affinity" with Metrics on: what collecting them
+// costs a request.
 func BenchmarkGateway(b *testing.B) {
-	for _, affinity := range []bool{true, false} {
-		b.Run(map[bool]string{true: "affinity", false: "no-affinity"}[affinity], func(b *testing.B) { benchmarkGateway(b, !affinity) })
+	for _, v := range []struct {
+		name string
+		cfg  Config
+	}{{"affinity", Config{}}, {"no-affinity", Config{NoAffinity: true}}, {"metrics", Config{Metrics: NewMetrics()}}} {
+		b.Run(v.name, func(b *testing.B) { benchmarkGateway(b, v.cfg) })
 	}
 }
 
-func benchmarkGateway(b *testing.B, noAffinity bool) {
+func benchmarkGateway(b *testing.B, cfg Config) {
 	json, stream := replayAnswers(b)
-	s := NewServer(Config{Logger: discardLogger(), Transport: replay{json: json, stream: stream}, NoAffinity: noAffinity}, nopRecorder{})
+	cfg.Logger, cfg.Transport = discardLogger(), replay{json: json, stream: stream}
+	s := NewServer(cfg, nopRecorder{})
 	s.SetSnapshot(&llmgw.Snapshot{
 		Accounts: []llmgw.Account{account(1, "a", "sk-ant-a", "http://upstream.invalid")},
 		Keys:     []llmgw.ClientKey{{ID: 1, Name: "k", Hash: llmgw.HashKey(testKey)}},

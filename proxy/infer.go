@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 	r.Use(s.serveRequest)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Get("/metrics", s.serveMetrics) // its own token, never a client key
 	// Claude Code probes its gateway with HEAD / before it starts; answer
 	// without a key and without asking any account.
 	r.Head("/", s.root)
@@ -167,6 +168,9 @@ func (s *Server) finishUsage(e *entry, u *llmgw.Usage) {
 	}
 	e.account = u.AccountName
 	s.settle(e, u)
+	if m := s.cfg.Metrics; m != nil {
+		m.observe(s.cfg.Catalog, u)
+	}
 	s.rec.Record(*u)
 }
 

@@ -116,6 +116,12 @@ type Config struct {
 	// are set or changed to sum the use in their windows. Without it, use
 	// counts from zero.
 	UsageLog policy.Source
+	// Metrics, when set, count every inference request and report the
+	// server's state at scrape time (see Metrics). Nil collects nothing.
+	Metrics *Metrics
+	// MetricsToken opens GET /metrics on this handler to requests that send
+	// it as a Bearer token. Empty: /metrics answers 404 here.
+	MetricsToken string
 }
 
 // Server is the gateway's HTTP handler. It is safe for concurrent use.
@@ -210,6 +216,9 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		chat:      chatDialect{openai.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog, Now: cfg.Now}},
 		responses: responsesDialect{responses.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog, Now: cfg.Now}},
 		gemini:    geminiDialect{gemini.DecodeOptions{Aliases: cfg.Aliases, Models: cfg.Catalog}},
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.reg.MustRegister(liveCollector{s})
 	}
 	s.handler = s.routes()
 	return s

@@ -46,6 +46,11 @@ type UsageWriter struct {
 	// (component=…). Set it, if at all, before the first call of any
 	// method; nil means slog.Default().
 	Logger *slog.Logger
+	// OnBatch, if set, is told of each transaction the writer commits or
+	// fails to commit: the usage rows in it, how long it took, and the
+	// error. It runs on the writer's goroutine and must not block. Set it,
+	// if at all, before the first call of any method.
+	OnBatch func(rows int, d time.Duration, err error)
 
 	db  *DB
 	opt UsageWriterOptions
@@ -340,6 +345,13 @@ func (w *UsageWriter) Close(ctx context.Context) error {
 // Waits returns how many Record calls found the queue full and had to wait.
 func (w *UsageWriter) Waits() int64 { return w.waits.Load() }
 
+// QueueLen returns how many rows wait in the queue to be written.
+func (w *UsageWriter) QueueLen() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queue.n
+}
+
 // logger returns Logger as given, since the owner scopes it, or a scoped
 // default.
 func (w *UsageWriter) logger() *slog.Logger {
@@ -472,7 +484,12 @@ func (w *UsageWriter) write(ctx context.Context, batch []llmgw.Usage) ([]llmgw.U
 	}
 	for i := 0; i < len(batch) || upd != nil; {
 		n := min(len(batch)-i, w.opt.BatchSize)
-		if err := w.db.writeUsage(ctx, batch[i:i+n], upd); err != nil {
+		start := time.Now()
+		err := w.db.writeUsage(ctx, batch[i:i+n], upd)
+		if w.OnBatch != nil {
+			w.OnBatch(n, time.Since(start), err)
+		}
+		if err != nil {
 			w.putUpdates(upd)
 			rest := append(batch[:0], batch[i:]...)
 			return rest, err

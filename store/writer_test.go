@@ -616,3 +616,55 @@ func BenchmarkUsageWriter_Memory(b *testing.B) {
 	b.ReportMetric(float64(idle)/float64(b.N), "idle-B")
 	b.ReportMetric(float64(afterBurst)/float64(b.N), "after-burst-B")
 }
+
+func TestUsageWriter_OnBatchAndQueueLen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	var (
+		mu      sync.Mutex
+		batches []int
+	)
+	w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 4, FlushInterval: time.Hour})
+	w.Logger = quiet
+	w.OnBatch = func(rows int, d time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || d < 0 {
+			t.Errorf("OnBatch(%d, %v, %v): want a written batch", rows, d, err)
+		}
+		batches = append(batches, rows)
+	}
+	t.Cleanup(func() {
+		if err := w.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	for i := range 3 {
+		w.Record(llmgw.Usage{Time: time.UnixMilli(1), RequestID: fmt.Sprint(i)})
+	}
+	if n := w.QueueLen(); n != 3 {
+		t.Errorf("QueueLen = %d, want 3 before a batch is full", n)
+	}
+	for i := range 7 {
+		w.Record(llmgw.Usage{Time: time.UnixMilli(1), RequestID: fmt.Sprint("b", i)})
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.QueueLen(); n != 0 {
+		t.Errorf("QueueLen after Flush = %d, want 0", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sum := 0
+	for _, n := range batches {
+		if n > 4 {
+			t.Errorf("a batch of %d rows, want at most BatchSize 4", n)
+		}
+		sum += n
+	}
+	if sum != 10 {
+		t.Errorf("OnBatch rows sum to %d (%v), want 10", sum, batches)
+	}
+}
