@@ -60,6 +60,9 @@ func (e *env) openAgain(t *testing.T) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
+	if err := db.SetSecretKey([]byte(storetest.SecretKey)); err != nil {
+		t.Fatal(err)
+	}
 	return db
 }
 

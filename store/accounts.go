@@ -178,12 +178,16 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) e
 		a.State.Status = llmgw.StatusActive
 	}
 	a.State.At = now
+	s, err := db.sealFor(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("insert account %s: %w", a.Name, err)
+	}
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO accounts (name, type, status, status_reason, api_key, base_url,
 			priority, weight, max_concurrency, models, cooldown_until, last_error,
 			state_at, created_at, updated_at, limits)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Name, a.Type, a.State.Status, a.State.Reason, a.APIKey, a.BaseURL,
+		a.Name, a.Type, a.State.Status, a.State.Reason, "", a.BaseURL,
 		a.Priority, a.Weight, a.MaxConcurrency, joinModels(a.Models), ms(a.State.CooldownUntil), a.State.LastError,
 		ms(now), ms(now), ms(now), llmgw.FormatLimits(a.Limits))
 	if err != nil {
@@ -191,6 +195,17 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) e
 	}
 	if a.ID, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("insert account %s: %w", a.Name, err)
+	}
+	// The ID is part of the sealed key's associated data, so the key goes
+	// in once the row has one.
+	if a.APIKey != "" {
+		key, err := sealAccount(s, a.ID, colAPIKey, a.APIKey)
+		if err != nil {
+			return fmt.Errorf("insert account %s: %w", a.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET api_key = ? WHERE id = ?`, key, a.ID); err != nil {
+			return fmt.Errorf("insert account %s: %w", a.Name, err)
+		}
 	}
 	a.CreatedAt, a.UpdatedAt = fromMs(ms(now)), fromMs(ms(now)) // as they will read back
 	if err := putOwners(ctx, tx, a); err != nil {
@@ -237,7 +252,43 @@ func putOwners(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error {
 // since the file was written, and the file's refresh token is spent. An
 // expiry of zero counts as unknown and replaces.
 func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error {
-	err := tx.QueryRowContext(ctx, `
+	s, err := db.sealFor(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
+	}
+	// Sealing uses a random nonce, so equal tokens are told apart from new
+	// ones by their plain text, not in SQL.
+	var (
+		stored       llmgw.Account
+		expires, gen int64
+	)
+	stored.ID, stored.Name = a.ID, a.Name
+	err = tx.QueryRowContext(ctx, `SELECT access_token, refresh_token, expires_at, generation FROM oauth_tokens WHERE account_id = ?`,
+		a.ID).Scan(&stored.AccessToken, &stored.RefreshToken, &expires, &gen)
+	switch {
+	case errors.Is(err, sql.ErrNoRows): // a new token row
+	case err != nil:
+		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
+	default:
+		if err := db.openSecrets(&stored); err != nil {
+			return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
+		}
+		same := stored.AccessToken == a.AccessToken && stored.RefreshToken == a.RefreshToken
+		older := ms(a.ExpiresAt) != 0 && ms(a.ExpiresAt) < expires
+		if same || older { // kept the stored tokens
+			a.TokenGeneration = gen
+			return nil
+		}
+	}
+	access, err := sealAccount(s, a.ID, colAccessToken, a.AccessToken)
+	if err != nil {
+		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
+	}
+	refresh, err := sealAccount(s, a.ID, colRefreshToken, a.RefreshToken)
+	if err != nil {
+		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
+	}
+	err = tx.QueryRowContext(ctx, `
 		INSERT INTO oauth_tokens (account_id, access_token, refresh_token, expires_at, scopes, email,
 			account_uuid, organization_uuid, generation, last_refresh_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
@@ -253,15 +304,10 @@ func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error
 			updated_at = excluded.updated_at,
 			generation = generation + 1,
 			refresh_error = ''
-		WHERE (access_token != excluded.access_token OR refresh_token != excluded.refresh_token)
-			AND (excluded.expires_at = 0 OR excluded.expires_at >= expires_at)
 		RETURNING generation`,
-		a.ID, a.AccessToken, a.RefreshToken, ms(a.ExpiresAt), strings.Join(a.Scopes, " "), a.Email,
+		a.ID, access, refresh, ms(a.ExpiresAt), strings.Join(a.Scopes, " "), a.Email,
 		a.AccountUUID, a.OrganizationUUID, ms(a.LastRefresh), ms(db.now()),
 	).Scan(&a.TokenGeneration)
-	if errors.Is(err, sql.ErrNoRows) { // kept the stored tokens
-		err = tx.QueryRowContext(ctx, `SELECT generation FROM oauth_tokens WHERE account_id = ?`, a.ID).Scan(&a.TokenGeneration)
-	}
 	if err != nil {
 		return fmt.Errorf("store tokens of account %s: %w", a.Name, err)
 	}
@@ -309,7 +355,7 @@ func (db *DB) MergeAccounts(ctx context.Context, build func(stored []llmgw.Accou
 		return 0, 0, fmt.Errorf("merge accounts: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	stored, err := listAccounts(ctx, tx)
+	stored, err := db.listAccounts(ctx, tx)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -372,18 +418,28 @@ func (db *DB) upsertAccounts(ctx context.Context, tx *sql.Tx, accts []llmgw.Acco
 // a.Name, leaving its state alone. It reports false if there is no such
 // account.
 func (db *DB) updateAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) (bool, error) {
-	err := tx.QueryRowContext(ctx, `
-		UPDATE accounts SET type = ?, api_key = ?, base_url = ?, priority = ?, weight = ?,
-			max_concurrency = ?, models = ?, limits = ?, updated_at = ?
-		WHERE name = ?
-		RETURNING id`,
-		a.Type, a.APIKey, a.BaseURL, a.Priority, a.Weight,
-		a.MaxConcurrency, joinModels(a.Models), llmgw.FormatLimits(a.Limits), ms(db.now()), a.Name,
-	).Scan(&a.ID)
+	err := tx.QueryRowContext(ctx, `SELECT id FROM accounts WHERE name = ?`, a.Name).Scan(&a.ID)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
+		return false, fmt.Errorf("update account %s: %w", a.Name, err)
+	}
+	s, err := db.sealFor(ctx, tx)
+	if err != nil {
+		return false, fmt.Errorf("update account %s: %w", a.Name, err)
+	}
+	key, err := sealAccount(s, a.ID, colAPIKey, a.APIKey)
+	if err != nil {
+		return false, fmt.Errorf("update account %s: %w", a.Name, err)
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE accounts SET type = ?, api_key = ?, base_url = ?, priority = ?, weight = ?,
+			max_concurrency = ?, models = ?, limits = ?, updated_at = ?
+		WHERE id = ?`,
+		a.Type, key, a.BaseURL, a.Priority, a.Weight,
+		a.MaxConcurrency, joinModels(a.Models), llmgw.FormatLimits(a.Limits), ms(db.now()), a.ID)
+	if err != nil {
 		return false, fmt.Errorf("update account %s: %w", a.Name, err)
 	}
 	if err := putOwners(ctx, tx, a); err != nil {
@@ -402,12 +458,15 @@ func (db *DB) updateAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) (
 // GetAccount returns the named account with its tokens and state. It returns
 // an error wrapping llmgw.ErrNotFound if there is none.
 func (db *DB) GetAccount(ctx context.Context, name string) (*llmgw.Account, error) {
-	return getAccount(ctx, db.rdb, name)
+	return db.getAccount(ctx, db.rdb, name)
 }
 
 // getAccount reads the named account, with tokens, windows and owner keys.
-func getAccount(ctx context.Context, q queryer, name string) (*llmgw.Account, error) {
+func (db *DB) getAccount(ctx context.Context, q queryer, name string) (*llmgw.Account, error) {
 	a, err := scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` WHERE a.name = ?`, name))
+	if err == nil {
+		err = db.openSecrets(&a)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("account %s: %w", name, llmgw.ErrNotFound)
@@ -443,7 +502,7 @@ func (db *DB) UpdateAccount(ctx context.Context, name string, change func(*llmgw
 		return nil, fmt.Errorf("update account %s: %w", name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	old, err := getAccount(ctx, tx, name)
+	old, err := db.getAccount(ctx, tx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -460,12 +519,20 @@ func (db *DB) UpdateAccount(ctx context.Context, name string, change func(*llmgw
 	if err := validate(&a); err != nil {
 		return nil, err
 	}
+	s, err := db.sealFor(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("update account %s: %w", name, err)
+	}
+	key, err := sealAccount(s, a.ID, colAPIKey, a.APIKey)
+	if err != nil {
+		return nil, fmt.Errorf("update account %s: %w", name, err)
+	}
 	now := db.now()
 	_, err = tx.ExecContext(ctx, `
 		UPDATE accounts SET name = ?, api_key = ?, base_url = ?, priority = ?, weight = ?,
 			max_concurrency = ?, models = ?, limits = ?, updated_at = ?
 		WHERE id = ?`,
-		a.Name, a.APIKey, a.BaseURL, a.Priority, a.Weight,
+		a.Name, key, a.BaseURL, a.Priority, a.Weight,
 		a.MaxConcurrency, joinModels(a.Models), llmgw.FormatLimits(a.Limits), ms(now), a.ID)
 	if err != nil {
 		return nil, fmt.Errorf("update account %s: %w", name, conflict(err))
@@ -481,8 +548,11 @@ func (db *DB) UpdateAccount(ctx context.Context, name string, change func(*llmgw
 }
 
 // getAccountByID reads one account, with tokens, windows and owner keys.
-func getAccountByID(ctx context.Context, q queryer, id int64) (*llmgw.Account, error) {
+func (db *DB) getAccountByID(ctx context.Context, q queryer, id int64) (*llmgw.Account, error) {
 	a, err := scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` WHERE a.id = ?`, id))
+	if err == nil {
+		err = db.openSecrets(&a)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("account %d: %w", id, llmgw.ErrNotFound)
@@ -501,10 +571,10 @@ func getAccountByID(ctx context.Context, q queryer, id int64) (*llmgw.Account, e
 
 // ListAccounts returns every account, with tokens and state, ordered by ID.
 func (db *DB) ListAccounts(ctx context.Context) ([]llmgw.Account, error) {
-	return listAccounts(ctx, db.rdb)
+	return db.listAccounts(ctx, db.rdb)
 }
 
-func listAccounts(ctx context.Context, q queryer) ([]llmgw.Account, error) {
+func (db *DB) listAccounts(ctx context.Context, q queryer) ([]llmgw.Account, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+accountColumns+` ORDER BY a.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
@@ -513,6 +583,9 @@ func listAccounts(ctx context.Context, q queryer) ([]llmgw.Account, error) {
 	var out []llmgw.Account
 	for rows.Next() {
 		a, err := scanAccount(rows)
+		if err == nil {
+			err = db.openSecrets(&a)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list accounts: %w", err)
 		}

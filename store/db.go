@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -42,6 +43,11 @@ type DB struct {
 	path string
 	rdb  *sql.DB
 	wdb  *sql.DB
+
+	// secrets seals and opens account secrets; nil until SetSecretKey.
+	// keyCheck is the stored key check it last verified (see sealFor).
+	secrets  atomic.Pointer[sealer]
+	keyCheck atomic.Pointer[string]
 }
 
 // Open opens the llmgw database at path, creating the file with mode 0600 if
@@ -246,7 +252,7 @@ func (db *DB) LoadSnapshot(ctx context.Context) (*llmgw.Snapshot, error) {
 	if snap.Version, err = changeCounter(ctx, tx); err != nil {
 		return nil, fmt.Errorf("load snapshot: read change counter: %w", err)
 	}
-	if snap.Accounts, err = listAccounts(ctx, tx); err != nil {
+	if snap.Accounts, err = db.listAccounts(ctx, tx); err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
 	}
 	if snap.Keys, err = listKeys(ctx, tx); err != nil {

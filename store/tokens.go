@@ -38,7 +38,7 @@ func (db *DB) ClaimRefresh(ctx context.Context, accountID int64, owner string, t
 	if err != nil {
 		return nil, false, fmt.Errorf("claim refresh of account %d: %w", accountID, err)
 	}
-	a, err := getAccountByID(ctx, tx, accountID)
+	a, err := db.getAccountByID(ctx, tx, accountID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -62,6 +62,20 @@ func (db *DB) SaveRefresh(ctx context.Context, accountID, generation int64, tok 
 		return nil, false, fmt.Errorf("save refreshed tokens of account %d: %w", accountID, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	s, err := db.sealFor(ctx, tx)
+	if err != nil {
+		return nil, false, fmt.Errorf("save refreshed tokens of account %d: %w", accountID, err)
+	}
+	// The compare-and-swap is on generation, never on the sealed tokens,
+	// whose random nonces make equal tokens differ.
+	access, err := sealAccount(s, accountID, colAccessToken, tok.AccessToken)
+	if err != nil {
+		return nil, false, fmt.Errorf("save refreshed tokens of account %d: %w", accountID, err)
+	}
+	refresh, err := sealAccount(s, accountID, colRefreshToken, tok.RefreshToken)
+	if err != nil {
+		return nil, false, fmt.Errorf("save refreshed tokens of account %d: %w", accountID, err)
+	}
 	scopes := strings.Join(tok.Scopes, " ")
 	res, err := tx.ExecContext(ctx, `
 		UPDATE oauth_tokens SET
@@ -79,8 +93,8 @@ func (db *DB) SaveRefresh(ctx context.Context, accountID, generation int64, tok 
 			lease_until = 0,
 			updated_at = ?
 		WHERE account_id = ? AND generation = ?`,
-		tok.AccessToken,
-		tok.RefreshToken, tok.RefreshToken,
+		access,
+		refresh, refresh,
 		ms(tok.ExpiresAt),
 		scopes, scopes,
 		tok.Email, tok.Email,
@@ -95,7 +109,7 @@ func (db *DB) SaveRefresh(ctx context.Context, accountID, generation int64, tok 
 	if err != nil {
 		return nil, false, fmt.Errorf("save refreshed tokens of account %d: %w", accountID, err)
 	}
-	a, err := getAccountByID(ctx, tx, accountID)
+	a, err := db.getAccountByID(ctx, tx, accountID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -126,7 +140,7 @@ func (db *DB) ReleaseRefresh(ctx context.Context, accountID int64, owner, failur
 // windows and owner keys. An unknown account is an error wrapping
 // llmgw.ErrNotFound.
 func (db *DB) OAuthAccount(ctx context.Context, accountID int64) (*llmgw.Account, error) {
-	return getAccountByID(ctx, db.rdb, accountID)
+	return db.getAccountByID(ctx, db.rdb, accountID)
 }
 
 // MarkAccountError puts the account in status error with reason, clears its
