@@ -46,8 +46,9 @@ func (e *appEnv) logger() (*slog.Logger, func() error, error) {
 }
 
 // openDB opens the database for a command that reads or writes it. It refuses
-// a file that does not exist (rather than creating an empty one) and a
-// database with pending migrations, and says which command fixes either.
+// a file that does not exist (rather than creating an empty one), a
+// database with pending migrations and a secret key that is missing or does
+// not open every account (secretkey.go), and says which command fixes each.
 // The caller closes the DB.
 func (e *appEnv) openDB(ctx context.Context) (*store.DB, error) {
 	db, err := e.openExisting(ctx)
@@ -63,6 +64,10 @@ func (e *appEnv) openDB(ctx context.Context) (*store.DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("database %s has %d pending %s: run \"llmgw db migrate\"",
 			e.dbPath, n, plural(n, "migration", "migrations"))
+	}
+	if err := e.useSecretKey(ctx, db); err != nil {
+		_ = db.Close() // the key error is the one worth reporting
+		return nil, err
 	}
 	return db, nil
 }

@@ -511,7 +511,7 @@ func TestChaos(t *testing.T) {
 	if err := srv.stopAndWait(t); err != nil {
 		t.Errorf("serve: %v", err)
 	}
-	sdb, err := store.Open(context.Background(), db)
+	sdb, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

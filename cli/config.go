@@ -107,6 +107,11 @@ type ServerConfig struct {
 	// anyone who reaches it, without a token: bind it to a private
 	// interface. Empty: none.
 	MetricsListen string `yaml:"metrics_listen"`
+	// SecretKeyFile is the file holding the key that encrypts account
+	// secrets; LLMGW_SECRET_KEY_FILE overrides it. Empty: the systemd
+	// credential llmgw-secret-key, else the database path plus ".key"
+	// (see secretKeySource).
+	SecretKeyFile string `yaml:"secret_key_file"`
 }
 
 // metricsOn reports whether metrics are exposed anywhere, and so

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
-	"github.com/llmgw/llmgw/store"
 )
 
 // crashFlushBound is the documented bound on what a crash loses: the usage
@@ -147,7 +146,7 @@ func TestCrash_KillNineLosesAtMostTheLastSecond(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	sdb, err := store.Open(context.Background(), db)
+	sdb, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,10 @@ Example:
 			Usage:     "create the database or apply its pending migrations",
 			UsageText: "llmgw db migrate",
 			Description: `Creates the database file if it does not exist (readable by its owner only) and
-applies every pending migration, printing each one. Safe to run repeatedly.
+applies every pending migration, printing each one. Then it encrypts any
+account secrets stored in plain text, creating the key file next to the
+database (the database path plus ".key", mode 0600) if no key is configured
+and none exists yet. Safe to run repeatedly.
 
 Example:
   llmgw db migrate`,
@@ -46,6 +49,7 @@ Example:
 				return env.dbStatus(c)
 			},
 		},
+		rotateKeyCommand(env),
 	)
 }
 
@@ -67,6 +71,9 @@ func (e *appEnv) dbMigrate(c *urfave.Context) (err error) {
 	}
 	if merr != nil {
 		return merr // the store's errors name the file
+	}
+	if err := e.migrateSecrets(c.Context, db); err != nil {
+		return err
 	}
 	if len(results) == 0 {
 		_, err = fmt.Fprintln(c.App.Writer, "database is up to date")

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/llmgw/llmgw/migrations"
-	"github.com/llmgw/llmgw/store"
 )
 
 func TestDB_MigrateAndStatus(t *testing.T) {
@@ -48,7 +47,7 @@ func TestDB_MigrateAndStatus(t *testing.T) {
 func TestDB_StatusShowsPending(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "llmgw.db")
-	db, err := store.Open(context.Background(), p) // an empty, unmigrated file
+	db, err := openStore(context.Background(), p) // an empty, unmigrated file
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +63,7 @@ func TestDB_StatusShowsPending(t *testing.T) {
 func TestCommands_RefuseBeforeMigrate(t *testing.T) {
 	t.Parallel()
 	unmigrated := filepath.Join(t.TempDir(), "llmgw.db")
-	db, err := store.Open(context.Background(), unmigrated)
+	db, err := openStore(context.Background(), unmigrated)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func assertNoRawControl(t *testing.T, what, out string) {
 func withStore(t *testing.T, path string, fn func(ctx context.Context, db *store.DB)) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, path)
+	db, err := openStore(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

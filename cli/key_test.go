@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/llmgw/llmgw"
-	"github.com/llmgw/llmgw/store"
 )
 
 func TestKey_CreateStoresOnlyTheHash(t *testing.T) {
@@ -30,7 +29,7 @@ func TestKey_CreateStoresOnlyTheHash(t *testing.T) {
 		t.Errorf("stderr = %q, want the note without the key", stderr)
 	}
 
-	s, err := store.Open(context.Background(), db)
+	s, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +197,7 @@ func TestKey_EditRotateShowRecreate(t *testing.T) {
 	if second == first || !strings.HasPrefix(second, llmgw.KeyPrefix) || strings.Contains(stderr, second) {
 		t.Fatalf("rotate printed %q (stderr %q)", second, stderr)
 	}
-	s, err := store.Open(context.Background(), db)
+	s, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

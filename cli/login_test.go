@@ -82,7 +82,7 @@ func (r *loginRun) finish(t *testing.T) (string, error) {
 // dbHandle opens the test database through the store, closed at the end.
 func dbHandle(t *testing.T, path string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), path)
+	db, err := openStore(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,6 @@ import (
 	"google.golang.org/genai"
 
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
-	"github.com/llmgw/llmgw/store"
 )
 
 // refusal is a request's failure as a dialect's SDK reports it.
@@ -271,7 +270,7 @@ type servedRow struct{ start, end time.Time }
 // servedRows reads the rows of requests that reached an account.
 func servedRows(t *testing.T, db string) []servedRow {
 	t.Helper()
-	s, err := store.Open(context.Background(), db)
+	s, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

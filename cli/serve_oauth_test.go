@@ -11,7 +11,6 @@ import (
 
 	"github.com/llmgw/llmgw/oauth/oauthtest"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
-	"github.com/llmgw/llmgw/store"
 )
 
 // oauthSetup is a fake token endpoint, a fake upstream that accepts only
@@ -50,7 +49,7 @@ func (s *oauthSetup) importAccount(t *testing.T, name, access, refresh string, e
 
 func (s *oauthSetup) storedTokens(t *testing.T, name string) (access, refresh string) {
 	t.Helper()
-	db, err := store.Open(context.Background(), s.db)
+	db, err := openStore(context.Background(), s.db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
-	"github.com/llmgw/llmgw/store"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server goroutine to write while
@@ -167,7 +166,7 @@ func streamOnce(ctx context.Context, c *anthropic.Client, p anthropic.MessageNew
 func TestServe_RefusesPendingMigrations(t *testing.T) {
 	db := t.TempDir() + "/fresh.db"
 	// An SQLite file without llmgw's migrations applied.
-	sdb, err := store.Open(context.Background(), db)
+	sdb, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

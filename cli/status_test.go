@@ -128,7 +128,7 @@ func TestStatus_NoServerShowsTheStoredState(t *testing.T) {
 	}
 
 	// A server that crashed left its row: it is stale.
-	sdb, err := store.Open(context.Background(), db)
+	sdb, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestAccount_ListShowsCooldownReason(t *testing.T) {
 	t.Parallel()
 	db := newDB(t)
 	mustRun(t, "--db", db, "account", "add", "--name", "a", "--api-key", "sk-ant-aaaaaaaaaaaaaaaa")
-	sdb, err := store.Open(context.Background(), db)
+	sdb, err := openStore(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func usageDB(t *testing.T) string {
 	mustRun(t, "--db", p, "account", "add", "--name", "a2", "--api-key", testAPIKey)
 
 	ctx := context.Background()
-	db, err := store.Open(ctx, p)
+	db, err := openStore(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -467,3 +467,14 @@ func (db *DB) RotateSecretKey(ctx context.Context, newKey []byte) (int, error) {
 	db.keyCheck.Store(&check)
 	return n, nil
 }
+
+// SecretsEncrypted reports whether the database has a key check, that is
+// whether its secrets have been encrypted (EncryptSecrets has run). It
+// needs no key.
+func (db *DB) SecretsEncrypted(ctx context.Context) (bool, error) {
+	var n int
+	if err := db.rdb.QueryRowContext(ctx, `SELECT count(*) FROM secret_key`).Scan(&n); err != nil {
+		return false, fmt.Errorf("read key check: %w", err)
+	}
+	return n > 0, nil
+}
