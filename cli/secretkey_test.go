@@ -117,7 +117,7 @@ func TestSecretKey_NoSecretAnywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	if _, err := raw.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestSecretKey_RotateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sdb.Close()
+	defer func() { _ = sdb.Close() }()
 	if a, err := sdb.GetAccount(context.Background(), "team"); err != nil || a.APIKey != apiKey {
 		t.Errorf("GetAccount with the new key: err %v", err)
 	}
@@ -293,7 +293,7 @@ func TestSecretKey_LegacyDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	const apiKey = "sk-ant-api03-fake-legacy-3333333333"
 	// What the binary before 00009 left: no key check, a plain key.
 	for _, q := range []string{
