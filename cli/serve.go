@@ -80,14 +80,21 @@ restarts it. It refuses to start on a database with pending migrations.
 Example:
   llmgw --db /var/lib/llmgw/llmgw.db serve --listen 0.0.0.0:8080`,
 		Flags: []urfave.Flag{
-			&urfave.StringFlag{Name: "listen", Usage: "`ADDR` to listen on (default: server.host:server.port from the config, else 127.0.0.1:8080)"},
+			&urfave.StringFlag{Name: "listen", EnvVars: []string{listenEnv},
+				Usage: "`ADDR` to listen on, HOST:PORT or a bare PORT for every interface (default: server.host:server.port from the config, else 127.0.0.1:8080)"},
 		},
 		Action: func(c *urfave.Context) error {
 			addr := env.cfg.Listen()
-			if c.IsSet("listen") {
-				addr = c.String("listen")
+			if v := listenAddr(c.String("listen")); v != "" { // the flag, else LLMGW_LISTEN
+				addr = v
 			}
-			return serve(c.Context, env, func() (net.Listener, error) { return net.Listen("tcp", addr) })
+			return serve(c.Context, env, func() (net.Listener, error) {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return nil, listenError(addr, err)
+				}
+				return ln, nil
+			})
 		},
 	}
 }
@@ -149,7 +156,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		if alerts != nil {
 			_ = alerts.Close(context.Background()) // nothing was sent yet: it returns at once
 		}
-		return fmt.Errorf("%w (is another llmgw running? pass --listen ADDR)", err)
+		return err // listen explains it
 	}
 	// The metrics listener stops when serve returns, after the usage rows
 	// are written, so that scrapes see the drain.
