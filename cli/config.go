@@ -107,6 +107,14 @@ type ServerConfig struct {
 	// anyone who reaches it, without a token: bind it to a private
 	// interface. Empty: none.
 	MetricsListen string `yaml:"metrics_listen"`
+	// AuthFailuresPerMinute is how many requests with a wrong client key
+	// one client address may send per minute before its requests get 429.
+	// 0: the default, 20.
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS on the
+	// listener; SIGHUP reloads them.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // metricsOn reports whether metrics are exposed anywhere, and so
@@ -360,6 +368,9 @@ func (c *Config) validate() error {
 	if err := c.Server.validateMetrics(); err != nil {
 		return err
 	}
+	if err := c.Server.validateTLS(); err != nil {
+		return err
+	}
 	loc, err := time.LoadLocation(cmp.Or(c.Server.Timezone, "UTC"))
 	if err != nil {
 		return fmt.Errorf("server.timezone %q is not UTC, Local or an IANA zone name such as Europe/Berlin", c.Server.Timezone)
@@ -435,6 +446,10 @@ func (c *Config) Catalog() *anthropic.Catalog {
 // puts the default in place of each 0. server.max_connections stays 0: its
 // default depends on the process (see defaultMaxConnections).
 func (c *Config) validateLimits() error {
+	if c.Server.AuthFailuresPerMinute < 0 {
+		return fmt.Errorf("server.auth_failures_per_minute must be 0 (the default, %d) or positive, not %d",
+			proxy.DefaultAuthFailuresPerMinute, c.Server.AuthFailuresPerMinute)
+	}
 	if c.Server.MaxConnections < 0 {
 		return fmt.Errorf("server.max_connections must be 0 (derived from the open-file limit) or positive, not %d", c.Server.MaxConnections)
 	}

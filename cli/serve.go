@@ -149,6 +149,16 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 	srv := proxy.NewServer(pc, usage)
 	srv.SetSnapshot(snap)
+	var certs *certHolder // nil: plain HTTP
+	if env.cfg.Server.TLSCertFile != "" {
+		if certs, err = loadCert(env.cfg.Server.TLSCertFile, env.cfg.Server.TLSKeyFile); err != nil {
+			_ = usage.Close(context.Background())
+			if alerts != nil {
+				_ = alerts.Close(context.Background())
+			}
+			return err
+		}
+	}
 
 	ln, err := listen()
 	if err != nil {
@@ -172,7 +182,11 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	// Past the cap, Accept waits: new connections queue in the kernel
 	// rather than failing with "too many open files" in accept, which
 	// would also starve the database and the upstream dials.
-	ln = proxy.GuardFraming(netutil.LimitListener(ln, maxConns))
+	ln = netutil.LimitListener(ln, maxConns)
+	if certs != nil {
+		ln = certs.listener(ln) // under the framing guard, which reads plaintext
+	}
+	ln = proxy.GuardFraming(ln)
 	hs := &http.Server{
 		Handler:           srv,
 		ConnContext:       proxy.ConnContext, // lets the proxy refuse heads GuardFraming found ambiguous
@@ -186,7 +200,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "db", db.Path(), "accounts", len(snap.Accounts), "keys", len(snap.Keys),
-		"max_connections", maxConns)
+		"max_connections", maxConns, "tls", certs != nil)
 	if limitKnown && env.cfg.Server.MaxConnections > 0 && uint64(maxConns) > (limit-min(limit, connHeadroom))/2 {
 		log.Warn("server.max_connections leaves too few file descriptors under the open-file limit for upstream connections: expect \"too many open files\"",
 			"max_connections", maxConns, "open_files_limit", limit)
@@ -201,6 +215,13 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 			tokens.Sync(snap) // first, so requests on the new snapshot find its tokens
 			srv.SetSnapshot(snap)
 		})
+	}()
+	certsDone := make(chan struct{})
+	go func() {
+		defer close(certsDone)
+		if certs != nil {
+			certs.reloadOnHUP(bgCtx, log)
+		}
 	}()
 	refreshDone := make(chan struct{})
 	go func() {
@@ -254,7 +275,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 
 	stopBackground()
-	if !waitClosed(backgroundStopTimeout, reloadDone, refreshDone, statusDone) {
+	if !waitClosed(backgroundStopTimeout, reloadDone, certsDone, refreshDone, statusDone) {
 		log.Warn("reload loop, token refresher or status publisher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
 	}
 	removeCtx, cancelRemove := context.WithTimeout(context.Background(), backgroundStopTimeout)
@@ -300,6 +321,8 @@ func proxyConfig(cfg *Config) proxy.Config {
 		WindowThreshold:  cfg.Alerts.WindowThreshold,
 		TrustedProxies:   cfg.TrustedProxies(),
 		MetricsToken:     cfg.Server.MetricsToken,
+
+		AuthFailuresPerMinute: cfg.Server.AuthFailuresPerMinute,
 	}
 }
 
