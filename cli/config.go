@@ -218,13 +218,15 @@ const (
 	oauthAuthorizeURLEnv = "LLMGW_OAUTH_AUTHORIZE_URL" // oauth.authorize_url
 	oauthTokenURLEnv     = "LLMGW_OAUTH_TOKEN_URL"     // oauth.token_url
 	metricsTokenEnv      = "LLMGW_METRICS_TOKEN"       // server.metrics_token
+	logFileEnv           = "LLMGW_LOG_FILE"            // logging.file
 )
 
 // envKeys maps each environment variable to the config key it overrides.
 // The order is flag > environment > config file > default: a set, non-empty
 // variable replaces the file's value, and flags (account add --base-url)
 // replace both. LLMGW_DB and LLMGW_CONFIG have no file key; urfave gives
-// their flags precedence (app.go).
+// their flags precedence (app.go), as it gives serve's --listen over
+// LLMGW_LISTEN, which stands for server.host and server.port (serve.go).
 var envKeys = []struct {
 	name string
 	key  func(*Config) *string
@@ -233,6 +235,7 @@ var envKeys = []struct {
 	{oauthAuthorizeURLEnv, func(c *Config) *string { return &c.OAuth.AuthorizeURL }},
 	{oauthTokenURLEnv, func(c *Config) *string { return &c.OAuth.TokenURL }},
 	{metricsTokenEnv, func(c *Config) *string { return &c.Server.MetricsToken }},
+	{logFileEnv, func(c *Config) *string { return &c.Logging.File }},
 }
 
 // applyEnv puts each environment variable of envKeys that lookup finds set

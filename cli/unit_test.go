@@ -90,6 +90,7 @@ func TestServeUnit_Hardened(t *testing.T) {
 	for _, want := range []string{
 		"#Environment=LLMGW_LISTEN=0.0.0.0:8080",
 		"#LoadCredential=llmgw-secret-key:/etc/llmgw/secret-key",
+		"#Environment=LLMGW_LOG_FILE=/var/log/llmgw/llmgw.log",
 	} {
 		if !bytes.Contains(data, []byte(want)) {
 			t.Errorf("%s does not document %q", unitFile, want)
