@@ -82,7 +82,7 @@ func TestServe_ListenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	defer func() { _ = taken.Close() }()
 	db := newDB(t)
 
 	_, _, err = run(t, "--db", db, "serve", "--listen", taken.Addr().String())

@@ -50,8 +50,9 @@ func (b *lockedBuffer) String() string {
 }
 
 // getAs sends GET url to the gateway as client (via X-Forwarded-For
-// from a trusted 127.0.0.1) with key in x-api-key.
-func getAs(t *testing.T, url, client, key string) (*http.Response, string) {
+// from a trusted 127.0.0.1) with key in x-api-key, and returns the
+// answer's status, headers and body.
+func getAs(t *testing.T, url, client, key string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx(t), http.MethodGet, url, nil)
 	if err != nil {
@@ -69,7 +70,7 @@ func getAs(t *testing.T, url, client, key string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res, string(body)
+	return res.StatusCode, res.Header, string(body)
 }
 
 func TestServer_AuthFailuresRateLimitedPerAddress(t *testing.T) {
@@ -86,13 +87,13 @@ func TestServer_AuthFailuresRateLimitedPerAddress(t *testing.T) {
 	models := g.URL + "/v1/models"
 
 	for i := range 3 {
-		if res, _ := getAs(t, models, "198.51.100.7", badKey); res.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("bad key %d: Status = %d, want 401", i+1, res.StatusCode)
+		if status, _, _ := getAs(t, models, "198.51.100.7", badKey); status != http.StatusUnauthorized {
+			t.Fatalf("bad key %d: Status = %d, want 401", i+1, status)
 		}
 	}
-	res, body := getAs(t, models, "198.51.100.7", badKey)
-	if res.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("bad key past the limit: Status = %d, want 429 (%s)", res.StatusCode, body)
+	status, h, body := getAs(t, models, "198.51.100.7", badKey)
+	if status != http.StatusTooManyRequests {
+		t.Fatalf("bad key past the limit: Status = %d, want 429 (%s)", status, body)
 	}
 	var e struct {
 		Error struct{ Type, Message string } `json:"error"`
@@ -100,23 +101,23 @@ func TestServer_AuthFailuresRateLimitedPerAddress(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error.Type != "rate_limit_error" {
 		t.Errorf("body = %s, want an Anthropic rate_limit_error", body)
 	}
-	if ra, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 20 {
-		t.Errorf("Retry-After = %q, want 1-20 s (one failure refills in 20 s)", res.Header.Get("Retry-After"))
+	if ra, err := strconv.Atoi(h.Get("Retry-After")); err != nil || ra < 1 || ra > 20 {
+		t.Errorf("Retry-After = %q, want 1-20 s (one failure refills in 20 s)", h.Get("Retry-After"))
 	}
 	// The right key from the same address is refused too: else a guesser
 	// would learn which guess was right.
-	if res, _ := getAs(t, models, "198.51.100.7", testKey); res.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("good key from a refused address: Status = %d, want 429", res.StatusCode)
+	if status, _, _ := getAs(t, models, "198.51.100.7", testKey); status != http.StatusTooManyRequests {
+		t.Errorf("good key from a refused address: Status = %d, want 429", status)
 	}
 	// Another address is not affected.
-	if res, _ := getAs(t, models, "198.51.100.8", testKey); res.StatusCode != http.StatusOK {
-		t.Errorf("other address: Status = %d, want 200", res.StatusCode)
+	if status, _, _ := getAs(t, models, "198.51.100.8", testKey); status != http.StatusOK {
+		t.Errorf("other address: Status = %d, want 200", status)
 	}
 
 	// One failure's worth of time later, one more try is allowed.
 	clock.Add(20 * time.Second)
-	if res, _ := getAs(t, models, "198.51.100.7", testKey); res.StatusCode != http.StatusOK {
-		t.Errorf("after 20 s: Status = %d, want 200", res.StatusCode)
+	if status, _, _ := getAs(t, models, "198.51.100.7", testKey); status != http.StatusOK {
+		t.Errorf("after 20 s: Status = %d, want 200", status)
 	}
 
 	got := logs.String()
@@ -134,7 +135,7 @@ func TestServer_AuthFailuresRateLimitedPerAddress(t *testing.T) {
 func TestServer_AuthFailuresOpenAIDialect(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, Config{AuthFailuresPerMinute: 1})
-	post := func() (*http.Response, string) {
+	post := func() (int, http.Header, string) {
 		req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, g.URL+"/v1/chat/completions",
 			strings.NewReader(`{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}`))
 		if err != nil {
@@ -147,14 +148,14 @@ func TestServer_AuthFailuresOpenAIDialect(t *testing.T) {
 		}
 		defer res.Body.Close()
 		body, _ := io.ReadAll(res.Body)
-		return res, string(body)
+		return res.StatusCode, res.Header, string(body)
 	}
-	if res, _ := post(); res.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("first: Status = %d, want 401", res.StatusCode)
+	if status, _, _ := post(); status != http.StatusUnauthorized {
+		t.Fatalf("first: Status = %d, want 401", status)
 	}
-	res, body := post()
-	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
-		t.Fatalf("second: Status = %d, Retry-After %q, want 429 with one", res.StatusCode, res.Header.Get("Retry-After"))
+	status, h, body := post()
+	if status != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Fatalf("second: Status = %d, Retry-After %q, want 429 with one", status, h.Get("Retry-After"))
 	}
 	var e struct {
 		Error struct{ Type, Message string } `json:"error"`
