@@ -71,9 +71,10 @@ func serveCommand(env *appEnv) *urfave.Command {
 		UsageText: "llmgw serve [--listen ADDR]",
 		Description: `Serves the Anthropic API (and the other dialects) on ADDR, over the accounts
 in the database. Changes made with the CLI while it runs take effect within a
-second; SIGHUP forces a reload. SIGINT or SIGTERM stop accepting requests,
-let running ones finish (up to server.timeout_seconds), stop the background
-work, write every usage row and exit 0. If serving fails (the listener
+second; SIGHUP forces a reload (and reloads the TLS certificate, if any).
+SIGINT or SIGTERM stop accepting requests, let running ones finish (up to
+server.timeout_seconds), stop the background work, write every usage row and
+exit 0. If serving fails (the listener
 breaks), it stops the same way and exits non-zero, so that a supervisor
 restarts it. It refuses to start on a database with pending migrations.
 
