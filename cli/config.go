@@ -112,6 +112,14 @@ type ServerConfig struct {
 	// credential llmgw-secret-key, else the database path plus ".key"
 	// (see secretKeySource).
 	SecretKeyFile string `yaml:"secret_key_file"`
+	// AuthFailuresPerMinute is how many requests with a wrong client key
+	// one client address may send per minute before its requests get 429.
+	// 0: the default, 20.
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS on the
+	// listener; SIGHUP reloads them.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // metricsOn reports whether metrics are exposed anywhere, and so
@@ -215,13 +223,15 @@ const (
 	oauthAuthorizeURLEnv = "LLMGW_OAUTH_AUTHORIZE_URL" // oauth.authorize_url
 	oauthTokenURLEnv     = "LLMGW_OAUTH_TOKEN_URL"     // oauth.token_url
 	metricsTokenEnv      = "LLMGW_METRICS_TOKEN"       // server.metrics_token
+	logFileEnv           = "LLMGW_LOG_FILE"            // logging.file
 )
 
 // envKeys maps each environment variable to the config key it overrides.
 // The order is flag > environment > config file > default: a set, non-empty
 // variable replaces the file's value, and flags (account add --base-url)
 // replace both. LLMGW_DB and LLMGW_CONFIG have no file key; urfave gives
-// their flags precedence (app.go).
+// their flags precedence (app.go), as it gives serve's --listen over
+// LLMGW_LISTEN, which stands for server.host and server.port (serve.go).
 var envKeys = []struct {
 	name string
 	key  func(*Config) *string
@@ -230,6 +240,7 @@ var envKeys = []struct {
 	{oauthAuthorizeURLEnv, func(c *Config) *string { return &c.OAuth.AuthorizeURL }},
 	{oauthTokenURLEnv, func(c *Config) *string { return &c.OAuth.TokenURL }},
 	{metricsTokenEnv, func(c *Config) *string { return &c.Server.MetricsToken }},
+	{logFileEnv, func(c *Config) *string { return &c.Logging.File }},
 }
 
 // applyEnv puts each environment variable of envKeys that lookup finds set
@@ -365,6 +376,9 @@ func (c *Config) validate() error {
 	if err := c.Server.validateMetrics(); err != nil {
 		return err
 	}
+	if err := c.Server.validateTLS(); err != nil {
+		return err
+	}
 	loc, err := time.LoadLocation(cmp.Or(c.Server.Timezone, "UTC"))
 	if err != nil {
 		return fmt.Errorf("server.timezone %q is not UTC, Local or an IANA zone name such as Europe/Berlin", c.Server.Timezone)
@@ -440,6 +454,10 @@ func (c *Config) Catalog() *anthropic.Catalog {
 // puts the default in place of each 0. server.max_connections stays 0: its
 // default depends on the process (see defaultMaxConnections).
 func (c *Config) validateLimits() error {
+	if c.Server.AuthFailuresPerMinute < 0 {
+		return fmt.Errorf("server.auth_failures_per_minute must be 0 (the default, %d) or positive, not %d",
+			proxy.DefaultAuthFailuresPerMinute, c.Server.AuthFailuresPerMinute)
+	}
 	if c.Server.MaxConnections < 0 {
 		return fmt.Errorf("server.max_connections must be 0 (derived from the open-file limit) or positive, not %d", c.Server.MaxConnections)
 	}

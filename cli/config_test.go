@@ -223,6 +223,7 @@ func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
 	t.Parallel()
 	const env = "http://env.example/x"
 	file := writeFile(t, "llmgw.yaml", "server:\n  metrics_token: metrics-file-FAKE-0123456789\n"+
+		"logging:\n  file: /file/llmgw.log\n"+
 		"upstream:\n  base_url: http://file.example/base\n"+
 		"oauth:\n  authorize_url: http://file.example/authorize\n  token_url: http://file.example/token\n")
 	// get reads the value a variable overrides through the accessor the
@@ -237,6 +238,7 @@ func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
 		{oauthTokenURLEnv, "http://file.example/token", oauth.DefaultTokenURL,
 			func(c *Config) string { return c.OAuthConfig().TokenURL }},
 		{metricsTokenEnv, "metrics-file-FAKE-0123456789", "", func(c *Config) string { return c.Server.MetricsToken }},
+		{logFileEnv, "/file/llmgw.log", "", func(c *Config) string { return c.Logging.File }},
 	} {
 		for _, tt := range []struct {
 			name string
@@ -274,7 +276,7 @@ func TestLoadConfig_EnvironmentOverridesFile(t *testing.T) {
 // reads, to check flag > environment > config file > default.
 func TestConfig_Precedence(t *testing.T) {
 	// Not parallel: sets environment variables.
-	for _, name := range []string{"LLMGW_DB", "LLMGW_CONFIG", baseURLEnv, oauthAuthorizeURLEnv, oauthTokenURLEnv, metricsTokenEnv} {
+	for _, name := range []string{"LLMGW_DB", "LLMGW_CONFIG", baseURLEnv, oauthAuthorizeURLEnv, oauthTokenURLEnv, metricsTokenEnv, logFileEnv, listenEnv} {
 		t.Setenv(name, "") // restores the caller's value afterwards
 		if err := os.Unsetenv(name); err != nil {
 			t.Fatal(err)

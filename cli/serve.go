@@ -71,23 +71,31 @@ func serveCommand(env *appEnv) *urfave.Command {
 		UsageText: "llmgw serve [--listen ADDR]",
 		Description: `Serves the Anthropic API (and the other dialects) on ADDR, over the accounts
 in the database. Changes made with the CLI while it runs take effect within a
-second; SIGHUP forces a reload. SIGINT or SIGTERM stop accepting requests,
-let running ones finish (up to server.timeout_seconds), stop the background
-work, write every usage row and exit 0. If serving fails (the listener
+second; SIGHUP forces a reload (and reloads the TLS certificate, if any).
+SIGINT or SIGTERM stop accepting requests, let running ones finish (up to
+server.timeout_seconds), stop the background work, write every usage row and
+exit 0. If serving fails (the listener
 breaks), it stops the same way and exits non-zero, so that a supervisor
 restarts it. It refuses to start on a database with pending migrations.
 
 Example:
   llmgw --db /var/lib/llmgw/llmgw.db serve --listen 0.0.0.0:8080`,
 		Flags: []urfave.Flag{
-			&urfave.StringFlag{Name: "listen", Usage: "`ADDR` to listen on (default: server.host:server.port from the config, else 127.0.0.1:8080)"},
+			&urfave.StringFlag{Name: "listen", EnvVars: []string{listenEnv},
+				Usage: "`ADDR` to listen on, HOST:PORT or a bare PORT for every interface (default: server.host:server.port from the config, else 127.0.0.1:8080)"},
 		},
 		Action: func(c *urfave.Context) error {
 			addr := env.cfg.Listen()
-			if c.IsSet("listen") {
-				addr = c.String("listen")
+			if v := listenAddr(c.String("listen")); v != "" { // the flag, else LLMGW_LISTEN
+				addr = v
 			}
-			return serve(c.Context, env, func() (net.Listener, error) { return net.Listen("tcp", addr) })
+			return serve(c.Context, env, func() (net.Listener, error) {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return nil, listenError(addr, err)
+				}
+				return ln, nil
+			})
 		},
 	}
 }
@@ -142,6 +150,16 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 	srv := proxy.NewServer(pc, usage)
 	srv.SetSnapshot(snap)
+	var certs *certHolder // nil: plain HTTP
+	if env.cfg.Server.TLSCertFile != "" {
+		if certs, err = loadCert(env.cfg.Server.TLSCertFile, env.cfg.Server.TLSKeyFile); err != nil {
+			_ = usage.Close(context.Background())
+			if alerts != nil {
+				_ = alerts.Close(context.Background())
+			}
+			return err
+		}
+	}
 
 	ln, err := listen()
 	if err != nil {
@@ -149,7 +167,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		if alerts != nil {
 			_ = alerts.Close(context.Background()) // nothing was sent yet: it returns at once
 		}
-		return fmt.Errorf("%w (is another llmgw running? pass --listen ADDR)", err)
+		return err // listen explains it
 	}
 	// The metrics listener stops when serve returns, after the usage rows
 	// are written, so that scrapes see the drain.
@@ -165,7 +183,11 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	// Past the cap, Accept waits: new connections queue in the kernel
 	// rather than failing with "too many open files" in accept, which
 	// would also starve the database and the upstream dials.
-	ln = proxy.GuardFraming(netutil.LimitListener(ln, maxConns))
+	ln = netutil.LimitListener(ln, maxConns)
+	if certs != nil {
+		ln = certs.listener(ln) // under the framing guard, which reads plaintext
+	}
+	ln = proxy.GuardFraming(ln)
 	hs := &http.Server{
 		Handler:           srv,
 		ConnContext:       proxy.ConnContext, // lets the proxy refuse heads GuardFraming found ambiguous
@@ -179,7 +201,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "db", db.Path(), "accounts", len(snap.Accounts), "keys", len(snap.Keys),
-		"max_connections", maxConns)
+		"max_connections", maxConns, "tls", certs != nil)
 	if limitKnown && env.cfg.Server.MaxConnections > 0 && uint64(maxConns) > (limit-min(limit, connHeadroom))/2 {
 		log.Warn("server.max_connections leaves too few file descriptors under the open-file limit for upstream connections: expect \"too many open files\"",
 			"max_connections", maxConns, "open_files_limit", limit)
@@ -194,6 +216,13 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 			tokens.Sync(snap) // first, so requests on the new snapshot find its tokens
 			srv.SetSnapshot(snap)
 		})
+	}()
+	certsDone := make(chan struct{})
+	go func() {
+		defer close(certsDone)
+		if certs != nil {
+			certs.reloadOnHUP(bgCtx, log)
+		}
 	}()
 	refreshDone := make(chan struct{})
 	go func() {
@@ -247,7 +276,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 
 	stopBackground()
-	if !waitClosed(backgroundStopTimeout, reloadDone, refreshDone, statusDone) {
+	if !waitClosed(backgroundStopTimeout, reloadDone, certsDone, refreshDone, statusDone) {
 		log.Warn("reload loop, token refresher or status publisher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
 	}
 	removeCtx, cancelRemove := context.WithTimeout(context.Background(), backgroundStopTimeout)
@@ -293,6 +322,8 @@ func proxyConfig(cfg *Config) proxy.Config {
 		WindowThreshold:  cfg.Alerts.WindowThreshold,
 		TrustedProxies:   cfg.TrustedProxies(),
 		MetricsToken:     cfg.Server.MetricsToken,
+
+		AuthFailuresPerMinute: cfg.Server.AuthFailuresPerMinute,
 	}
 }
 

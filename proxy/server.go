@@ -122,6 +122,11 @@ type Config struct {
 	// MetricsToken opens GET /metrics on this handler to requests that send
 	// it as a Bearer token. Empty: /metrics answers 404 here.
 	MetricsToken string
+	// AuthFailuresPerMinute is how many requests with a wrong client key
+	// one client address (the request log's, so behind TrustedProxies the
+	// real client) may send per minute before its requests get 429.
+	// Default DefaultAuthFailuresPerMinute.
+	AuthFailuresPerMinute int
 }
 
 // Server is the gateway's HTTP handler. It is safe for concurrent use.
@@ -140,6 +145,7 @@ type Server struct {
 	affinity *bindings      // sessions and the accounts that serve them
 	keySlots keySlots       // requests in flight per client key
 	outage   atomic.Bool    // a no_account alert went out and no request was served since
+	authFail *authFailures  // failed authentications per client address
 }
 
 // view is a snapshot with the indexes the hot path needs.
@@ -208,6 +214,7 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		bodyMem:  semaphore.NewWeighted(cfg.MaxBodyMemory),
 		ledger:   policy.NewLedger(cfg.Now, cfg.Location),
 		affinity: newBindings(),
+		authFail: newAuthFailures(cfg.AuthFailuresPerMinute, cfg.Now),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
 	s.pool.familyOf = cfg.Catalog.Family
@@ -619,13 +626,24 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				"missing client key: send it as x-api-key or Authorization: Bearer"))
 			return
 		}
+		client := clientAddr(r, s.cfg.TrustedProxies)
+		if wait := s.authFail.wait(client); wait > 0 {
+			s.writeError(w, r, errAuthLimited(wait))
+			return
+		}
+		// The map is keyed by the SHA-256 of the key, so the lookup's timing
+		// depends on a hash the client cannot steer toward a stored one, not
+		// on how much of a real key it guessed; the constant-time compare
+		// then confirms the match without an early exit.
 		hash := llmgw.HashKey(presented)
 		k, ok := v.keys[hash]
 		if !ok || subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 {
+			s.authFailed(r, client, hash)
 			s.writeError(w, r, clientErr(http.StatusUnauthorized, "authentication_error", "invalid client key"))
 			return
 		}
 		if usable, why := k.Usable(s.cfg.Now()); !usable {
+			s.authFailed(r, client, hash)
 			s.writeError(w, r, clientErr(http.StatusUnauthorized, "authentication_error", why))
 			return
 		}
