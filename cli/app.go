@@ -166,8 +166,12 @@ Example:
 			alertCommand(env),
 			statusCommand(env),
 			versionCommand(),
+			completionCommand(),
 			helpCommand(),
 		},
+		// "llmgw ... --generate-bash-completion" lists what may come next,
+		// for the scripts of "llmgw completion".
+		EnableBashCompletion: true,
 		// Never let urfave call os.Exit: main decides the exit status.
 		ExitErrHandler: func(*urfave.Context, error) {},
 		OnUsageError:   usageError,
