@@ -34,6 +34,7 @@ type appEnv struct {
 	dbPath     string  // --db
 	configPath string  // --config; empty when no file is used
 	cfg        *Config // the config file (or defaults) with flags applied
+	cfgErr     error   // why the config did not load, for doctor, which runs on the defaults
 
 	now func() time.Time
 }
@@ -145,7 +146,13 @@ Example:
 			if err := hoistGlobalFlags(c); err != nil {
 				return err
 			}
-			return env.load(c)
+			err := env.load(c)
+			if err != nil && c.Args().First() == "doctor" {
+				// doctor reports a bad config as one of its findings.
+				env.cfg, env.cfgErr = defaultConfig(), err
+				return nil
+			}
+			return err
 		},
 		Action: func(c *urfave.Context) error {
 			switch {
@@ -165,6 +172,7 @@ Example:
 			serveCommand(env),
 			alertCommand(env),
 			statusCommand(env),
+			doctorCommand(env),
 			versionCommand(),
 			completionCommand(),
 			helpCommand(),
