@@ -30,7 +30,7 @@ Claude subscription accounts (Claude Code OAuth) come in with "account login"
 or "account import --claude-credentials"; the server keeps their tokens fresh.
 
 Example:
-  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  printenv ANTHROPIC_API_KEY | llmgw account add --name main --api-key -
   llmgw account login --name alice-max --owner-key alice
   llmgw account import accounts.yaml
   llmgw account edit --priority 1 --limit usd=100/day main
@@ -69,9 +69,9 @@ such as 5h or 30d (usd=100/day, tokens=2M/5h, requests=60/1m); one limit per
 kind and window.
 
 Example:
-  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
-  echo "$KEY" | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'
-  llmgw account add --name capped --api-key - --limit usd=100/day --limit tokens=2M/5h`,
+  printenv ANTHROPIC_API_KEY | llmgw account add --name main --api-key -
+  printenv BACKUP_KEY | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'
+  llmgw account add --name capped --api-key - --limit usd=100/day --limit tokens=2M/5h < capped.key`,
 		Flags: []urfave.Flag{
 			&urfave.StringFlag{Name: "name", Usage: "unique account `NAME` (no spaces)"},
 			&urfave.StringFlag{Name: "api-key", Usage: "Anthropic API `KEY`, or - to read it from stdin"},
