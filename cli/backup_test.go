@@ -61,7 +61,11 @@ func TestDB_BackupWhileServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	if problems, err := db.IntegrityCheck(context.Background()); err != nil || len(problems) > 0 {
 		t.Errorf("IntegrityCheck = %q, %v", problems, err)
 	}

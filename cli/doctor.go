@@ -312,7 +312,7 @@ func (r *doctorRun) isLLMGW(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read what we wanted; its Close error tells us nothing
 	var body struct {
 		Status string `json:"status"`
 	}
@@ -396,7 +396,7 @@ func (r *doctorRun) probe(ctx context.Context, check string, a *llmgw.Account) {
 			"check the base URL and that this host reaches it (DNS, firewall, HTTPS_PROXY)")
 		return
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()                 // read what we wanted; its Close error tells us nothing
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10)) // a short read only shortens the report
 
 	if res.StatusCode == http.StatusOK {
