@@ -30,7 +30,7 @@ Claude subscription accounts (Claude Code OAuth) come in with "account login"
 or "account import --claude-credentials"; the server keeps their tokens fresh.
 
 Example:
-  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  printenv ANTHROPIC_API_KEY | llmgw account add --name main --api-key -
   llmgw account login --name alice-max --owner-key alice
   llmgw account import accounts.yaml
   llmgw account edit --priority 1 --limit usd=100/day main
@@ -69,9 +69,9 @@ such as 5h or 30d (usd=100/day, tokens=2M/5h, requests=60/1m); one limit per
 kind and window.
 
 Example:
-  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
-  echo "$KEY" | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'
-  llmgw account add --name capped --api-key - --limit usd=100/day --limit tokens=2M/5h`,
+  printenv ANTHROPIC_API_KEY | llmgw account add --name main --api-key -
+  printenv BACKUP_KEY | llmgw account add --name backup --api-key - --priority 1 --models 'claude-sonnet-*,claude-haiku-*'
+  llmgw account add --name capped --api-key - --limit usd=100/day --limit tokens=2M/5h < capped.key`,
 		Flags: []urfave.Flag{
 			&urfave.StringFlag{Name: "name", Usage: "unique account `NAME` (no spaces)"},
 			&urfave.StringFlag{Name: "api-key", Usage: "Anthropic API `KEY`, or - to read it from stdin"},
@@ -258,16 +258,7 @@ Example:
 					return err
 				}
 				if c.Bool("json") {
-					out := make([]accountJSON, len(accts))
-					for i := range accts {
-						out[i] = newAccountJSON(&accts[i], stats[accts[i].ID], now)
-						out[i].LimitUse = limitsJSON(accts[i].Limits, uses[accts[i].ID])
-						if inflight != nil {
-							n := inflight[accts[i].ID]
-							out[i].InFlight = &n
-						}
-					}
-					return writeJSON(c.App.Writer, out)
+					return writeJSON(c.App.Writer, accountsJSON(accts, stats, uses, inflight, now))
 				}
 				if len(accts) == 0 {
 					// A hint on stderr; the (empty) table below is the answer.
@@ -624,9 +615,13 @@ func accountShowCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "show",
 		Usage:     "show one account in full, secrets masked",
-		UsageText: "llmgw account show NAME",
-		Description: `Example:
-  llmgw account show main`,
+		UsageText: "llmgw account show NAME [--json]",
+		Description: `--json prints the account as "llmgw account list --json" prints each one.
+
+Example:
+  llmgw account show main
+  llmgw account show main --json`,
+		Flags: []urfave.Flag{&urfave.BoolFlag{Name: "json", Usage: "print one JSON document"}},
 		Action: func(c *urfave.Context) error {
 			name, err := oneArg(c, "account name")
 			if err != nil {
@@ -640,6 +635,9 @@ func accountShowCommand(env *appEnv) *urfave.Command {
 				stats, err := db.AccountStats(c.Context)
 				if err != nil {
 					return fmt.Errorf("account statistics: %w", err)
+				}
+				if c.Bool("json") {
+					return env.writeAccountJSON(c, db, a, stats)
 				}
 				return writeAccount(c.App.Writer, a, stats[a.ID], env.now())
 			})

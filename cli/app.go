@@ -34,6 +34,7 @@ type appEnv struct {
 	dbPath     string  // --db
 	configPath string  // --config; empty when no file is used
 	cfg        *Config // the config file (or defaults) with flags applied
+	cfgErr     error   // why the config did not load, for doctor, which runs on the defaults
 
 	now func() time.Time
 }
@@ -124,11 +125,11 @@ func newApp(stdout, stderr io.Writer) (*urfave.App, *appEnv) {
 		UsageText: "llmgw [global options] command [command options] [arguments...]",
 		Description: `llmgw spreads Anthropic API traffic over a pool of accounts, steps around
 broken or rate-limited ones, and records who used what. State lives in one
-SQLite file (--db). Global options go before the command.
+SQLite file (--db). Global options may go before or after the command.
 
 Example:
   llmgw db migrate
-  llmgw account add --name main --api-key "$ANTHROPIC_API_KEY"
+  printenv ANTHROPIC_API_KEY | llmgw account add --name main --api-key -
   llmgw key create --name alice
   llmgw serve`,
 		Version:   "dev",
@@ -146,11 +147,22 @@ Example:
 		// every run writes to, so two Apps running at once (parallel tests)
 		// would race on them. This App brings its own: see helpFlag.
 		HideVersion: true,
-		Before:      func(c *urfave.Context) error { return env.load(c) },
+		Before: func(c *urfave.Context) error {
+			if err := hoistGlobalFlags(c); err != nil {
+				return err
+			}
+			err := env.load(c)
+			if err != nil && c.Args().First() == "doctor" {
+				// doctor reports a bad config as one of its findings.
+				env.cfg, env.cfgErr = defaultConfig(), err
+				return nil
+			}
+			return err
+		},
 		Action: func(c *urfave.Context) error {
 			switch {
 			case c.Args().Present():
-				return fmt.Errorf("unknown command %q: see \"llmgw --help\"", c.Args().First())
+				return unknownCommand("", c.Args().First(), c.App.Commands)
 			case c.Bool("version"):
 				_, err := fmt.Fprintln(c.App.Writer, c.App.Version)
 				return err
@@ -165,14 +177,20 @@ Example:
 			serveCommand(env),
 			alertCommand(env),
 			statusCommand(env),
+			doctorCommand(env),
 			versionCommand(),
+			completionCommand(),
 			helpCommand(),
 		},
+		// "llmgw ... --generate-bash-completion" lists what may come next,
+		// for the scripts of "llmgw completion".
+		EnableBashCompletion: true,
 		// Never let urfave call os.Exit: main decides the exit status.
 		ExitErrHandler: func(*urfave.Context, error) {},
 		OnUsageError:   usageError,
 	}
 	ownHelp(app.Commands)
+	acceptGlobalFlags(app.Commands)
 	return app, env
 }
 
@@ -234,8 +252,14 @@ func (e *appEnv) load(c *urfave.Context) error {
 	return nil
 }
 
-// usageError turns a flag parsing error into one that says where help is.
+// usageError turns a flag parsing error into one that says where help is,
+// and which flag was meant if the unknown one is close to a known one.
 func usageError(c *urfave.Context, err error, _ bool) error {
+	if f := undefinedFlag(err); f != "" {
+		if s := flagSuggestion(f, c.Command.Flags); s != "" {
+			return fmt.Errorf("unknown flag %q%s see \"%s --help\"", dashes(strings.TrimLeft(f, "-")), s, c.Command.HelpName)
+		}
+	}
 	return fmt.Errorf("%w: see \"%s --help\"", err, c.Command.HelpName)
 }
 
@@ -257,23 +281,32 @@ func groupCommand(name, usage, description string, subs ...*urfave.Command) *urf
 		OnUsageError: usageError,
 		Action: func(c *urfave.Context) error {
 			if c.Args().Present() {
-				return fmt.Errorf("unknown command \"llmgw %s %s\": see \"llmgw %s --help\"", name, c.Args().First(), name)
+				return unknownCommand("llmgw "+name, c.Args().First(), subs)
 			}
 			return fmt.Errorf("\"llmgw %s\" needs a command: see \"llmgw %s --help\"", name, name)
 		},
 	}
 }
 
-// versionCommand prints the App's version.
+// versionCommand prints the App's version; see version.go.
 func versionCommand() *urfave.Command {
 	return &urfave.Command{
-		Name:        "version",
-		Usage:       "print the llmgw version",
-		UsageText:   "llmgw version",
-		Description: "Example:\n  llmgw version",
+		Name:      "version",
+		Usage:     "print the llmgw version",
+		UsageText: "llmgw version [--json]",
+		Description: `--json prints {"version", "go", "commit"}; commit only when the binary was
+built from a git checkout.
+
+Example:
+  llmgw version
+  llmgw version --json`,
+		Flags: []urfave.Flag{&urfave.BoolFlag{Name: "json", Usage: "print one JSON document"}},
 		Action: func(c *urfave.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
+			}
+			if c.Bool("json") {
+				return writeJSON(c.App.Writer, newVersionJSON(c.App.Version))
 			}
 			_, err := fmt.Fprintln(c.App.Writer, c.App.Version)
 			return err
@@ -301,6 +334,13 @@ func oneArg(c *urfave.Context, what string) (string, error) {
 	case 1:
 	default:
 		if err := flagsAfterArg(c, c.Args().Tail()); err != nil {
+			var suggest string
+			if uf := (*unknownFlagError)(nil); errors.As(err, &uf) {
+				suggest = flagSuggestion(uf.flag, c.Command.Flags)
+			}
+			if suggest != "" {
+				return "", fmt.Errorf("%w after %s%s see \"%s --help\"", err, what, suggest, c.Command.HelpName)
+			}
 			return "", fmt.Errorf("%w after %s: see \"%s --help\"", err, what, c.Command.HelpName)
 		}
 	}
@@ -321,7 +361,7 @@ func flagsAfterArg(c *urfave.Context, args []string) error {
 		}
 		f := commandFlag(c.Command, name)
 		if f == nil {
-			return fmt.Errorf("unknown flag %q", a)
+			return &unknownFlagError{flag: a}
 		}
 		if _, isBool := f.(*urfave.BoolFlag); isBool && !hasValue {
 			value, hasValue = "true", true
@@ -339,6 +379,11 @@ func flagsAfterArg(c *urfave.Context, args []string) error {
 	}
 	return nil
 }
+
+// unknownFlagError is flagsAfterArg's error for a flag the command lacks.
+type unknownFlagError struct{ flag string }
+
+func (e *unknownFlagError) Error() string { return fmt.Sprintf("unknown flag %q", e.flag) }
 
 // commandFlag finds a command's flag by any of its names.
 func commandFlag(cmd *urfave.Command, name string) urfave.Flag {

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 
 	urfave "github.com/urfave/cli/v2"
-
-	"github.com/pressly/goose/v3"
 )
 
 func dbCommand(env *appEnv) *urfave.Command {
@@ -39,9 +37,16 @@ Example:
 		&urfave.Command{
 			Name:      "status",
 			Usage:     "list migrations and whether each is applied",
-			UsageText: "llmgw db status",
-			Description: `Example:
-  llmgw db status`,
+			UsageText: "llmgw db status [--json]",
+			Description: `Lists every migration the binary knows and when it was applied. Exits
+non-zero when any is pending, so that scripts can check before "serve".
+--json prints {"version", "pending", "migrations": [{"version", "name",
+"applied_at"}]}, applied_at null for a pending one.
+
+Example:
+  llmgw db status
+  llmgw db status --json | jq .pending`,
+			Flags: []urfave.Flag{&urfave.BoolFlag{Name: "json", Usage: "print one JSON document"}},
 			Action: func(c *urfave.Context) error {
 				if err := noArgs(c); err != nil {
 					return err
@@ -49,6 +54,7 @@ Example:
 				return env.dbStatus(c)
 			},
 		},
+		dbBackupCommand(env),
 		rotateKeyCommand(env),
 	)
 }
@@ -91,14 +97,17 @@ func (e *appEnv) dbStatus(c *urfave.Context) (err error) {
 	if err != nil {
 		return err // the store's errors name the file
 	}
-	tw := newTable(c.App.Writer)
-	tw.row("VERSION\tFILE\tAPPLIED AT\n")
-	for _, s := range status {
-		applied := "pending"
-		if s.State == goose.StateApplied {
-			applied = formatTime(s.AppliedAt)
-		}
-		tw.row("%d\t%s\t%s\n", s.Source.Version, filepath.Base(s.Source.Path), applied)
+	if c.Bool("json") {
+		err = writeJSON(c.App.Writer, newDBStatusJSON(status))
+	} else {
+		err = writeDBStatus(c.App.Writer, status)
 	}
-	return tw.Flush()
+	if err != nil {
+		return err
+	}
+	if n := pendingCount(status); n > 0 {
+		return fmt.Errorf("database %s has %d pending %s: run \"llmgw db migrate\"",
+			e.dbPath, n, plural(n, "migration", "migrations"))
+	}
+	return nil
 }

@@ -54,7 +54,8 @@ func TestDB_StatusShowsPending(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	stdout, _ := mustRun(t, "--db", p, "db", "status")
+	stdout, _, err := run(t, "--db", p, "db", "status")
+	wantErr(t, err, fmt.Sprintf("database %s has %d pending migrations", p, migrationCount(t)), `run "llmgw db migrate"`)
 	if !regexp.MustCompile(`(?m)^1\s+00001_init\.sql\s+pending$`).MatchString(stdout) {
 		t.Errorf("status printed %q, want 00001_init.sql pending", stdout)
 	}

@@ -16,7 +16,7 @@ func explainCommand(env *appEnv) *urfave.Command {
 	return &urfave.Command{
 		Name:      "explain",
 		Usage:     "show what happened to one request: each account tried and what it answered",
-		UsageText: "llmgw usage explain [--json] REQUEST_ID",
+		UsageText: "llmgw usage explain REQUEST_ID [--json]",
 		Description: `Prints the request log row of one request: who sent it, which accounts were
 tried in which order and what each answered, the account that gave the final
 answer, the tokens, and the error the client got. REQUEST_ID is the
@@ -29,13 +29,14 @@ Example:
   llmgw usage explain --json llmgw_3f2a9c0d1e4b5a6978877665 | jq .attempts`,
 		Flags: []urfave.Flag{&urfave.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *urfave.Context) error {
-			if c.NArg() != 1 {
-				return errors.New(`give one request id, as in "llmgw usage explain llmgw_…"`)
+			id, err := oneArg(c, "request id") // flags may follow it: explain ID --json
+			if err != nil {
+				return err
 			}
 			return env.withDB(c.Context, func(db *store.DB) error {
-				row, err := db.GetRequest(c.Context, c.Args().First())
+				row, err := db.GetRequest(c.Context, id)
 				if errors.Is(err, llmgw.ErrNotFound) {
-					return fmt.Errorf("no logged request has id %q: requests refused before reaching an account are not logged", c.Args().First())
+					return fmt.Errorf("no logged request has id %q: requests refused before reaching an account are not logged", id)
 				}
 				if err != nil {
 					return err

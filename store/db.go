@@ -107,6 +107,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			return nil, fmt.Errorf("open database %s: %w", path, openError(err))
 		}
 	}
+	// Refuse a schema this binary does not know before anyone reads or
+	// writes it: an older llmgw would misread newer tables, and its goose
+	// Provider would not notice.
+	if err := db.checkNotNewer(ctx); err != nil {
+		_ = db.Close() // the version error is the one worth reporting
+		return nil, err
+	}
 	return db, nil
 }
 

@@ -1,0 +1,139 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llmgw/llmgw/store"
+	"github.com/llmgw/llmgw/store/storetest"
+)
+
+func TestDB_BackupDuringWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+
+	// A writer inserts accounts until told to stop, as a serving gateway
+	// would write while "llmgw db backup" runs.
+	stop := make(chan struct{})
+	done := make(chan int)
+	wrote := make(chan struct{}, 1)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			a := apiKeyAccount(fmt.Sprintf("acct-%d", n))
+			if err := db.InsertAccount(ctx, &a); err != nil {
+				t.Errorf("InsertAccount: %v", err)
+				return
+			}
+			n++
+			select {
+			case wrote <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	<-wrote // the writer is under way
+
+	dir := t.TempDir()
+	var backups []string
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("backup-%d.db", i))
+		if err := db.Backup(ctx, p); err != nil {
+			t.Fatalf("Backup: %v", err)
+		}
+		backups = append(backups, p)
+	}
+	close(stop)
+	total := <-done
+
+	prev := 0
+	for _, p := range backups {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s: mode = %v, want 0600", p, got)
+		}
+		b, err := store.Open(ctx, p)
+		if err != nil {
+			t.Fatalf("open backup: %v", err)
+		}
+		if n, err := b.Pending(ctx); err != nil || n != 0 {
+			t.Errorf("backup Pending = %d, %v; want 0, nil", n, err)
+		}
+		if problems, err := b.IntegrityCheck(ctx); err != nil || len(problems) > 0 {
+			t.Errorf("backup IntegrityCheck = %q, %v; want none", problems, err)
+		}
+		accts, err := b.ListAccounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if len(accts) < prev || len(accts) > total {
+			t.Errorf("backup %s has %d accounts, want between %d and %d", p, len(accts), prev, total)
+		}
+		prev = len(accts)
+	}
+}
+
+func TestDB_BackupRefusesExistingFile(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t)
+	p := filepath.Join(t.TempDir(), "backup.db")
+	if err := os.WriteFile(p, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := db.Backup(context.Background(), p)
+	if !errors.Is(err, os.ErrExist) {
+		t.Errorf("Backup over an existing file: err = %v, want os.ErrExist", err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "keep me" {
+		t.Errorf("existing file now holds %q", got)
+	}
+}
+
+func TestOpen_RefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.Open(t)
+	raw := rawDB(t, db.Path())
+	if _, err := raw.ExecContext(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.Open(ctx, db.Path())
+	var ne *store.NewerSchemaError
+	if !errors.As(err, &ne) || !errors.Is(err, store.ErrNewerSchema) {
+		t.Fatalf("Open: err = %v, want a *NewerSchemaError", err)
+	}
+	want := fmt.Sprintf("database %s was migrated by a newer llmgw (migration 99 unknown to this binary, which knows up to %d): upgrade llmgw", db.Path(), ne.Known)
+	if err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if ne.Known < 8 || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Known = %d, want the highest embedded version", ne.Known)
+	}
+}
+
+func TestDB_IntegrityCheck(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t)
+	problems, err := db.IntegrityCheck(context.Background())
+	if err != nil || len(problems) != 0 {
+		t.Errorf("IntegrityCheck = %q, %v; want none", problems, err)
+	}
+}
