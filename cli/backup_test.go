@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llmgw/llmgw/store"
 )
 
 func TestDB_Backup(t *testing.T) {
