@@ -120,6 +120,7 @@ func doctorChecks() []doctorCheck {
 	return []doctorCheck{
 		checkConfig,
 		checkDatabase,
+		checkSecretKey,
 		checkListen,
 		checkAccounts,
 	}
@@ -141,8 +142,11 @@ func (e *appEnv) doctor(c *urfave.Context) (err error) {
 			llmgw.AccountOAuth:  proxy.OAuthKind{Tokens: storedToken{}},
 		},
 	}
+	if v := listenAddr(os.Getenv(listenEnv)); v != "" { // as serve: the flag, else LLMGW_LISTEN, else the config
+		r.listen = v
+	}
 	if c.IsSet("listen") {
-		r.listen = c.String("listen")
+		r.listen = listenAddr(c.String("listen"))
 	}
 	defer r.client.CloseIdleConnections()
 	defer func() {
@@ -265,6 +269,23 @@ func checkDatabase(ctx context.Context, r *doctorRun) {
 	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&fs.ModeSticky == 0 {
 		r.fail(check, fmt.Sprintf("directory %s is writable by everyone: anyone may replace the database", dir), "chmod o-w "+dir)
 	}
+}
+
+// checkSecretKey checks the key that encrypts account secrets: it is found
+// where serve would look, and it opens the key check and every account's
+// secrets. The account checks need it.
+func checkSecretKey(ctx context.Context, r *doctorRun) {
+	const check = "secret key"
+	if r.db == nil || !r.accountsOK {
+		r.skip(check, "the database could not be checked")
+		return
+	}
+	if err := r.env.useSecretKey(ctx, r.db); err != nil {
+		r.accountsOK = false
+		r.fail(check, err.Error(), "see \"Secrets at rest\" in the README: the key must be the one the database was encrypted with")
+		return
+	}
+	r.ok(check, "%s opens every account's secrets", r.env.secretKeySource())
 }
 
 // checkListen checks that serve could listen on r.listen, or that an llmgw

@@ -79,6 +79,7 @@ func TestDoctor_Healthy(t *testing.T) {
 	stdout, stderr := mustRun(t, "--db", p, "doctor", "--listen", listen)
 	for _, want := range []string{
 		"ok    config", "schema up to date", "integrity check ok", "file mode 0600",
+		"opens every account's secrets",
 		listen + " is free for serve",
 		"account main  GET /v1/models answered 200 (3 models)",
 		"account sub   OAuth access token valid until",
@@ -192,5 +193,27 @@ func TestDoctor_DatabaseAndConfigProblems(t *testing.T) {
 	wantErr(t, err, "doctor found 1 problem")
 	if r := finding(t, results, "database", "pending migration"); !strings.Contains(r.Fix, `"llmgw db migrate"`) {
 		t.Errorf("pending finding = %+v", r)
+	}
+}
+
+// A key that does not open the secrets fails the secret-key check with its
+// fix, and the account checks are skipped rather than sent with nothing.
+func TestDoctor_WrongSecretKey(t *testing.T) {
+	t.Parallel()
+	up := upstreamtest.NewServer(t, upstreamtest.Keys(testAPIKey))
+	p := newDB(t)
+	mustRun(t, "--db", p, "account", "add", "--name", "main", "--api-key", testAPIKey, "--base-url", up.URL)
+	other := filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(other, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, "llmgw.yaml", "server:\n  secret_key_file: "+other+"\n")
+	results, err := doctorJSON(t, "--db", p, "--config", cfg, "doctor", "--offline", "--listen", freeAddr(t))
+	wantErr(t, err, "doctor found")
+	if r := finding(t, results, "secret key", "the key does not match"); r.Status != checkFail || !strings.Contains(r.Fix, "Secrets at rest") {
+		t.Errorf("secret key finding = %+v", r)
+	}
+	if up.Count() != 0 {
+		t.Errorf("doctor sent %d requests with secrets it could not read", up.Count())
 	}
 }

@@ -98,6 +98,8 @@ func TestSecretKey_NoSecretAnywhere(t *testing.T) {
 	record("--db", s.db, "--log-level", "debug", "account", "show", "alice-max")
 	record("--db", s.db, "--log-level", "debug", "account", "show", "team")
 	record("--db", s.db, "--log-level", "debug", "account", "list", "--json")
+	record("--db", s.db, "--log-level", "debug", "account", "show", "alice-max", "--json")
+	record("--db", s.db, "--log-level", "debug", "account", "show", "team", "--json")
 	if err := srv.stopAndWait(t); err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +113,8 @@ func TestSecretKey_NoSecretAnywhere(t *testing.T) {
 	}
 	assertNoSecret(t, "an account add error", []byte(err.Error()+errOut), secrets)
 
-	// Force the WAL into the file, then look at both and at a backup.
-	// TODO(secrets): use "llmgw db backup" once the day2 branch is merged.
+	// Force the WAL into the file, then look at both and at a backup made
+	// by the command.
 	raw, err := sql.Open("sqlite", "file:"+s.db+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
@@ -122,9 +124,8 @@ func TestSecretKey_NoSecretAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if _, err := raw.Exec(`VACUUM INTO ?`, backup); err != nil {
-		t.Fatal(err)
-	}
+	record("--db", s.db, "--log-level", "debug", "db", "backup", backup)
+	assertNoSecret(t, "the output of db backup", cliOut.Bytes(), secrets)
 	assertNoSecret(t, "the database file", readIfExists(t, s.db), secrets)
 	assertNoSecret(t, "the WAL", readIfExists(t, s.db+"-wal"), secrets)
 	assertNoSecret(t, "the backup", readIfExists(t, backup), secrets)
