@@ -29,6 +29,15 @@ func TestDB_Backup(t *testing.T) {
 	if got := fi.Mode().Perm(); got != 0o600 {
 		t.Errorf("backup mode = %v, want 0600", got)
 	}
+	// A backup needs its database's key: with the key file beside it, it
+	// opens as the database did.
+	key, err := os.ReadFile(p + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(backup+".key", key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	stdout, _ = mustRun(t, "--db", backup, "account", "list")
 	if !strings.Contains(stdout, "main") {
 		t.Errorf("account list on the backup printed:\n%s", stdout)
@@ -43,8 +52,8 @@ func TestDB_Backup(t *testing.T) {
 	if !strings.Contains(stdout, "second") {
 		t.Errorf("account list on the forced backup printed:\n%s", stdout)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("backup directory holds %d entries, want only the backup", len(entries))
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("backup directory holds %d entries, want only the backup and the key copied beside it", len(entries))
 	}
 }
 

@@ -71,6 +71,10 @@ func TestDB_BackupDuringWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open backup: %v", err)
 		}
+		// A backup's secrets open with the database's key, as the README says.
+		if err := b.SetSecretKey([]byte(storetest.SecretKey)); err != nil {
+			t.Fatal(err)
+		}
 		if n, err := b.Pending(ctx); err != nil || n != 0 {
 			t.Errorf("backup Pending = %d, %v; want 0, nil", n, err)
 		}
