@@ -3,6 +3,8 @@ package migrations_test
 import (
 	"context"
 	"database/sql"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -10,7 +12,16 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/llmgw/llmgw/migrations"
+	"github.com/llmgw/llmgw/store/storetest"
 )
+
+// TestMain stops the PostgreSQL cluster that storetest.Postgres started,
+// if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	storetest.StopPostgres()
+	os.Exit(code)
+}
 
 // TestMigrations_UpDownUp checks that every migration applies, reverts
 // cleanly (Down leaves no tables behind) and applies again.
@@ -51,5 +62,66 @@ func TestMigrations_UpDownUp(t *testing.T) {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("Up after Down: %v", err)
+	}
+}
+
+// TestMigrations_Postgres_UpDownUp is TestMigrations_UpDownUp for the
+// PostgreSQL migrations.
+func TestMigrations_Postgres_UpDownUp(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", storetest.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.ListSources()) == 0 {
+		t.Fatal("no migrations embedded")
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err = db.QueryRowContext(ctx, `
+		SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+			WHERE s.nspname = current_schema() AND c.relname NOT LIKE $1 || '%')
+		     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace
+			WHERE s.nspname = current_schema())`,
+		goose.DefaultTablename).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d schema objects left after migrating down, want 0", n)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("Up after Down: %v", err)
+	}
+}
+
+// TestMigrations_SameVersions checks that the PostgreSQL migrations end at
+// the same version as SQLite's: a schema change is one file, with the same
+// number, in each directory.
+func TestMigrations_SameVersions(t *testing.T) {
+	t.Parallel()
+	last := func(fsys fs.FS) string {
+		files, err := fs.Glob(fsys, "*.sql")
+		if err != nil || len(files) == 0 {
+			t.Fatalf("Glob = %v, %v", files, err)
+		}
+		return files[len(files)-1][:5]
+	}
+	if s, p := last(migrations.FS), last(migrations.Postgres); s != p {
+		t.Errorf("last SQLite migration is %s, last PostgreSQL one %s; want the same", s, p)
 	}
 }

@@ -182,19 +182,18 @@ func (db *DB) insertAccount(ctx context.Context, tx *sql.Tx, a *llmgw.Account) e
 	if err != nil {
 		return fmt.Errorf("insert account %s: %w", a.Name, err)
 	}
-	res, err := tx.ExecContext(ctx, `
+	// RETURNING rather than LastInsertId, which PostgreSQL's driver lacks.
+	err = tx.QueryRowContext(ctx, `
 		INSERT INTO accounts (name, type, status, status_reason, api_key, base_url,
 			priority, weight, max_concurrency, models, cooldown_until, last_error,
 			state_at, created_at, updated_at, limits)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
 		a.Name, a.Type, a.State.Status, a.State.Reason, "", a.BaseURL,
 		a.Priority, a.Weight, a.MaxConcurrency, joinModels(a.Models), ms(a.State.CooldownUntil), a.State.LastError,
-		ms(now), ms(now), ms(now), llmgw.FormatLimits(a.Limits))
+		ms(now), ms(now), ms(now), llmgw.FormatLimits(a.Limits)).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("insert account %s: %w", a.Name, conflict(err))
-	}
-	if a.ID, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("insert account %s: %w", a.Name, err)
 	}
 	// The ID is part of the sealed key's associated data, so the key goes
 	// in once the row has one.
@@ -302,7 +301,7 @@ func (db *DB) putTokens(ctx context.Context, tx *sql.Tx, a *llmgw.Account) error
 			organization_uuid = excluded.organization_uuid,
 			last_refresh_at = excluded.last_refresh_at,
 			updated_at = excluded.updated_at,
-			generation = generation + 1,
+			generation = oauth_tokens.generation + 1,
 			refresh_error = ''
 		RETURNING generation`,
 		a.ID, access, refresh, ms(a.ExpiresAt), strings.Join(a.Scopes, " "), a.Email,

@@ -13,7 +13,13 @@ import (
 // Backup creates it with mode 0600 first, since VACUUM INTO would create it
 // with the umask's mode and the copy holds the same credentials. On failure
 // it removes what it created.
+//
+// On PostgreSQL it returns an error wrapping ErrPostgresUnsupported that
+// says to use pg_dump.
 func (db *DB) Backup(ctx context.Context, path string) (err error) {
+	if db.dialect == dialectPostgres {
+		return fmt.Errorf("back up database %s: %w: use pg_dump", db.path, ErrPostgresUnsupported)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("back up database %s: %w", db.path, err)
@@ -44,8 +50,12 @@ func removeIfExists(path string) error {
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and returns the problems it
-// reports; none means the file is sound.
+// reports; none means the file is sound. On PostgreSQL it returns an error
+// wrapping ErrPostgresUnsupported.
 func (db *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
+	if db.dialect == dialectPostgres {
+		return nil, fmt.Errorf("integrity check of %s: %w", db.path, ErrPostgresUnsupported)
+	}
 	rows, err := db.rdb.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
 		return nil, fmt.Errorf("integrity check of %s: %w", db.path, err)

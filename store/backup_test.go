@@ -112,25 +112,27 @@ func TestDB_BackupRefusesExistingFile(t *testing.T) {
 }
 
 func TestOpen_RefusesNewerSchema(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	raw := rawDB(t, db.Path())
-	if _, err := raw.ExecContext(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, 1)`); err != nil {
-		t.Fatal(err)
-	}
-	_, err := store.Open(ctx, db.Path())
-	var ne *store.NewerSchemaError
-	if !errors.As(err, &ne) || !errors.Is(err, store.ErrNewerSchema) {
-		t.Fatalf("Open: err = %v, want a *NewerSchemaError", err)
-	}
-	want := fmt.Sprintf("database %s was migrated by a newer llmgw (migration 99 unknown to this binary, which knows up to %d): upgrade llmgw", db.Path(), ne.Known)
-	if err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if ne.Known < 8 || strings.Contains(err.Error(), "\n") {
-		t.Errorf("Known = %d, want the highest embedded version", ne.Known)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		raw := rawDB(t, db.Path())
+		if _, err := raw.ExecContext(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, true)`); err != nil {
+			t.Fatal(err)
+		}
+		_, err := store.Open(ctx, db.Path())
+		var ne *store.NewerSchemaError
+		if !errors.As(err, &ne) || !errors.Is(err, store.ErrNewerSchema) {
+			t.Fatalf("Open: err = %v, want a *NewerSchemaError", err)
+		}
+		want := fmt.Sprintf("database %s was migrated by a newer llmgw (migration 99 unknown to this binary, which knows up to %d): upgrade llmgw", db.Path(), ne.Known)
+		if err.Error() != want {
+			t.Errorf("err = %q, want %q", err, want)
+		}
+		if ne.Known < 8 || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Known = %d, want the highest embedded version", ne.Known)
+		}
+	})
 }
 
 func TestDB_IntegrityCheck(t *testing.T) {

@@ -1,5 +1,6 @@
-// Package store keeps llmgw's state in one SQLite file: accounts and their
-// OAuth tokens, client keys, per-account statistics and the request log.
+// Package store keeps llmgw's state in one SQLite file, or in a PostgreSQL
+// database (postgres.go): accounts and their OAuth tokens, client keys,
+// per-account statistics and the request log.
 //
 // The store is concrete and all SQL lives here. Every exported method is one
 // transaction; unexported helpers take a *sql.Tx so that operations compose.
@@ -40,9 +41,10 @@ type DB struct {
 	// the DB is shared between goroutines.
 	Now func() time.Time
 
-	path string
-	rdb  *sql.DB
-	wdb  *sql.DB
+	path    string // the file, or the PostgreSQL URL without its password
+	dialect dialect
+	rdb     *sql.DB
+	wdb     *sql.DB
 
 	// secrets seals and opens account secrets; nil until SetSecretKey.
 	// keyCheck is the stored key check it last verified (see sealFor).
@@ -57,7 +59,14 @@ type DB struct {
 // Open fails with an error naming the file if the file cannot be opened or
 // is not an SQLite database. A file that is an SQLite database but not an
 // llmgw one opens, and Migrate, MigrationStatus and Pending then refuse it.
+//
+// A path that is a postgres:// or postgresql:// URL (IsPostgresURL) opens
+// that PostgreSQL database instead, which must exist; errors name the URL
+// without its password.
 func Open(ctx context.Context, path string) (*DB, error) {
+	if IsPostgresURL(path) {
+		return openPostgres(ctx, path)
+	}
 	// Create the file ourselves so that it gets mode 0600 whatever the umask
 	// allows: it holds upstream credentials. SQLite would use 0644.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -134,7 +143,8 @@ func (db *DB) Close() error {
 	return errors.Join(db.wdb.Close(), db.rdb.Close())
 }
 
-// Path returns the file path the DB was opened with.
+// Path returns the file path the DB was opened with, or for PostgreSQL the
+// URL with its password hidden.
 func (db *DB) Path() string { return db.path }
 
 // now returns the current time from the injectable clock.
@@ -155,20 +165,27 @@ var errNotLLMGW = errors.New("not an llmgw database (it has tables but no llmgw 
 // goose's global state (registered Go migrations, logger, dialect).
 func (db *DB) provider(ctx context.Context) (*goose.Provider, error) {
 	// A file with tables but no goose table belongs to another program.
-	var tables, ours int
-	err := db.rdb.QueryRowContext(ctx, `
+	query := `
 		SELECT count(*), count(*) FILTER (WHERE name = ?)
 		FROM sqlite_schema
-		WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`,
-		goose.DefaultTablename,
-	).Scan(&tables, &ours)
-	if err != nil {
+		WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`
+	gooseDialect, fsys := goose.DialectSQLite3, fs.FS(migrations.FS)
+	if db.dialect == dialectPostgres {
+		// The tables of the schema that unqualified names resolve to.
+		query = `
+			SELECT count(*), count(*) FILTER (WHERE table_name = ?)
+			FROM information_schema.tables
+			WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
+		gooseDialect, fsys = goose.DialectPostgres, migrations.Postgres
+	}
+	var tables, ours int
+	if err := db.rdb.QueryRowContext(ctx, query, goose.DefaultTablename).Scan(&tables, &ours); err != nil {
 		return nil, fmt.Errorf("%s: read schema: %w", db.path, err)
 	}
 	if tables > 0 && ours == 0 {
 		return nil, fmt.Errorf("%s: %w", db.path, errNotLLMGW)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.wdb, migrations.FS,
+	p, err := goose.NewProvider(gooseDialect, db.wdb, fsys,
 		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -270,10 +287,14 @@ func (db *DB) LoadSnapshot(ctx context.Context) (*llmgw.Snapshot, error) {
 
 // conflict maps a UNIQUE constraint failure to llmgw.ErrConflict and returns
 // any other error unchanged. It is the only place that interprets SQLite
-// errors; it uses the extended result code, which the driver turns on.
+// errors; it uses the extended result code, which the driver turns on. On
+// PostgreSQL the failure is SQLSTATE 23505, unique_violation.
 func conflict(err error) error {
 	var se *sqlite.Error
 	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return llmgw.ErrConflict
+	}
+	if pgConflict(err) {
 		return llmgw.ErrConflict
 	}
 	return err
@@ -296,7 +317,7 @@ func fromMs(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
-// boolInt stores a bool as SQLite's 0 or 1.
+// boolInt stores a bool as SQLite's 0 or 1 (a BIGINT on PostgreSQL too).
 func boolInt(b bool) int {
 	if b {
 		return 1

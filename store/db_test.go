@@ -15,9 +15,15 @@ import (
 )
 
 func TestDB_Migrate(t *testing.T) {
-	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		testMigrate(t, s.DSN(t))
+	})
+}
+
+func testMigrate(t *testing.T, dsn string) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "llmgw.db"))
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +155,11 @@ func TestDB_ForeignDatabase(t *testing.T) {
 }
 
 func TestStoretest_Open(t *testing.T) {
-	t.Parallel()
-	db := storetest.Open(t)
-	if n, err := db.Pending(context.Background()); err != nil || n != 0 {
-		t.Errorf("Pending = %d, %v; want 0, nil", n, err)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		db := s.Open(t)
+		if n, err := db.Pending(context.Background()); err != nil || n != 0 {
+			t.Errorf("Pending = %d, %v; want 0, nil", n, err)
+		}
+	})
 }

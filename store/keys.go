@@ -25,18 +25,17 @@ func (db *DB) InsertKey(ctx context.Context, k *llmgw.ClientKey) error {
 	if created.IsZero() {
 		created = db.now()
 	}
-	res, err := db.wdb.ExecContext(ctx, `
+	// RETURNING rather than LastInsertId, which PostgreSQL's driver lacks.
+	var id int64
+	err := db.wdb.QueryRowContext(ctx, `
 		INSERT INTO client_keys (name, prefix, key_hash, created_at, last_used_at, expires_at, revoked_at,
 			rotated_at, models, max_concurrency, limits)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
 		k.Name, k.Prefix, k.Hash, ms(created), ms(k.LastUsed), ms(k.ExpiresAt), ms(k.RevokedAt),
-		ms(k.RotatedAt), joinModels(k.Models), k.MaxConcurrency, llmgw.FormatLimits(k.Limits))
+		ms(k.RotatedAt), joinModels(k.Models), k.MaxConcurrency, llmgw.FormatLimits(k.Limits)).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("client key %s: %w", k.Name, conflict(err))
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return fmt.Errorf("client key %s: %w", k.Name, err)
 	}
 	k.ID, k.CreatedAt = id, fromMs(ms(created))
 	return nil

@@ -10,10 +10,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/store"
+	"github.com/llmgw/llmgw/store/storetest"
 )
 
+// TestMain checks for leaked goroutines and then stops the PostgreSQL
+// cluster that storetest.Postgres started, if any.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { storetest.StopPostgres() }))
 }
 
 // clock is a settable time source for DB.Now.
@@ -39,11 +43,20 @@ func (c *clock) Advance(d time.Duration) time.Time {
 	return c.t
 }
 
-// rawDB opens a second, plain handle on the file, for checks the store's API
-// does not offer and for holding locks.
+// rawDB opens a second, plain handle on the file (or the PostgreSQL
+// database, with "?" placeholders rewritten as the store does), for checks
+// the store's API does not offer and for holding locks.
 func rawDB(tb testing.TB, path string) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	var (
+		db  *sql.DB
+		err error
+	)
+	if store.IsPostgresURL(path) {
+		db, err = store.OpenPostgresRaw(path)
+	} else {
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -312,7 +312,22 @@ func writeSecret(ctx context.Context, tx *sql.Tx, r secretRow, value string) err
 // error: a checkpoint that cannot finish (a reader holds the WAL) leaves
 // the pages to the next one, and the caller must learn that its change is
 // stored.
+//
+// PostgreSQL has neither: it keeps the old row versions until VACUUM
+// reclaims them (and its WAL holds them for as long as it is kept), so
+// there fn simply runs in a write transaction.
 func (db *DB) withSecureDelete(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.dialect == dialectPostgres {
+		tx, err := db.wdb.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
 	conn, err := db.wdb.Conn(ctx)
 	if err != nil {
 		return err

@@ -49,108 +49,112 @@ func assertNoSecrets(tb testing.TB, path string, secrets []string) {
 }
 
 func TestSecrets_StoredSealed(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	k, o := apiKeyAccount("k"), oauthAccount("o")
-	for _, a := range []*llmgw.Account{&k, &o} {
-		if err := db.InsertAccount(ctx, a); err != nil {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		k, o := apiKeyAccount("k"), oauthAccount("o")
+		for _, a := range []*llmgw.Account{&k, &o} {
+			if err := db.InsertAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		raw := rawDB(t, db.Path())
+		var apiKey, access, refresh string
+		if err := raw.QueryRow(`SELECT api_key FROM accounts WHERE id = ?`, k.ID).Scan(&apiKey); err != nil {
 			t.Fatal(err)
 		}
-	}
-
-	raw := rawDB(t, db.Path())
-	var apiKey, access, refresh string
-	if err := raw.QueryRow(`SELECT api_key FROM accounts WHERE id = ?`, k.ID).Scan(&apiKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.QueryRow(`SELECT access_token, refresh_token FROM oauth_tokens WHERE account_id = ?`, o.ID).Scan(&access, &refresh); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{apiKey, access, refresh} {
-		if !strings.HasPrefix(v, "llmgw:v1:") {
-			t.Errorf("stored secret does not start with llmgw:v1:")
+		if err := raw.QueryRow(`SELECT access_token, refresh_token FROM oauth_tokens WHERE account_id = ?`, o.ID).Scan(&access, &refresh); err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, v := range []string{apiKey, access, refresh} {
+			if !strings.HasPrefix(v, "llmgw:v1:") {
+				t.Errorf("stored secret does not start with llmgw:v1:")
+			}
+		}
 
-	got, err := db.GetAccount(ctx, "o")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.AccessToken != o.AccessToken || got.RefreshToken != o.RefreshToken {
-		t.Error("OAuth tokens do not read back as stored")
-	}
-	if got, err := db.GetAccount(ctx, "k"); err != nil || got.APIKey != k.APIKey {
-		t.Errorf("GetAccount(k) = key ok %v, err %v; want the key back", err == nil && got.APIKey == k.APIKey, err)
-	}
+		got, err := db.GetAccount(ctx, "o")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.AccessToken != o.AccessToken || got.RefreshToken != o.RefreshToken {
+			t.Error("OAuth tokens do not read back as stored")
+		}
+		if got, err := db.GetAccount(ctx, "k"); err != nil || got.APIKey != k.APIKey {
+			t.Errorf("GetAccount(k) = key ok %v, err %v; want the key back", err == nil && got.APIKey == k.APIKey, err)
+		}
 
-	// Re-storing the same tokens keeps the generation: the comparison is on
-	// plain text, not on the (randomly sealed) stored form.
-	same := o
-	if _, _, err := db.UpsertAccounts(ctx, []llmgw.Account{same}); err != nil {
-		t.Fatal(err)
-	}
-	if again, err := db.GetAccount(ctx, "o"); err != nil || again.TokenGeneration != got.TokenGeneration {
-		t.Errorf("generation after re-storing the same tokens = %d (err %v), want %d", again.TokenGeneration, err, got.TokenGeneration)
-	}
+		// Re-storing the same tokens keeps the generation: the comparison is on
+		// plain text, not on the (randomly sealed) stored form.
+		same := o
+		if _, _, err := db.UpsertAccounts(ctx, []llmgw.Account{same}); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := db.GetAccount(ctx, "o"); err != nil || again.TokenGeneration != got.TokenGeneration {
+			t.Errorf("generation after re-storing the same tokens = %d (err %v), want %d", again.TokenGeneration, err, got.TokenGeneration)
+		}
 
-	// Moving a sealed value to another row or column makes it unreadable.
-	if _, err := raw.Exec(`UPDATE accounts SET api_key = ? WHERE id = ?`, refresh, k.ID); err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.GetAccount(ctx, "k")
-	if !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("GetAccount after moving a token = %v, want ErrSecretKeyMismatch", err)
-	}
-	if err := db.CheckSecretKey(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("CheckSecretKey after moving a token = %v, want ErrSecretKeyMismatch", err)
-	}
-	if _, err := db.LoadSnapshot(ctx); err == nil {
-		t.Error("LoadSnapshot with an unreadable account succeeded")
-	}
-	assertNoSecrets(t, db.Path(), append(secretsOf(k), secretsOf(o)...))
+		// Moving a sealed value to another row or column makes it unreadable.
+		if _, err := raw.Exec(`UPDATE accounts SET api_key = ? WHERE id = ?`, refresh, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.GetAccount(ctx, "k")
+		if !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("GetAccount after moving a token = %v, want ErrSecretKeyMismatch", err)
+		}
+		if err := db.CheckSecretKey(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("CheckSecretKey after moving a token = %v, want ErrSecretKeyMismatch", err)
+		}
+		if _, err := db.LoadSnapshot(ctx); err == nil {
+			t.Error("LoadSnapshot with an unreadable account succeeded")
+		}
+		assertNoSecrets(t, db.Path(), append(secretsOf(k), secretsOf(o)...))
+	})
 }
 
 func TestSecrets_WrongKey(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	a := oauthAccount("o")
-	if err := db.InsertAccount(ctx, &a); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		a := oauthAccount("o")
+		if err := db.InsertAccount(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
 
-	other, err := store.Open(ctx, db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = other.Close() })
-	if _, err := other.ListAccounts(ctx); !errors.Is(err, store.ErrNoSecretKey) {
-		t.Errorf("ListAccounts without a key = %v, want ErrNoSecretKey", err)
-	}
-	wrong, err := store.NewSecretKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.SetSecretKey(wrong); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.CheckSecretKey(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("CheckSecretKey with a wrong key = %v, want ErrSecretKeyMismatch", err)
-	}
-	if _, err := other.ListAccounts(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("ListAccounts with a wrong key = %v, want ErrSecretKeyMismatch", err)
-	}
-	b := apiKeyAccount("b")
-	if err := other.InsertAccount(ctx, &b); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("InsertAccount with a wrong key = %v, want ErrSecretKeyMismatch", err)
-	}
-	if _, err := other.EncryptSecrets(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("EncryptSecrets with a wrong key = %v, want ErrSecretKeyMismatch", err)
-	}
-	if err := other.SetSecretKey([]byte("short")); err == nil {
-		t.Error("SetSecretKey took a 5-byte key")
-	}
+		other, err := store.Open(ctx, db.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = other.Close() })
+		if _, err := other.ListAccounts(ctx); !errors.Is(err, store.ErrNoSecretKey) {
+			t.Errorf("ListAccounts without a key = %v, want ErrNoSecretKey", err)
+		}
+		wrong, err := store.NewSecretKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.SetSecretKey(wrong); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.CheckSecretKey(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("CheckSecretKey with a wrong key = %v, want ErrSecretKeyMismatch", err)
+		}
+		if _, err := other.ListAccounts(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("ListAccounts with a wrong key = %v, want ErrSecretKeyMismatch", err)
+		}
+		b := apiKeyAccount("b")
+		if err := other.InsertAccount(ctx, &b); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("InsertAccount with a wrong key = %v, want ErrSecretKeyMismatch", err)
+		}
+		if _, err := other.EncryptSecrets(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("EncryptSecrets with a wrong key = %v, want ErrSecretKeyMismatch", err)
+		}
+		if err := other.SetSecretKey([]byte("short")); err == nil {
+			t.Error("SetSecretKey took a 5-byte key")
+		}
+	})
 }
 
 func TestSecrets_LegacyPlainTextMigrated(t *testing.T) {
@@ -235,64 +239,66 @@ func TestSecrets_LegacyPlainTextMigrated(t *testing.T) {
 }
 
 func TestSecrets_Rotate(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	k, o := apiKeyAccount("k"), oauthAccount("o")
-	for _, a := range []*llmgw.Account{&k, &o} {
-		if err := db.InsertAccount(ctx, a); err != nil {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		k, o := apiKeyAccount("k"), oauthAccount("o")
+		for _, a := range []*llmgw.Account{&k, &o} {
+			if err := db.InsertAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A second process that keeps the old key.
+		stale, err := store.Open(ctx, db.Path())
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	// A second process that keeps the old key.
-	stale, err := store.Open(ctx, db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stale.Close() })
-	if err := stale.SetSecretKey([]byte(storetest.SecretKey)); err != nil {
-		t.Fatal(err)
-	}
-	if err := stale.CheckSecretKey(ctx); err != nil {
-		t.Fatal(err)
-	}
+		t.Cleanup(func() { _ = stale.Close() })
+		if err := stale.SetSecretKey([]byte(storetest.SecretKey)); err != nil {
+			t.Fatal(err)
+		}
+		if err := stale.CheckSecretKey(ctx); err != nil {
+			t.Fatal(err)
+		}
 
-	newKey, err := store.NewSecretKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := db.RotateSecretKey(ctx, newKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 3 {
-		t.Errorf("RotateSecretKey re-encrypted %d secrets, want 3", n)
-	}
-	if err := db.CheckSecretKey(ctx); err != nil {
-		t.Errorf("CheckSecretKey after rotating: %v", err)
-	}
-	if got, err := db.GetAccount(ctx, "o"); err != nil || got.RefreshToken != o.RefreshToken {
-		t.Errorf("GetAccount after rotating: err %v, token kept %v", err, err == nil && got.RefreshToken == o.RefreshToken)
-	}
-	// The old key no longer opens anything, and cannot write.
-	if err := stale.CheckSecretKey(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("CheckSecretKey with the old key = %v, want ErrSecretKeyMismatch", err)
-	}
-	tok := o
-	tok.AccessToken = "sk-ant-oat01-new"
-	if _, _, err := stale.SaveRefresh(ctx, o.ID, o.TokenGeneration, &tok); !errors.Is(err, store.ErrSecretKeyMismatch) {
-		t.Errorf("SaveRefresh with the old key = %v, want ErrSecretKeyMismatch", err)
-	}
-	// Another process with the new key reads everything.
-	fresh, err := store.Open(ctx, db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fresh.Close() })
-	if err := fresh.SetSecretKey(newKey); err != nil {
-		t.Fatal(err)
-	}
-	if err := fresh.CheckSecretKey(ctx); err != nil {
-		t.Errorf("CheckSecretKey with the new key: %v", err)
-	}
+		newKey, err := store.NewSecretKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.RotateSecretKey(ctx, newKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Errorf("RotateSecretKey re-encrypted %d secrets, want 3", n)
+		}
+		if err := db.CheckSecretKey(ctx); err != nil {
+			t.Errorf("CheckSecretKey after rotating: %v", err)
+		}
+		if got, err := db.GetAccount(ctx, "o"); err != nil || got.RefreshToken != o.RefreshToken {
+			t.Errorf("GetAccount after rotating: err %v, token kept %v", err, err == nil && got.RefreshToken == o.RefreshToken)
+		}
+		// The old key no longer opens anything, and cannot write.
+		if err := stale.CheckSecretKey(ctx); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("CheckSecretKey with the old key = %v, want ErrSecretKeyMismatch", err)
+		}
+		tok := o
+		tok.AccessToken = "sk-ant-oat01-new"
+		if _, _, err := stale.SaveRefresh(ctx, o.ID, o.TokenGeneration, &tok); !errors.Is(err, store.ErrSecretKeyMismatch) {
+			t.Errorf("SaveRefresh with the old key = %v, want ErrSecretKeyMismatch", err)
+		}
+		// Another process with the new key reads everything.
+		fresh, err := store.Open(ctx, db.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = fresh.Close() })
+		if err := fresh.SetSecretKey(newKey); err != nil {
+			t.Fatal(err)
+		}
+		if err := fresh.CheckSecretKey(ctx); err != nil {
+			t.Errorf("CheckSecretKey with the new key: %v", err)
+		}
+	})
 }

@@ -319,20 +319,26 @@ func foldStats(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
 	}
 	// INSERT ... SELECT ... WHERE EXISTS skips accounts removed since the
 	// request was served: their attempts stay in request_log only, and the
-	// foreign key would otherwise fail the whole batch.
+	// foreign key would otherwise fail the whole batch. The stored row is
+	// named s and its columns qualified, and max() is spelled as CASE, so
+	// that the statement means the same in SQLite and PostgreSQL (where an
+	// unqualified column is ambiguous with excluded's and max() is an
+	// aggregate).
 	stmt, err := tx.PrepareContext(ctx, `
-		INSERT INTO account_stats (account_id, requests, errors, last_used_at, last_error, last_error_at,
+		INSERT INTO account_stats AS s (account_id, requests, errors, last_used_at, last_error, last_error_at,
 			latency_ms_sum, latency_samples)
 		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?1)
 		ON CONFLICT (account_id) DO UPDATE SET
-			requests = requests + excluded.requests,
-			errors = errors + excluded.errors,
-			last_used_at = max(last_used_at, excluded.last_used_at),
-			last_error = CASE WHEN excluded.last_error_at > 0 AND excluded.last_error_at >= last_error_at
-				THEN excluded.last_error ELSE last_error END,
-			last_error_at = max(last_error_at, excluded.last_error_at),
-			latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
-			latency_samples = latency_samples + excluded.latency_samples`)
+			requests = s.requests + excluded.requests,
+			errors = s.errors + excluded.errors,
+			last_used_at = CASE WHEN excluded.last_used_at > s.last_used_at
+				THEN excluded.last_used_at ELSE s.last_used_at END,
+			last_error = CASE WHEN excluded.last_error_at > 0 AND excluded.last_error_at >= s.last_error_at
+				THEN excluded.last_error ELSE s.last_error END,
+			last_error_at = CASE WHEN excluded.last_error_at > s.last_error_at
+				THEN excluded.last_error_at ELSE s.last_error_at END,
+			latency_ms_sum = s.latency_ms_sum + excluded.latency_ms_sum,
+			latency_samples = s.latency_samples + excluded.latency_samples`)
 	if err != nil {
 		return fmt.Errorf("write account stats: %w", err)
 	}

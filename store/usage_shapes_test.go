@@ -16,53 +16,55 @@ import (
 // ListUsage and GetRequest rows (reports and explain) and in UseSince rows
 // (the sums of use against limits), which price them.
 func TestUsageWriter_RoundTripUsageShapes(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
-	iters := []llmgw.Iteration{
-		{Type: "compaction", Tokens: llmgw.Tokens{Input: 1000, Output: 100}},
-		{Type: "message", Tokens: llmgw.Tokens{Input: 10, Output: 30, CacheWrite: 500}},
-		{Type: "advisor_message", Model: "claude-opus-4-8", Tokens: llmgw.Tokens{Input: 300, Output: 40, CacheRead: 7, CacheWrite: 60, CacheWrite5m: 20, CacheWrite1h: 40}},
-	}
-	u := llmgw.Usage{
-		Time: time.UnixMilli(1_750_000_000_123), RequestID: "req_shapes", KeyID: 7, KeyName: "alice",
-		Model: "claude-sonnet-4-6", Dialect: llmgw.DialectAnthropic, Status: 200,
-		Tokens:     llmgw.Tokens{Input: 10, Output: 30, CacheWrite: 500},
-		Iterations: iters, Speed: llmgw.SpeedFast, InferenceGeo: "us",
-	}
-	plain := u
-	plain.RequestID, plain.Iterations, plain.Speed, plain.InferenceGeo = "req_plain", nil, "", ""
-	plain.Time = u.Time.Add(time.Millisecond)
-	w.Record(u)
-	w.Record(plain)
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+		iters := []llmgw.Iteration{
+			{Type: "compaction", Tokens: llmgw.Tokens{Input: 1000, Output: 100}},
+			{Type: "message", Tokens: llmgw.Tokens{Input: 10, Output: 30, CacheWrite: 500}},
+			{Type: "advisor_message", Model: "claude-opus-4-8", Tokens: llmgw.Tokens{Input: 300, Output: 40, CacheRead: 7, CacheWrite: 60, CacheWrite5m: 20, CacheWrite1h: 40}},
+		}
+		u := llmgw.Usage{
+			Time: time.UnixMilli(1_750_000_000_123), RequestID: "req_shapes", KeyID: 7, KeyName: "alice",
+			Model: "claude-sonnet-4-6", Dialect: llmgw.DialectAnthropic, Status: 200,
+			Tokens:     llmgw.Tokens{Input: 10, Output: 30, CacheWrite: 500},
+			Iterations: iters, Speed: llmgw.SpeedFast, InferenceGeo: "us",
+		}
+		plain := u
+		plain.RequestID, plain.Iterations, plain.Speed, plain.InferenceGeo = "req_plain", nil, "", ""
+		plain.Time = u.Time.Add(time.Millisecond)
+		w.Record(u)
+		w.Record(plain)
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 
-	got, err := db.GetRequest(ctx, "req_shapes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(&store.UsageRow{Usage: u}, got); diff != "" {
-		t.Errorf("GetRequest (-want +got):\n%s", diff)
-	}
-	rows, err := db.ListUsage(ctx, u.Time, u.Time.Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]store.UsageRow{{Usage: u}, {Usage: plain}}, rows); diff != "" {
-		t.Errorf("ListUsage (-want +got):\n%s", diff)
-	}
-	use, err := db.UseSince(ctx, false, 7, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantUse := []store.UseRow{
-		{RequestID: "req_shapes", Time: u.Time, Model: u.Model, Tokens: u.Tokens, Iterations: iters, Speed: llmgw.SpeedFast},
-		{RequestID: "req_plain", Time: plain.Time, Model: u.Model, Tokens: u.Tokens},
-	}
-	if diff := cmp.Diff(wantUse, use); diff != "" {
-		t.Errorf("UseSince (-want +got):\n%s", diff)
-	}
+		got, err := db.GetRequest(ctx, "req_shapes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(&store.UsageRow{Usage: u}, got); diff != "" {
+			t.Errorf("GetRequest (-want +got):\n%s", diff)
+		}
+		rows, err := db.ListUsage(ctx, u.Time, u.Time.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]store.UsageRow{{Usage: u}, {Usage: plain}}, rows); diff != "" {
+			t.Errorf("ListUsage (-want +got):\n%s", diff)
+		}
+		use, err := db.UseSince(ctx, false, 7, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUse := []store.UseRow{
+			{RequestID: "req_shapes", Time: u.Time, Model: u.Model, Tokens: u.Tokens, Iterations: iters, Speed: llmgw.SpeedFast},
+			{RequestID: "req_plain", Time: plain.Time, Model: u.Model, Tokens: u.Tokens},
+		}
+		if diff := cmp.Diff(wantUse, use); diff != "" {
+			t.Errorf("UseSince (-want +got):\n%s", diff)
+		}
+	})
 }

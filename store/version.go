@@ -35,8 +35,12 @@ func (e *NewerSchemaError) Unwrap() error { return ErrNewerSchema }
 
 // knownVersions returns the versions of the embedded migrations, from their
 // NNNNN_name.sql file names.
-func knownVersions() (map[int64]bool, int64, error) {
-	files, err := fs.Glob(migrations.FS, "*.sql")
+func knownVersions(d dialect) (map[int64]bool, int64, error) {
+	fsys := fs.FS(migrations.FS)
+	if d == dialectPostgres {
+		fsys = migrations.Postgres
+	}
+	files, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
 		return nil, 0, fmt.Errorf("migrations: %w", err)
 	}
@@ -58,16 +62,19 @@ func knownVersions() (map[int64]bool, int64, error) {
 // an applied migration that the binary does not embed. A file without the
 // table (new, or not an llmgw database) passes: Pending and Migrate judge it.
 func (db *DB) checkNotNewer(ctx context.Context) error {
+	query := `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`
+	if db.dialect == dialectPostgres {
+		query = `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?`
+	}
 	var n int
-	err := db.rdb.QueryRowContext(ctx,
-		`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, goose.DefaultTablename).Scan(&n)
+	err := db.rdb.QueryRowContext(ctx, query, goose.DefaultTablename).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("%s: read schema: %w", db.path, err)
 	}
 	if n == 0 {
 		return nil
 	}
-	known, maxKnown, err := knownVersions()
+	known, maxKnown, err := knownVersions(db.dialect)
 	if err != nil {
 		return err
 	}

@@ -50,186 +50,194 @@ func listAll(t *testing.T, db *store.DB) []store.UsageRow {
 }
 
 func TestUsageWriter_ConcurrentRecord(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	a, b := apiKeyAccount("a"), oauthAccount("b")
-	for _, acct := range []*llmgw.Account{&a, &b} {
-		if err := db.InsertAccount(ctx, acct); err != nil {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		a, b := apiKeyAccount("a"), oauthAccount("b")
+		for _, acct := range []*llmgw.Account{&a, &b} {
+			if err := db.InsertAccount(ctx, acct); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 64})
+
+		const goroutines, perG = 16, 50
+		base := time.UnixMilli(1_750_000_000_000)
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range perG {
+					// Every request failed over from a (429) to b (200).
+					w.Record(llmgw.Usage{
+						Time:      base.Add(time.Duration(g*perG+i) * time.Millisecond),
+						RequestID: fmt.Sprintf("req-%d-%d", g, i),
+						AccountID: b.ID, AccountName: "b", Model: "claude-sonnet-4-5", Status: 200,
+						Attempts: []llmgw.Attempt{
+							{AccountID: a.ID, AccountName: "a", Status: 429, ErrorType: "rate_limit_error"},
+							{AccountID: b.ID, AccountName: "b", Status: 200, TTFB: time.Duration(100+i%3) * time.Millisecond},
+						},
+						Tokens: llmgw.Tokens{Input: int64(i), Output: 2 * int64(i), CacheRead: 3},
+					})
+				}
+			})
+		}
+		wg.Wait()
+		if err := w.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-	}
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 64})
 
-	const goroutines, perG = 16, 50
-	base := time.UnixMilli(1_750_000_000_000)
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range perG {
-				// Every request failed over from a (429) to b (200).
-				w.Record(llmgw.Usage{
-					Time:      base.Add(time.Duration(g*perG+i) * time.Millisecond),
-					RequestID: fmt.Sprintf("req-%d-%d", g, i),
-					AccountID: b.ID, AccountName: "b", Model: "claude-sonnet-4-5", Status: 200,
-					Attempts: []llmgw.Attempt{
-						{AccountID: a.ID, AccountName: "a", Status: 429, ErrorType: "rate_limit_error"},
-						{AccountID: b.ID, AccountName: "b", Status: 200, TTFB: time.Duration(100+i%3) * time.Millisecond},
-					},
-					Tokens: llmgw.Tokens{Input: int64(i), Output: 2 * int64(i), CacheRead: 3},
-				})
-			}
-		})
-	}
-	wg.Wait()
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	rows := listAll(t, db)
-	const n = goroutines * perG
-	if len(rows) != n {
-		t.Fatalf("%d rows written, want %d", len(rows), n)
-	}
-	var in, out, cacheRead int64
-	seen := make(map[string]bool)
-	for _, r := range rows {
-		in, out, cacheRead = in+r.Tokens.Input, out+r.Tokens.Output, cacheRead+r.Tokens.CacheRead
-		seen[r.RequestID] = true
-		if r.AttemptCount != 2 {
-			t.Errorf("row %s has AttemptCount %d, want 2", r.RequestID, r.AttemptCount)
+		rows := listAll(t, db)
+		const n = goroutines * perG
+		if len(rows) != n {
+			t.Fatalf("%d rows written, want %d", len(rows), n)
 		}
-	}
-	wantIn := int64(goroutines * perG * (perG - 1) / 2)
-	if in != wantIn || out != 2*wantIn || cacheRead != 3*n || len(seen) != n {
-		t.Errorf("sums = in %d, out %d, cache read %d, %d distinct; want %d, %d, %d, %d",
-			in, out, cacheRead, len(seen), wantIn, 2*wantIn, 3*n, n)
-	}
+		var in, out, cacheRead int64
+		seen := make(map[string]bool)
+		for _, r := range rows {
+			in, out, cacheRead = in+r.Tokens.Input, out+r.Tokens.Output, cacheRead+r.Tokens.CacheRead
+			seen[r.RequestID] = true
+			if r.AttemptCount != 2 {
+				t.Errorf("row %s has AttemptCount %d, want 2", r.RequestID, r.AttemptCount)
+			}
+		}
+		wantIn := int64(goroutines * perG * (perG - 1) / 2)
+		if in != wantIn || out != 2*wantIn || cacheRead != 3*n || len(seen) != n {
+			t.Errorf("sums = in %d, out %d, cache read %d, %d distinct; want %d, %d, %d, %d",
+				in, out, cacheRead, len(seen), wantIn, 2*wantIn, 3*n, n)
+		}
 
-	stats, err := db.AccountStats(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := base.Add((n - 1) * time.Millisecond)
-	var latency float64
-	for i := range perG {
-		latency += float64(100 + i%3)
-	}
-	want := map[int64]llmgw.AccountStats{
-		a.ID: {Requests: n, Errors: n, LastUsed: last, LastError: "429 rate_limit_error", LastErrorAt: last},
-		b.ID: {Requests: n, LastUsed: last, AvgLatencyMs: latency / perG},
-	}
-	if diff := cmp.Diff(want, stats); diff != "" {
-		t.Errorf("AccountStats (-want +got):\n%s", diff)
-	}
+		stats, err := db.AccountStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := base.Add((n - 1) * time.Millisecond)
+		var latency float64
+		for i := range perG {
+			latency += float64(100 + i%3)
+		}
+		want := map[int64]llmgw.AccountStats{
+			a.ID: {Requests: n, Errors: n, LastUsed: last, LastError: "429 rate_limit_error", LastErrorAt: last},
+			b.ID: {Requests: n, LastUsed: last, AvgLatencyMs: latency / perG},
+		}
+		if diff := cmp.Diff(want, stats); diff != "" {
+			t.Errorf("AccountStats (-want +got):\n%s", diff)
+		}
+	})
 }
 
 func TestUsageWriter_RoundTrip(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
-	u := llmgw.Usage{
-		Time: time.UnixMilli(1_750_000_000_123), RequestID: "req_1", KeyID: 0, KeyName: "static",
-		AccountID: 0, AccountName: "", Model: "claude-opus-4-1", Dialect: llmgw.DialectOpenAI,
-		Stream: true, Status: 529, ErrorType: "overloaded_error",
-		Attempts: []llmgw.Attempt{{AccountID: 12345, Status: 529, ErrorType: "overloaded_error"}},
-		Tokens:   llmgw.Tokens{Input: 1, Output: 2, CacheRead: 3, CacheWrite: 4, CacheWrite5m: 5, CacheWrite1h: 6},
-		TTFB:     1500 * time.Millisecond, Duration: 2 * time.Second, EndedEarly: true, UpstreamID: "req_up",
-	}
-	w.Record(u)
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := u
-	want.Attempts = nil
-	// The range is half-open: a row exactly at until is excluded.
-	got, err := db.ListUsage(ctx, u.Time, u.Time.Add(time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]store.UsageRow{{Usage: want, AttemptCount: 1}}, got); diff != "" {
-		t.Errorf("ListUsage (-want +got):\n%s", diff)
-	}
-	if got, err := db.ListUsage(ctx, u.Time.Add(-time.Second), u.Time); err != nil || len(got) != 0 {
-		t.Errorf("ListUsage up to the row's time = %d rows, %v; want 0, nil", len(got), err)
-	}
-	// The attempt named an account that does not exist: its stats are
-	// skipped and the row is still written.
-	stats, err := db.AccountStats(ctx)
-	if err != nil || len(stats) != 0 {
-		t.Errorf("AccountStats = %v, %v; want empty", stats, err)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+		u := llmgw.Usage{
+			Time: time.UnixMilli(1_750_000_000_123), RequestID: "req_1", KeyID: 0, KeyName: "static",
+			AccountID: 0, AccountName: "", Model: "claude-opus-4-1", Dialect: llmgw.DialectOpenAI,
+			Stream: true, Status: 529, ErrorType: "overloaded_error",
+			Attempts: []llmgw.Attempt{{AccountID: 12345, Status: 529, ErrorType: "overloaded_error"}},
+			Tokens:   llmgw.Tokens{Input: 1, Output: 2, CacheRead: 3, CacheWrite: 4, CacheWrite5m: 5, CacheWrite1h: 6},
+			TTFB:     1500 * time.Millisecond, Duration: 2 * time.Second, EndedEarly: true, UpstreamID: "req_up",
+		}
+		w.Record(u)
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := u
+		want.Attempts = nil
+		// The range is half-open: a row exactly at until is excluded.
+		got, err := db.ListUsage(ctx, u.Time, u.Time.Add(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]store.UsageRow{{Usage: want, AttemptCount: 1}}, got); diff != "" {
+			t.Errorf("ListUsage (-want +got):\n%s", diff)
+		}
+		if got, err := db.ListUsage(ctx, u.Time.Add(-time.Second), u.Time); err != nil || len(got) != 0 {
+			t.Errorf("ListUsage up to the row's time = %d rows, %v; want 0, nil", len(got), err)
+		}
+		// The attempt named an account that does not exist: its stats are
+		// skipped and the row is still written.
+		stats, err := db.AccountStats(ctx)
+		if err != nil || len(stats) != 0 {
+			t.Errorf("AccountStats = %v, %v; want empty", stats, err)
+		}
+	})
 }
 
 func TestUsageWriter_Flush(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	clk := newClock()
-	db.Now = clk.Now
-	a := apiKeyAccount("a")
-	if err := db.InsertAccount(ctx, &a); err != nil {
-		t.Fatal(err)
-	}
-	w := newWriter(t, db, noAutoFlush)
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		clk := newClock()
+		db.Now = clk.Now
+		a := apiKeyAccount("a")
+		if err := db.InsertAccount(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+		w := newWriter(t, db, noAutoFlush)
 
-	for i := range 5 {
-		w.Record(llmgw.Usage{Time: clk.Now(), RequestID: fmt.Sprint(i)})
-	}
-	st := llmgw.AccountState{Status: llmgw.StatusActive, CooldownUntil: clk.Now().Add(time.Minute), LastError: "429 rate_limit_error", At: clk.Advance(time.Second)}
-	w.RecordState(a.ID, st)
-	// An older state recorded later must not replace the newer one.
-	w.RecordState(a.ID, llmgw.AccountState{Status: llmgw.StatusError, At: clk.Now().Add(-time.Millisecond)})
-	if rows := listAll(t, db); len(rows) != 0 {
-		t.Fatalf("%d rows written before Flush, want 0", len(rows))
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rows := listAll(t, db); len(rows) != 5 {
-		t.Errorf("%d rows written after Flush, want 5", len(rows))
-	}
-	got, err := db.GetAccount(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(st, got.State); diff != "" {
-		t.Errorf("State after Flush (-want +got):\n%s", diff)
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Errorf("Flush with nothing pending = %v", err)
-	}
+		for i := range 5 {
+			w.Record(llmgw.Usage{Time: clk.Now(), RequestID: fmt.Sprint(i)})
+		}
+		st := llmgw.AccountState{Status: llmgw.StatusActive, CooldownUntil: clk.Now().Add(time.Minute), LastError: "429 rate_limit_error", At: clk.Advance(time.Second)}
+		w.RecordState(a.ID, st)
+		// An older state recorded later must not replace the newer one.
+		w.RecordState(a.ID, llmgw.AccountState{Status: llmgw.StatusError, At: clk.Now().Add(-time.Millisecond)})
+		if rows := listAll(t, db); len(rows) != 0 {
+			t.Fatalf("%d rows written before Flush, want 0", len(rows))
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rows := listAll(t, db); len(rows) != 5 {
+			t.Errorf("%d rows written after Flush, want 5", len(rows))
+		}
+		got, err := db.GetAccount(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st, got.State); diff != "" {
+			t.Errorf("State after Flush (-want +got):\n%s", diff)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Errorf("Flush with nothing pending = %v", err)
+		}
+	})
 }
 
 func TestUsageWriter_KeyLastUsed(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	k := llmgw.ClientKey{Name: "alice", Prefix: "sk-llmgw-abcd", Hash: llmgw.HashKey("secret")}
-	if err := db.InsertKey(ctx, &k); err != nil {
-		t.Fatal(err)
-	}
-	w := newWriter(t, db, noAutoFlush)
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		k := llmgw.ClientKey{Name: "alice", Prefix: "sk-llmgw-abcd", Hash: llmgw.HashKey("secret")}
+		if err := db.InsertKey(ctx, &k); err != nil {
+			t.Fatal(err)
+		}
+		w := newWriter(t, db, noAutoFlush)
 
-	t1, t2 := time.UnixMilli(1_750_000_000_000), time.UnixMilli(1_750_000_005_000)
-	w.Record(llmgw.Usage{Time: t2, KeyID: k.ID, KeyName: "alice"})
-	w.Record(llmgw.Usage{Time: t1, KeyID: k.ID, KeyName: "alice"})
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// A late row with an older time must not move last use backwards.
-	w.Record(llmgw.Usage{Time: t1, KeyID: k.ID, KeyName: "alice"})
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := db.ListKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 1 || !keys[0].LastUsed.Equal(t2) {
-		t.Errorf("keys = %+v, want alice last used at %v", keys, t2)
-	}
+		t1, t2 := time.UnixMilli(1_750_000_000_000), time.UnixMilli(1_750_000_005_000)
+		w.Record(llmgw.Usage{Time: t2, KeyID: k.ID, KeyName: "alice"})
+		w.Record(llmgw.Usage{Time: t1, KeyID: k.ID, KeyName: "alice"})
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A late row with an older time must not move last use backwards.
+		w.Record(llmgw.Usage{Time: t1, KeyID: k.ID, KeyName: "alice"})
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := db.ListKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 || !keys[0].LastUsed.Equal(t2) {
+			t.Errorf("keys = %+v, want alice last used at %v", keys, t2)
+		}
+	})
 }
 
 // waitFor spins until cond holds, failing after a deadline. It yields
@@ -397,83 +405,89 @@ func TestUsageWriter_BurstBeyondQueueSize(t *testing.T) {
 }
 
 func TestUsageWriter_RecordRacingClose(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{QueueSize: 64, BatchSize: 16})
-	w.Logger = quiet
-	const goroutines, perG = 4, 100
-	var returned atomic.Int64
-	var wg sync.WaitGroup
-	for range goroutines {
-		wg.Go(func() {
-			for i := range perG {
-				w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1))})
-				returned.Add(1)
-			}
-		})
-	}
-	waitFor(t, "some rows recorded", func() bool { return returned.Load() > 50 })
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait() // Record calls after Close write their rows themselves
-	if got := queryInt(t, rawDB(t, db.Path()), `SELECT count(*) FROM request_log`); got != goroutines*perG {
-		t.Errorf("%d rows written, want %d", got, goroutines*perG)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{QueueSize: 64, BatchSize: 16})
+		w.Logger = quiet
+		const goroutines, perG = 4, 100
+		var returned atomic.Int64
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Go(func() {
+				for i := range perG {
+					w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1))})
+					returned.Add(1)
+				}
+			})
+		}
+		waitFor(t, "some rows recorded", func() bool { return returned.Load() > 50 })
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait() // Record calls after Close write their rows themselves
+		if got := queryInt(t, rawDB(t, db.Path()), `SELECT count(*) FROM request_log`); got != goroutines*perG {
+			t.Errorf("%d rows written, want %d", got, goroutines*perG)
+		}
+	})
 }
 
 func TestUsageWriter_CloseExpired(t *testing.T) {
-	t.Parallel()
-	db := storetest.Open(t)
-	w := store.NewUsageWriter(db, noAutoFlush)
-	for i := range 3 {
-		w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1))})
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := w.Close(ctx)
-	if err == nil || !strings.Contains(err.Error(), "3 usage rows not written") {
-		t.Errorf("Close with a cancelled context = %v, want it to report 3 rows not written", err)
-	}
-	if err := w.Flush(context.Background()); err == nil {
-		t.Error("Flush after a failed Close = nil, want Close's error")
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		db := s.Open(t)
+		w := store.NewUsageWriter(db, noAutoFlush)
+		for i := range 3 {
+			w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1))})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := w.Close(ctx)
+		if err == nil || !strings.Contains(err.Error(), "3 usage rows not written") {
+			t.Errorf("Close with a cancelled context = %v, want it to report 3 rows not written", err)
+		}
+		if err := w.Flush(context.Background()); err == nil {
+			t.Error("Flush after a failed Close = nil, want Close's error")
+		}
+	})
 }
 
 func TestUsageWriter_RecordAfterClose(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	a := apiKeyAccount("a")
-	if err := db.InsertAccount(ctx, &a); err != nil {
-		t.Fatal(err)
-	}
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{})
-	w.Record(llmgw.Usage{Time: time.UnixMilli(1)})
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(ctx); err != nil {
-		t.Errorf("second Close = %v, want nil", err)
-	}
-	// Late calls must not panic, and are written synchronously.
-	w.Record(llmgw.Usage{Time: time.UnixMilli(2)})
-	st := llmgw.AccountState{Status: llmgw.StatusDisabled, Reason: "late", At: time.Now().Add(time.Hour)}
-	w.RecordState(a.ID, st)
-	if err := w.Flush(ctx); err != nil {
-		t.Errorf("Flush after Close = %v, want nil", err)
-	}
-	if rows := listAll(t, db); len(rows) != 2 {
-		t.Errorf("%d rows, want 2", len(rows))
-	}
-	got, err := db.GetAccount(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.State.Reason != "late" {
-		t.Errorf("State = %+v, want the state recorded after Close", got.State)
-	}
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		a := apiKeyAccount("a")
+		if err := db.InsertAccount(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+		w.Record(llmgw.Usage{Time: time.UnixMilli(1)})
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Errorf("second Close = %v, want nil", err)
+		}
+		// Late calls must not panic, and are written synchronously.
+		w.Record(llmgw.Usage{Time: time.UnixMilli(2)})
+		st := llmgw.AccountState{Status: llmgw.StatusDisabled, Reason: "late", At: time.Now().Add(time.Hour)}
+		w.RecordState(a.ID, st)
+		if err := w.Flush(ctx); err != nil {
+			t.Errorf("Flush after Close = %v, want nil", err)
+		}
+		if rows := listAll(t, db); len(rows) != 2 {
+			t.Errorf("%d rows, want 2", len(rows))
+		}
+		got, err := db.GetAccount(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State.Reason != "late" {
+			t.Errorf("State = %+v, want the state recorded after Close", got.State)
+		}
+	})
 }
 
 func TestUsageWriter_FlushWaitsForRetry(t *testing.T) {
@@ -618,53 +632,55 @@ func BenchmarkUsageWriter_Memory(b *testing.B) {
 }
 
 func TestUsageWriter_OnBatchAndQueueLen(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	var (
-		mu      sync.Mutex
-		batches []int
-	)
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 4, FlushInterval: time.Hour})
-	w.Logger = quiet
-	w.OnBatch = func(rows int, d time.Duration, err error) {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		var (
+			mu      sync.Mutex
+			batches []int
+		)
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 4, FlushInterval: time.Hour})
+		w.Logger = quiet
+		w.OnBatch = func(rows int, d time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || d < 0 {
+				t.Errorf("OnBatch(%d, %v, %v): want a written batch", rows, d, err)
+			}
+			batches = append(batches, rows)
+		}
+		t.Cleanup(func() {
+			if err := w.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		for i := range 3 {
+			w.Record(llmgw.Usage{Time: time.UnixMilli(1), RequestID: fmt.Sprint(i)})
+		}
+		if n := w.QueueLen(); n != 3 {
+			t.Errorf("QueueLen = %d, want 3 before a batch is full", n)
+		}
+		for i := range 7 {
+			w.Record(llmgw.Usage{Time: time.UnixMilli(1), RequestID: fmt.Sprint("b", i)})
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.QueueLen(); n != 0 {
+			t.Errorf("QueueLen after Flush = %d, want 0", n)
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil || d < 0 {
-			t.Errorf("OnBatch(%d, %v, %v): want a written batch", rows, d, err)
+		sum := 0
+		for _, n := range batches {
+			if n > 4 {
+				t.Errorf("a batch of %d rows, want at most BatchSize 4", n)
+			}
+			sum += n
 		}
-		batches = append(batches, rows)
-	}
-	t.Cleanup(func() {
-		if err := w.Close(ctx); err != nil {
-			t.Error(err)
+		if sum != 10 {
+			t.Errorf("OnBatch rows sum to %d (%v), want 10", sum, batches)
 		}
 	})
-	for i := range 3 {
-		w.Record(llmgw.Usage{Time: time.UnixMilli(1), RequestID: fmt.Sprint(i)})
-	}
-	if n := w.QueueLen(); n != 3 {
-		t.Errorf("QueueLen = %d, want 3 before a batch is full", n)
-	}
-	for i := range 7 {
-		w.Record(llmgw.Usage{Time: time.UnixMilli(1), RequestID: fmt.Sprint("b", i)})
-	}
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := w.QueueLen(); n != 0 {
-		t.Errorf("QueueLen after Flush = %d, want 0", n)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	sum := 0
-	for _, n := range batches {
-		if n > 4 {
-			t.Errorf("a batch of %d rows, want at most BatchSize 4", n)
-		}
-		sum += n
-	}
-	if sum != 10 {
-		t.Errorf("OnBatch rows sum to %d (%v), want 10", sum, batches)
-	}
 }
