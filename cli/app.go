@@ -64,7 +64,7 @@ func (e *appEnv) openDB(ctx context.Context) (*store.DB, error) {
 	if n > 0 {
 		_ = db.Close()
 		return nil, fmt.Errorf("database %s has %d pending %s: run \"llmgw db migrate\"",
-			e.dbPath, n, plural(n, "migration", "migrations"))
+			e.dbName(), n, plural(n, "migration", "migrations"))
 	}
 	if err := e.useSecretKey(ctx, db); err != nil {
 		_ = db.Close() // the key error is the one worth reporting
@@ -92,12 +92,25 @@ func closeDB(db *store.DB, err *error) {
 }
 
 // openExisting opens the database without checking migrations, but only if
-// the file already exists.
+// the file already exists. A PostgreSQL database is never created by Open,
+// so a URL goes straight to it.
 func (e *appEnv) openExisting(ctx context.Context) (*store.DB, error) {
+	if store.IsPostgresURL(e.dbPath) {
+		return e.openAny(ctx)
+	}
 	if _, err := os.Stat(e.dbPath); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("database %s does not exist: run \"llmgw db migrate\" to create it, or pass --db PATH", e.dbPath)
 	}
 	return e.openAny(ctx)
+}
+
+// dbName is --db for messages: the path, or the URL with its password
+// hidden.
+func (e *appEnv) dbName() string {
+	if store.IsPostgresURL(e.dbPath) {
+		return store.RedactURL(e.dbPath)
+	}
+	return e.dbPath
 }
 
 // openAny opens (and creates if needed) the database without checking
@@ -136,7 +149,7 @@ Example:
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []urfave.Flag{
-			&urfave.StringFlag{Name: "db", Value: defaultDBPath, EnvVars: []string{"LLMGW_DB"}, Usage: "SQLite database `PATH`"},
+			&urfave.StringFlag{Name: "db", Value: defaultDBPath, EnvVars: []string{"LLMGW_DB"}, Usage: "SQLite database `PATH`, or a postgres:// URL"},
 			&urfave.StringFlag{Name: "config", EnvVars: []string{"LLMGW_CONFIG"}, Usage: "optional YAML config file `PATH`"},
 			&urfave.StringFlag{Name: "log-level", Usage: "log `LEVEL`: debug, info, warn or error (default: config file, else info)"},
 			&urfave.StringFlag{Name: "log-format", Usage: "log `FORMAT`: text or json (default: config file, else text on a terminal, json otherwise)"},

@@ -72,6 +72,6 @@ func (e *appEnv) dbBackup(c *urfave.Context, file string, force bool) (err error
 	if err != nil {
 		abs = file
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "backed up %s to %s\n", e.dbPath, abs)
+	_, err = fmt.Fprintf(c.App.Writer, "backed up %s to %s\n", e.dbName(), abs)
 	return err
 }

@@ -107,7 +107,7 @@ func (e *appEnv) dbStatus(c *urfave.Context) (err error) {
 	}
 	if n := pendingCount(status); n > 0 {
 		return fmt.Errorf("database %s has %d pending %s: run \"llmgw db migrate\"",
-			e.dbPath, n, plural(n, "migration", "migrations"))
+			e.dbName(), n, plural(n, "migration", "migrations"))
 	}
 	return nil
 }

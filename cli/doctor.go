@@ -219,6 +219,10 @@ func checkConfig(_ context.Context, r *doctorRun) {
 func checkDatabase(ctx context.Context, r *doctorRun) {
 	const check = "database"
 	path := r.env.dbPath
+	if store.IsPostgresURL(path) {
+		checkPostgres(ctx, r)
+		return
+	}
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		r.fail(check, path+" does not exist", `run "llmgw db migrate" to create it, or pass --db PATH`)
@@ -268,6 +272,34 @@ func checkDatabase(ctx context.Context, r *doctorRun) {
 	dir := filepath.Dir(path)
 	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o002 != 0 && di.Mode()&fs.ModeSticky == 0 {
 		r.fail(check, fmt.Sprintf("directory %s is writable by everyone: anyone may replace the database", dir), "chmod o-w "+dir)
+	}
+}
+
+// checkPostgres is checkDatabase for a PostgreSQL database: it opens it
+// and checks its schema. There is no file whose mode to check, and no
+// integrity check (yet).
+func checkPostgres(ctx context.Context, r *doctorRun) {
+	const check = "database"
+	name := r.env.dbName()
+	db, err := store.Open(ctx, r.env.dbPath)
+	if errors.Is(err, store.ErrNewerSchema) {
+		r.fail(check, err.Error(), "run the llmgw version that migrated it")
+		return
+	}
+	if err != nil {
+		r.fail(check, err.Error(), "check that --db is the URL of the llmgw database and that the server runs")
+		return
+	}
+	r.db = db
+	switch n, err := db.Pending(ctx); {
+	case err != nil:
+		r.fail(check, err.Error(), "check that --db is the URL of the llmgw database")
+	case n > 0:
+		r.fail(check, fmt.Sprintf("%s has %d pending %s", name, n, plural(n, "migration", "migrations")),
+			`back it up (pg_dump), then run "llmgw db migrate"`)
+	default:
+		r.accountsOK = true
+		r.ok(check, "%s: schema up to date", name)
 	}
 }
 

@@ -38,6 +38,9 @@ type keySource struct {
 	managed bool
 	// credential is a systemd credential, whose mode systemd decides.
 	credential bool
+	// postgres: no key was configured for a PostgreSQL database, which has
+	// no file for a default key to sit beside; path is empty.
+	postgres bool
 }
 
 func (k keySource) String() string { return k.path + " (" + k.from + ")" }
@@ -61,6 +64,9 @@ func (e *appEnv) secretKeySource() keySource {
 			return keySource{path: p, from: "systemd credential " + secretKeyCredName, credential: true}
 		}
 	}
+	if store.IsPostgresURL(e.dbPath) {
+		return keySource{from: "no key configured", postgres: true}
+	}
 	return keySource{path: e.dbPath + ".key", from: "the default key file", managed: true}
 }
 
@@ -71,6 +77,9 @@ var errKeyMissing = errors.New("does not exist")
 // readSecretKey reads and checks the key file of src. Its errors name the
 // file and, where there is one, the fix; they never hold key material.
 func readSecretKey(src keySource) ([]byte, error) {
+	if src.postgres {
+		return nil, errKeyMissing
+	}
 	fi, err := os.Stat(src.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errKeyMissing
@@ -146,6 +155,9 @@ func writeKeyFile(path string, key []byte) (err error) {
 
 // missingKeyError says what to do about a key file that is not there.
 func (e *appEnv) missingKeyError(src keySource) error {
+	if src.postgres {
+		return fmt.Errorf("no secret key: a PostgreSQL database needs one configured: set %s or server.secret_key_file to a key file, or pass the systemd credential %s (create the file with \"openssl rand -base64 32\", mode 0600, before \"llmgw db migrate\", and keep it apart from the database)", secretKeyFileEnv, secretKeyCredName)
+	}
 	if src.managed {
 		return fmt.Errorf("no secret key: %s does not exist: run \"llmgw db migrate\" to create it, restore it from the backup of this database, or set %s", src, secretKeyFileEnv)
 	}
@@ -157,11 +169,11 @@ func (e *appEnv) missingKeyError(src keySource) error {
 func (e *appEnv) keyError(src keySource, err error) error {
 	switch {
 	case err == store.ErrSecretKeyMismatch: //nolint:errorlint // bare: the key check failed, not one account
-		return fmt.Errorf("cannot decrypt account secrets with the key from %s (the key does not match): restore the key file that was used with %s", src, e.dbPath)
+		return fmt.Errorf("cannot decrypt account secrets with the key from %s (the key does not match): restore the key file that was used with %s", src, e.dbName())
 	case errors.Is(err, store.ErrSecretKeyMismatch):
 		return fmt.Errorf("%w, with the key from %s: the stored value is damaged or was moved; add the account again", err, src)
 	case errors.Is(err, store.ErrSecretsNotEncrypted):
-		return fmt.Errorf("database %s: %w: run \"llmgw db migrate\"", e.dbPath, err)
+		return fmt.Errorf("database %s: %w: run \"llmgw db migrate\"", e.dbName(), err)
 	}
 	return err
 }
@@ -201,7 +213,7 @@ func (e *appEnv) migrateSecrets(ctx context.Context, db *store.DB) error {
 			return err
 		}
 		if encrypted {
-			return fmt.Errorf("database %s holds encrypted secrets but %s does not exist: restore the key file from the backup of this database, or set %s to it", e.dbPath, src, secretKeyFileEnv)
+			return fmt.Errorf("database %s holds encrypted secrets but %s does not exist: restore the key file from the backup of this database, or set %s to it", e.dbName(), src, secretKeyFileEnv)
 		}
 		if key, err = store.NewSecretKey(); err != nil {
 			return err
@@ -275,6 +287,9 @@ func (e *appEnv) rotateKey(c *urfave.Context) (err error) {
 	newPath := src.path + ".new"
 	if !src.managed {
 		newPath = e.dbPath + ".key.new" // a credential directory is read-only
+		if src.credential && store.IsPostgresURL(e.dbPath) {
+			return fmt.Errorf("rotate key: the key is a systemd credential and a PostgreSQL database has no directory to write the new key to: set %s to a writable copy of the key and rotate again", secretKeyFileEnv)
+		}
 		if !src.credential {
 			newPath = src.path + ".new"
 		}

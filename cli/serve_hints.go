@@ -14,7 +14,7 @@ import (
 func warnFirstRun(log *slog.Logger, env *appEnv, snap *llmgw.Snapshot, now time.Time) {
 	llmgwCmd := "llmgw"
 	if env.dbPath != defaultDBPath {
-		llmgwCmd += " --db " + shellQuote(env.dbPath)
+		llmgwCmd += " --db " + shellQuote(env.dbName()) // logged: no password
 	}
 	if len(snap.Accounts) == 0 {
 		log.Warn("no upstream account: every request fails until one is added (the server picks it up within a second)",

@@ -42,8 +42,9 @@ func IsPostgresURL(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-// redactURL returns dsn with any password replaced, for error messages.
-func redactURL(dsn string) string {
+// RedactURL returns a PostgreSQL URL with any password replaced, for
+// messages.
+func RedactURL(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "postgres://…" // an unparsable URL may hold a password anywhere
@@ -60,7 +61,7 @@ const writeLockKey int64 = 0x6c6c6d6777 // "llmgw"
 // file: rdb, whose sessions are read-only (as SQLite's query_only), and wdb,
 // with one connection, whose transactions take writeLockKey first.
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
-	name := redactURL(dsn)
+	name := RedactURL(dsn)
 	rcfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's parse errors repeat the URL, password included: say
