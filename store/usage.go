@@ -222,7 +222,7 @@ func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, upd *accountU
 		return fmt.Errorf("write usage: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := insertUsage(ctx, tx, batch); err != nil {
+	if err := db.insertUsage(ctx, tx, batch); err != nil {
 		return err
 	}
 	if err := foldStats(ctx, tx, batch); err != nil {
@@ -245,31 +245,75 @@ func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, upd *accountU
 	return nil
 }
 
-func insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	stmt, err := tx.PrepareContext(ctx, `
-		INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
+// usageInsert starts the statement that adds rows to the request log; each
+// row's values follow as usageValues, in the order usageArgs gives them.
+const (
+	usageInsert = `INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 			stream, status, error_type, attempts, input_tokens, output_tokens,
 			cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
 			ttfb_ms, duration_ms, ended_early, upstream_request_id, attempt_detail, error_message,
 			speed, inference_geo, iterations, affinity)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		VALUES `
+	usageValues = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	usageParams = 28 // placeholders in usageValues
+)
+
+// pgMaxParams is the most bind parameters one PostgreSQL statement takes
+// (the protocol counts them in 16 bits).
+const pgMaxParams = 65535
+
+// usageArgs appends one row's values for usageValues to args.
+func usageArgs(args []any, u *llmgw.Usage) []any {
+	t := &u.Tokens
+	return append(args, ms(u.Time), u.RequestID, u.KeyID, u.KeyName, u.AccountID, u.AccountName, u.Model, u.Dialect,
+		boolInt(u.Stream), u.Status, u.ErrorType, len(u.Attempts), t.Input, t.Output,
+		t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h,
+		u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID,
+		encodeAttempts(u.Attempts), u.ErrorMessage,
+		u.Speed, u.InferenceGeo, encodeIterations(u.Iterations), u.Affinity)
+}
+
+// insertUsage adds batch to the request log. On SQLite, a prepared INSERT
+// per row costs no more than one statement of many rows (there is no round
+// trip), so each row is one Exec; on PostgreSQL each Exec is a round trip,
+// so the batch goes in multi-row INSERTs (insertUsageRows).
+func (db *DB) insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if db.dialect == dialectPostgres {
+		return insertUsageRows(ctx, tx, batch, pgMaxParams/usageParams)
+	}
+	stmt, err := tx.PrepareContext(ctx, usageInsert+usageValues)
 	if err != nil {
 		return fmt.Errorf("write usage: %w", err)
 	}
 	defer stmt.Close()
+	args := make([]any, 0, usageParams)
 	for i := range batch {
-		u, t := &batch[i], &batch[i].Tokens
-		_, err := stmt.ExecContext(ctx, ms(u.Time), u.RequestID, u.KeyID, u.KeyName, u.AccountID, u.AccountName, u.Model, u.Dialect,
-			boolInt(u.Stream), u.Status, u.ErrorType, len(u.Attempts), t.Input, t.Output,
-			t.CacheRead, t.CacheWrite, t.CacheWrite5m, t.CacheWrite1h,
-			u.TTFB.Milliseconds(), u.Duration.Milliseconds(), boolInt(u.EndedEarly), u.UpstreamID,
-			encodeAttempts(u.Attempts), u.ErrorMessage,
-			u.Speed, u.InferenceGeo, encodeIterations(u.Iterations), u.Affinity)
-		if err != nil {
-			return fmt.Errorf("write usage of request %s: %w", u.RequestID, err)
+		if _, err := stmt.ExecContext(ctx, usageArgs(args[:0], &batch[i])...); err != nil {
+			return fmt.Errorf("write usage of request %s: %w", batch[i].RequestID, err)
+		}
+	}
+	return nil
+}
+
+// insertUsageRows adds batch to the request log in one INSERT per chunk of
+// at most perStmt rows: one round trip per chunk instead of one per row.
+// The statement text depends only on the chunk's length, so a full batch
+// reuses one prepared statement (pgx caches them by text).
+func insertUsageRows(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage, perStmt int) error {
+	args := make([]any, 0, min(len(batch), perStmt)*usageParams)
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), perStmt)]
+		batch = batch[len(chunk):]
+		args = args[:0]
+		for i := range chunk {
+			args = usageArgs(args, &chunk[i])
+		}
+		query := usageInsert + usageValues + strings.Repeat(", "+usageValues, len(chunk)-1)
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("write usage of %d requests from %s: %w", len(chunk), chunk[0].RequestID, err)
 		}
 	}
 	return nil
