@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -281,155 +282,163 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestUsageWriter_RecordBlocksWhenFull(t *testing.T) {
-	t.Parallel()
+// holdWriteLock takes the database's write lock from another handle, as
+// another process (a CLI import, say) would, until release is called or the
+// test ends: SQLite's write lock by BEGIN IMMEDIATE, and on PostgreSQL the
+// advisory lock that every write transaction of the store takes first (a
+// transaction begun through rawDB takes it too). The writer then waits where
+// it really waits, at the start of its transaction.
+func holdWriteLock(t *testing.T, db *store.DB) (release func()) {
+	t.Helper()
 	ctx := context.Background()
-	db := storetest.Open(t)
-	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: 1, BatchSize: 1})
-
-	// Another process (a CLI import, say) holds the write lock, so the
-	// writer cannot commit and the queue of one fills up.
 	raw := rawDB(t, db.Path())
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := conn.Close(); err != nil {
-			t.Error(err)
+	var end func() error
+	if store.IsPostgresURL(db.Path()) {
+		tx, err := raw.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-
-	const n = 20
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		for i := range n {
-			w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprint(i)})
+		end = tx.Rollback
+	} else {
+		conn, err := raw.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	waitFor(t, "a Record to wait for room", func() bool { return w.Waits() > 0 })
-	select {
-	case <-recorded:
-		t.Fatal("all Record calls returned while the writer could not write")
-	default:
-	}
-	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
-		t.Fatal(err)
-	}
-	<-recorded
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rows := listAll(t, db); len(rows) != n {
-		t.Errorf("%d rows written, want %d: a blocked Record lost a row", len(rows), n)
-	}
-}
-
-func TestUsageWriter_QueueBound(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	const queue, n = 100, 1000
-	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: queue, BatchSize: queue, FlushInterval: time.Hour})
-
-	raw := rawDB(t, db.Path())
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := conn.Close(); err != nil {
-			t.Error(err)
+		if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+			_ = conn.Close() // the BEGIN error is the one to report
+			t.Fatal(err)
 		}
-	}()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-
-	// One Record at a time: the writer takes the first full queue as its
-	// batch and cannot commit it; then the queue grows to its bound again,
-	// and no Record returns until the lock goes.
-	var returned atomic.Int64
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		for i := range n {
-			w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprint(i)})
-			returned.Add(1)
+		end = func() error {
+			_, err := conn.ExecContext(ctx, `ROLLBACK`)
+			return errors.Join(err, conn.Close())
 		}
-	}()
-	waitFor(t, "the queue to fill twice", func() bool { return returned.Load() >= 2*queue })
-	if got := returned.Load(); got != 2*queue || w.Waits() == 0 {
-		t.Errorf("%d Record calls returned, %d waited; want %d returned (a batch and a full queue), some waiting",
-			got, w.Waits(), 2*queue)
 	}
-	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
-		t.Fatal(err)
-	}
-	<-recorded
-	if err := w.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rows := listAll(t, db)
-	seen := make(map[string]bool)
-	for _, r := range rows {
-		seen[r.RequestID] = true
-	}
-	if len(rows) != n || len(seen) != n {
-		t.Errorf("%d rows written, %d distinct, want %d", len(rows), len(seen), n)
-	}
-}
-
-func TestUsageWriter_BurstBeyondQueueSize(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	// A burst three times the queue's bound, from many goroutines, while the
-	// database is locked at first: the queue grows to its bound, Record
-	// waits, and once the lock goes every row is written.
-	const queue, goroutines, perG = 2000, 8, 3 * 2000 / 8
-	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: queue})
-
-	raw := rawDB(t, db.Path())
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := conn.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range perG {
-				w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprintf("req-%d-%d", g, i)})
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if err := end(); err != nil {
+				t.Error(err)
 			}
 		})
 	}
-	waitFor(t, "a Record to wait for room", func() bool { return w.Waits() > 0 })
-	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	const n = goroutines * perG
-	if got := queryInt(t, raw, `SELECT count(DISTINCT request_id) FROM request_log`); got != n {
-		t.Errorf("%d distinct rows written, want %d", got, n)
-	}
-	if got := queryInt(t, raw, `SELECT count(*) FROM request_log`); got != n {
-		t.Errorf("%d rows written, want %d", got, n)
-	}
+	t.Cleanup(release)
+	return release
+}
+
+func TestUsageWriter_RecordBlocksWhenFull(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		w := newWriter(t, db, store.UsageWriterOptions{QueueSize: 1, BatchSize: 1})
+
+		// Another process (a CLI import, say) holds the write lock, so the
+		// writer cannot commit and the queue of one fills up.
+		release := holdWriteLock(t, db)
+
+		const n = 20
+		recorded := make(chan struct{})
+		go func() {
+			defer close(recorded)
+			for i := range n {
+				w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprint(i)})
+			}
+		}()
+		waitFor(t, "a Record to wait for room", func() bool { return w.Waits() > 0 })
+		select {
+		case <-recorded:
+			t.Fatal("all Record calls returned while the writer could not write")
+		default:
+		}
+		release()
+		<-recorded
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rows := listAll(t, db); len(rows) != n {
+			t.Errorf("%d rows written, want %d: a blocked Record lost a row", len(rows), n)
+		}
+	})
+}
+
+func TestUsageWriter_QueueBound(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		const queue, n = 100, 1000
+		w := newWriter(t, db, store.UsageWriterOptions{QueueSize: queue, BatchSize: queue, FlushInterval: time.Hour})
+
+		release := holdWriteLock(t, db)
+
+		// One Record at a time: the writer takes the first full queue as its
+		// batch and cannot commit it; then the queue grows to its bound again,
+		// and no Record returns until the lock goes.
+		var returned atomic.Int64
+		recorded := make(chan struct{})
+		go func() {
+			defer close(recorded)
+			for i := range n {
+				w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprint(i)})
+				returned.Add(1)
+			}
+		}()
+		waitFor(t, "the queue to fill twice", func() bool { return returned.Load() >= 2*queue })
+		if got := returned.Load(); got != 2*queue || w.Waits() == 0 {
+			t.Errorf("%d Record calls returned, %d waited; want %d returned (a batch and a full queue), some waiting",
+				got, w.Waits(), 2*queue)
+		}
+		release()
+		<-recorded
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rows := listAll(t, db)
+		seen := make(map[string]bool)
+		for _, r := range rows {
+			seen[r.RequestID] = true
+		}
+		if len(rows) != n || len(seen) != n {
+			t.Errorf("%d rows written, %d distinct, want %d", len(rows), len(seen), n)
+		}
+	})
+}
+
+func TestUsageWriter_BurstBeyondQueueSize(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		// A burst three times the queue's bound, from many goroutines, while the
+		// database is locked at first: the queue grows to its bound, Record
+		// waits, and once the lock goes every row is written.
+		const queue, goroutines, perG = 2000, 8, 3 * 2000 / 8
+		w := newWriter(t, db, store.UsageWriterOptions{QueueSize: queue})
+
+		raw := rawDB(t, db.Path())
+		release := holdWriteLock(t, db)
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				for i := range perG {
+					w.Record(llmgw.Usage{Time: time.UnixMilli(int64(i + 1)), RequestID: fmt.Sprintf("req-%d-%d", g, i)})
+				}
+			})
+		}
+		waitFor(t, "a Record to wait for room", func() bool { return w.Waits() > 0 })
+		release()
+		wg.Wait()
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const n = goroutines * perG
+		if got := queryInt(t, raw, `SELECT count(DISTINCT request_id) FROM request_log`); got != n {
+			t.Errorf("%d distinct rows written, want %d", got, n)
+		}
+		if got := queryInt(t, raw, `SELECT count(*) FROM request_log`); got != n {
+			t.Errorf("%d rows written, want %d", got, n)
+		}
+	})
 }
 
 func TestUsageWriter_RecordRacingClose(t *testing.T) {
@@ -519,42 +528,30 @@ func TestUsageWriter_RecordAfterClose(t *testing.T) {
 }
 
 func TestUsageWriter_FlushWaitsForRetry(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	w := newWriter(t, db, noAutoFlush)
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		w := newWriter(t, db, noAutoFlush)
 
-	raw := rawDB(t, db.Path())
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := conn.Close(); err != nil {
-			t.Error(err)
+		release := holdWriteLock(t, db)
+		w.Record(llmgw.Usage{Time: time.UnixMilli(1)})
+
+		// While the lock is held, Flush cannot succeed and gives up with ctx.
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if err := w.Flush(short); err == nil {
+			t.Fatal("Flush succeeded while the database was locked")
 		}
-	}()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-	w.Record(llmgw.Usage{Time: time.UnixMilli(1)})
-
-	// While the lock is held, Flush cannot succeed and gives up with ctx.
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if err := w.Flush(short); err == nil {
-		t.Fatal("Flush succeeded while the database was locked")
-	}
-	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
-		t.Fatal(err)
-	}
-	// The row was kept and is written by a later flush.
-	if err := w.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rows := listAll(t, db); len(rows) != 1 {
-		t.Errorf("%d rows, want 1", len(rows))
-	}
+		release()
+		// The row was kept and is written by a later flush.
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rows := listAll(t, db); len(rows) != 1 {
+			t.Errorf("%d rows, want 1", len(rows))
+		}
+	})
 }
 
 func BenchmarkUsageWriter_Record(b *testing.B) {
@@ -648,40 +645,30 @@ func BenchmarkUsageWriter_Throughput(b *testing.B) {
 }
 
 func TestUsageWriter_CloseWhileLocked(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := storetest.Open(t)
-	w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 1})
-	w.Logger = quiet // the failed write is expected
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		w := store.NewUsageWriter(db, store.UsageWriterOptions{BatchSize: 1})
+		w.Logger = quiet // the failed write is expected
 
-	raw := rawDB(t, db.Path())
-	conn, err := raw.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := conn.Close(); err != nil {
-			t.Error(err)
+		holdWriteLock(t, db) // until the test ends
+
+		w.Record(llmgw.Usage{Time: time.UnixMilli(1)}) // the writer starts a write and waits for the lock
+		w.Record(llmgw.Usage{Time: time.UnixMilli(2)})
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := w.Close(short)
+		if err == nil || !strings.Contains(err.Error(), "2 usage rows not written") {
+			t.Errorf("Close = %v, want it to report 2 rows not written", err)
 		}
-	}()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.ExecContext(ctx, `ROLLBACK`) //nolint:errcheck // cleanup only
-
-	w.Record(llmgw.Usage{Time: time.UnixMilli(1)}) // the writer starts a write and waits for the lock
-	w.Record(llmgw.Usage{Time: time.UnixMilli(2)})
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err = w.Close(short)
-	if err == nil || !strings.Contains(err.Error(), "2 usage rows not written") {
-		t.Errorf("Close = %v, want it to report 2 rows not written", err)
-	}
-	// The busy timeout is 5s; Close must not wait it out.
-	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("Close took %v, want it bounded by its context", d)
-	}
+		// SQLite's busy timeout is 5s, and PostgreSQL waits for the lock for
+		// ever; Close must not wait either out.
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("Close took %v, want it bounded by its context", d)
+		}
+	})
 }
 
 // BenchmarkUsageWriter_Memory reports the heap one writer holds, measured
