@@ -441,6 +441,73 @@ func TestUsageWriter_BurstBeyondQueueSize(t *testing.T) {
 	})
 }
 
+// TestUsageWriter_PostgresRestart writes usage while the PostgreSQL server
+// stops and starts again: rows recorded during the outage wait in the queue
+// (Record returns at once, the queue being far from full), the failed
+// batches are kept and retried, and once the server is back every row is
+// written exactly once, as are the statistics folded from it.
+//
+// It does not call t.Parallel: the restart takes down every database of the
+// test binary's one cluster, and a sequential test runs before any parallel
+// test starts (storetest.RestartPostgres).
+func TestUsageWriter_PostgresRestart(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Stores[1].Open(t)
+	a := apiKeyAccount("a")
+	if err := db.InsertAccount(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, db, store.UsageWriterOptions{QueueSize: 1000, BatchSize: 50, FlushInterval: 10 * time.Millisecond})
+	var failed atomic.Int64
+	w.OnBatch = func(_ int, _ time.Duration, err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+	}
+	n := 0
+	record := func(k int) {
+		for range k {
+			w.Record(llmgw.Usage{Time: time.UnixMilli(int64(n + 1)), RequestID: fmt.Sprintf("req_%d", n),
+				AccountID: a.ID, AccountName: "a", Status: 200,
+				Attempts: []llmgw.Attempt{{AccountID: a.ID, AccountName: "a", Status: 200}}})
+			n++
+		}
+	}
+
+	record(100)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	storetest.RestartPostgres(t, func() {
+		record(300)
+		waitFor(t, "a batch to fail while the server is down", func() bool { return failed.Load() > 0 })
+		record(100)
+		if got := w.Waits(); got != 0 {
+			t.Errorf("%d Record calls waited with the queue not full, want 0", got)
+		}
+	})
+	record(100)
+	// The writer backs off after each failure; Flush waits for its retries.
+	flushCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := w.Flush(flushCtx); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() == 0 {
+		t.Error("no batch failed: the outage was not seen")
+	}
+	raw := rawDB(t, db.Path()) // opened after the restart
+	if got := queryInt(t, raw, `SELECT count(DISTINCT request_id) FROM request_log`); got != int64(n) {
+		t.Errorf("%d distinct request ids written, want %d", got, n)
+	}
+	if got := queryInt(t, raw, `SELECT count(*) FROM request_log`); got != int64(n) {
+		t.Errorf("%d rows written, want %d (none lost, none twice)", got, n)
+	}
+	if got := queryInt(t, raw, `SELECT requests FROM account_stats WHERE account_id = ?`, a.ID); got != int64(n) {
+		t.Errorf("account stats count %d requests, want %d", got, n)
+	}
+}
+
 func TestUsageWriter_RecordRacingClose(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s storetest.Store) {
 		t.Parallel()

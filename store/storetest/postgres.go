@@ -35,6 +35,9 @@ var cluster struct {
 	dir     string    // data directory, socket and log; removed by StopPostgres
 	cmd     *exec.Cmd // the postgres server process
 	port    int
+	server  []string            // the server's command line, for each start
+	cred    *syscall.Credential // whom the server runs as; nil: as us
+	logName string
 	err     error // why there is no cluster
 	missing bool  // err is "not installed"
 	n       atomic.Int64
@@ -175,16 +178,58 @@ func start(initdb, postgres string) error {
 		return err
 	}
 	// Durability is not wanted in a throwaway cluster; speed is.
-	cmd = exec.Command(postgres, "-D", data, "-p", strconv.Itoa(cluster.port), "-k", dir,
+	cluster.server = []string{postgres, "-D", data, "-p", strconv.Itoa(cluster.port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=200")
+		"-c", "full_page_writes=off", "-c", "max_connections=200"}
+	cluster.cred, cluster.logName = cred, logf.Name()
+	return startServer()
+}
+
+// startServer starts the server of the initialized cluster, logging to
+// its log file, and waits until it accepts connections.
+func startServer() error {
+	logf, err := os.OpenFile(cluster.logName, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() //nolint:errcheck // the child writes it; ours is only a handle to pass on
+	cmd := exec.Command(cluster.server[0], cluster.server[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cluster.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	cluster.cmd = cmd
-	return waitReady(logf.Name())
+	return waitReady(cluster.logName)
+}
+
+// RestartPostgres stops the server of the cluster that Postgres started,
+// calls down while it is stopped, and starts it again on the same port and
+// data: a brief outage, as a PostgreSQL restart or failover gives clients.
+// The stop is a fast shutdown (SIGINT, as pg_ctl stop -m fast): open
+// sessions are ended and committed data is kept.
+//
+// Every database of the cluster goes down, so the test calling it must not
+// overlap other PostgreSQL tests of its binary: it must not call
+// t.Parallel (top-level tests that do only start after every sequential
+// test has finished), nor run parallel subtests of its own.
+func RestartPostgres(tb testing.TB, down func()) {
+	tb.Helper()
+	if cluster.cmd == nil {
+		tb.Fatal("RestartPostgres: no cluster running (call Postgres first)")
+	}
+	if err := cluster.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		tb.Fatalf("stop postgres: %v", err)
+	}
+	err := cluster.cmd.Wait()
+	cluster.cmd = nil
+	if err != nil {
+		tb.Fatalf("stop postgres: %v (see %s)", err, cluster.logName)
+	}
+	down()
+	if err := startServer(); err != nil {
+		tb.Fatalf("restart postgres: %v", err)
+	}
 }
 
 // waitReady waits until the server accepts connections, as pg_ctl -w does.
