@@ -340,7 +340,6 @@ var copyIgnored = []string{"goose_db_version", "server_status", "secret_key", "c
 // key. Rows are sorted, so that collation does not matter.
 func dumpTables(t *testing.T, dsn string, key []byte) map[string][]string {
 	t.Helper()
-	ctx := context.Background()
 	raw := rawDB(t, dsn)
 	q := `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`
 	if store.IsPostgresURL(dsn) {
@@ -348,27 +347,35 @@ func dumpTables(t *testing.T, dsn string, key []byte) map[string][]string {
 			WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
 	}
 	var tables []string
-	rows, err := raw.QueryContext(ctx, q)
+	for _, name := range queryStrings(t, raw, q) {
+		if !slices.Contains(copyIgnored, name) {
+			tables = append(tables, name)
+		}
+	}
+	out := map[string][]string{}
+	for _, table := range tables {
+		out[table] = dumpTable(t, raw, table, key)
+	}
+	return out
+}
+
+func queryStrings(t *testing.T, raw *sql.DB, q string) []string {
+	t.Helper()
+	rows, err := raw.QueryContext(context.Background(), q)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
+	var out []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(copyIgnored, s) {
-			tables = append(tables, s)
-		}
+		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
-	}
-	_ = rows.Close()
-
-	out := map[string][]string{}
-	for _, table := range tables {
-		out[table] = dumpTable(t, raw, table, key)
 	}
 	return out
 }
