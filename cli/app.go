@@ -36,6 +36,10 @@ type appEnv struct {
 	cfg        *Config // the config file (or defaults) with flags applied
 	cfgErr     error   // why the config did not load, for doctor, which runs on the defaults
 
+	// keyFile, when set, is the secret key file for dbPath ahead of every
+	// other source: db copy's --to-key-file, for its target.
+	keyFile string
+
 	now func() time.Time
 }
 

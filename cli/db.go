@@ -56,6 +56,7 @@ Example:
 		},
 		dbBackupCommand(env),
 		rotateKeyCommand(env),
+		dbCopyCommand(env),
 	)
 }
 

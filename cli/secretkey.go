@@ -48,6 +48,9 @@ func (k keySource) String() string { return k.path + " (" + k.from + ")" }
 // secretKeySource says where the key comes from; every command that opens
 // the database for accounts resolves it here.
 func (e *appEnv) secretKeySource() keySource {
+	if e.keyFile != "" {
+		return keySource{path: e.keyFile, from: "--to-key-file"}
+	}
 	if v, ok := os.LookupEnv(secretKeyFileEnv); ok && v != "" {
 		return keySource{path: v, from: secretKeyFileEnv}
 	}

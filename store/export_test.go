@@ -20,3 +20,13 @@ func OpenPostgresRaw(url string) (*sql.DB, error) {
 	}
 	return sql.OpenDB(pgConnector{Connector: stdlib.GetConnector(*cfg)}), nil
 }
+
+// OpenSecret returns the plain text of a secret stored in column of account
+// id, sealed with key, for tests that compare databases row by row.
+func OpenSecret(key []byte, id int64, column, stored string) (string, error) {
+	s, err := newSealer(key)
+	if err != nil {
+		return "", err
+	}
+	return s.open(secretAD(id, column), stored)
+}

@@ -357,6 +357,31 @@ func (db *DB) withSecureDelete(ctx context.Context, fn func(tx *sql.Tx) error) e
 	return nil
 }
 
+// ensureKeyCheck writes the key check of s in tx if the database has none,
+// and otherwise verifies the stored one against s (ErrSecretKeyMismatch). It
+// returns the stored check.
+func (db *DB) ensureKeyCheck(ctx context.Context, tx *sql.Tx, s *sealer) (string, error) {
+	var check string
+	err := tx.QueryRowContext(ctx, `SELECT key_check FROM secret_key WHERE id = 1`).Scan(&check)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if check, err = s.seal([]byte(keyCheckAD), keyCheckPlain); err != nil {
+			return "", err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO secret_key (id, key_check, created_at) VALUES (1, ?, ?)`,
+			check, ms(db.now())); err != nil {
+			return "", err
+		}
+	case err != nil:
+		return "", err
+	default:
+		if err := s.verify(check); err != nil {
+			return "", err
+		}
+	}
+	return check, nil
+}
+
 // EncryptSecrets seals every plain-text secret with the DB's key and
 // writes the key check if there is none, in one transaction; it is the step
 // of "llmgw db migrate" that SQL migrations cannot do, and it is safe to
@@ -371,23 +396,9 @@ func (db *DB) EncryptSecrets(ctx context.Context) (int, error) {
 	}
 	n := 0
 	err := db.withSecureDelete(ctx, func(tx *sql.Tx) error {
-		var check string
-		err := tx.QueryRowContext(ctx, `SELECT key_check FROM secret_key WHERE id = 1`).Scan(&check)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if check, err = s.seal([]byte(keyCheckAD), keyCheckPlain); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO secret_key (id, key_check, created_at) VALUES (1, ?, ?)`,
-				check, ms(db.now())); err != nil {
-				return err
-			}
-		case err != nil:
+		check, err := db.ensureKeyCheck(ctx, tx, s)
+		if err != nil {
 			return err
-		default:
-			if err := s.verify(check); err != nil {
-				return err
-			}
 		}
 		rows, err := readSecrets(ctx, tx)
 		if err != nil {
