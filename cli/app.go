@@ -142,7 +142,8 @@ func newApp(stdout, stderr io.Writer) (*urfave.App, *appEnv) {
 		UsageText: "llmgw [global options] command [command options] [arguments...]",
 		Description: `llmgw spreads Anthropic API traffic over a pool of accounts, steps around
 broken or rate-limited ones, and records who used what. State lives in one
-SQLite file (--db). Global options may go before or after the command.
+SQLite file, or a PostgreSQL database (--db PATH or postgres:// URL). Global
+options may go before or after the command.
 
 Example:
   llmgw db migrate

@@ -9,8 +9,9 @@ import (
 
 func dbCommand(env *appEnv) *urfave.Command {
 	return groupCommand("db", "manage the database schema",
-		`The database is one SQLite file (--db, env LLMGW_DB). Its schema changes only
-through migrations embedded in the binary.
+		`The database is one SQLite file, or a PostgreSQL database given as a
+postgres:// URL (--db, env LLMGW_DB). Its schema changes only through
+migrations embedded in the binary.
 
 Example:
   llmgw --db /var/lib/llmgw/llmgw.db db migrate
