@@ -67,8 +67,12 @@ type UsageWriter struct {
 	// Close cannot panic.
 	ready   chan struct{}
 	readyAt int // queued rows at which Record signals ready
-	spare   int // the most rows of memory the queue and batch keep once drained
-	flushc  chan chan error
+	// stateReady wakes the writer to write pending account states at once,
+	// without the rows: other replicas learn of a broken or cooling account
+	// from the database. It holds at most one signal.
+	stateReady chan struct{}
+	spare      int // the most rows of memory the queue and batch keep once drained
+	flushc     chan chan error
 
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -107,17 +111,18 @@ func NewUsageWriter(db *DB, opt UsageWriterOptions) *UsageWriter {
 	}
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	w := &UsageWriter{
-		runCtx:    runCtx,
-		cancelRun: cancelRun,
-		db:        db,
-		opt:       opt,
-		ready:     make(chan struct{}, 1),
-		readyAt:   min(opt.BatchSize, opt.QueueSize),
-		spare:     min(4*opt.BatchSize, opt.QueueSize),
-		flushc:    make(chan chan error),
-		stop:      make(chan struct{}),
-		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
+		runCtx:     runCtx,
+		cancelRun:  cancelRun,
+		db:         db,
+		opt:        opt,
+		ready:      make(chan struct{}, 1),
+		stateReady: make(chan struct{}, 1),
+		readyAt:    min(opt.BatchSize, opt.QueueSize),
+		spare:      min(4*opt.BatchSize, opt.QueueSize),
+		flushc:     make(chan chan error),
+		stop:       make(chan struct{}),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	w.room = sync.NewCond(&w.mu)
 	w.queue = usageQueue{max: opt.QueueSize, spare: w.spare}
@@ -229,8 +234,10 @@ func (q *usageQueue) popTo(dst []llmgw.Usage, k int) []llmgw.Usage {
 }
 
 // RecordState saves an account state the server decided. States are
-// coalesced per account, the latest (by At) winning, and written with the
-// next batch. A state with an unknown status is a bug in the caller; it is
+// coalesced per account, the latest (by At) winning, and written at once,
+// in a transaction of their own (if it fails, with the next batch), so that
+// other processes on the database learn of them without waiting for a
+// batch of rows. A state with an unknown status is a bug in the caller; it is
 // logged and ignored, because it would fail every batch it joined.
 func (w *UsageWriter) RecordState(id int64, st llmgw.AccountState) {
 	w.start()
@@ -241,6 +248,10 @@ func (w *UsageWriter) RecordState(id int64, st llmgw.AccountState) {
 	w.stateMu.Lock()
 	w.pending.addState(id, st)
 	w.stateMu.Unlock()
+	select {
+	case w.stateReady <- struct{}{}:
+	default:
+	}
 	w.afterClose()
 }
 
@@ -383,10 +394,10 @@ func (w *UsageWriter) run(log *slog.Logger) {
 		// While backing off, leave rows in the queue: once it fills up,
 		// Record blocks, which is the backpressure we want rather than an
 		// ever-growing batch in memory.
-		ready := w.ready
+		ready, stateReady := w.ready, w.stateReady
 		var retryc <-chan time.Time
 		if retry != nil {
-			ready, retryc = nil, retry.C
+			ready, stateReady, retryc = nil, nil, retry.C
 		}
 		select {
 		case <-ready:
@@ -394,6 +405,11 @@ func (w *UsageWriter) run(log *slog.Logger) {
 			if len(batch) < w.opt.BatchSize {
 				continue
 			}
+		case <-stateReady:
+			// The states alone; the rows wait for their batch. States
+			// that fail go back to pending, for the next batch's retries.
+			_, _ = w.write(w.runCtx, nil)
+			continue
 		case <-ticker.C:
 			if retry == nil {
 				batch = w.take(batch, w.opt.BatchSize-len(batch))
