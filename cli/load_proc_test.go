@@ -177,7 +177,14 @@ type llmgwSetup struct {
 // binary, as an operator would.
 func newLLMGWSetup(t *testing.T, bin, upstream, accountKey string) *llmgwSetup {
 	t.Helper()
-	s := &llmgwSetup{bin: bin, db: filepath.Join(t.TempDir(), "llmgw.db")}
+	return newLLMGWSetupOn(t, bin, upstream, accountKey, filepath.Join(t.TempDir(), "llmgw.db"))
+}
+
+// newLLMGWSetupOn is newLLMGWSetup on the database db: a file or a
+// postgres:// URL.
+func newLLMGWSetupOn(t *testing.T, bin, upstream, accountKey, db string) *llmgwSetup {
+	t.Helper()
+	s := &llmgwSetup{bin: bin, db: db}
 	s.run(t, "db", "migrate")
 	s.run(t, "account", "add", "--name", "load", "--api-key", accountKey, "--base-url", upstream)
 	s.key = strings.TrimSpace(s.run(t, "key", "create", "--name", "load"))

@@ -27,9 +27,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
+	"github.com/llmgw/llmgw/store/storetest"
 )
 
 const (
@@ -59,13 +63,14 @@ const (
 
 // The targets, on the same run.
 const (
-	targetPolicyRPS  = 0.95 // a key with limits and an allowlist: req/s ≥ 0.95× an unlimited key's
-	targetPassRPS    = 0.8  // Anthropic pass-through: llmgw req/s ≥ 0.8× the bare proxy's
-	targetPassCPU    = 1.4  // and CPU per request ≤ 1.4× the bare proxy's
-	targetMetricsRPS = 0.95 // pass-through with metrics on and scraped: req/s ≥ 0.95× with metrics off
-	targetConvRPS    = 0.5  // converted dialects: llmgw req/s ≥ 0.5× the bare proxy's
-	targetRSS50      = 30 << 20
-	targetRSSClients = 50
+	targetPostgresRPS = 0.95 // llmgw on PostgreSQL: req/s ≥ 0.95× on SQLite
+	targetPolicyRPS   = 0.95 // a key with limits and an allowlist: req/s ≥ 0.95× an unlimited key's
+	targetPassRPS     = 0.8  // Anthropic pass-through: llmgw req/s ≥ 0.8× the bare proxy's
+	targetPassCPU     = 1.4  // and CPU per request ≤ 1.4× the bare proxy's
+	targetMetricsRPS  = 0.95 // pass-through with metrics on and scraped: req/s ≥ 0.95× with metrics off
+	targetConvRPS     = 0.5  // converted dialects: llmgw req/s ≥ 0.5× the bare proxy's
+	targetRSS50       = 30 << 20
+	targetRSSClients  = 50
 )
 
 func envInt(name string, def int) int {
@@ -382,6 +387,9 @@ type modeResult struct {
 	// allowlist, between two runs with a key without (llmgw, llmgw2), for
 	// the pass-through modes: what the policy checks cost.
 	policy, llmgw2 loadResult
+	// postgres is llmgw on PostgreSQL instead of SQLite, for the
+	// pass-through modes, after the SQLite phases.
+	postgres loadResult
 	// metrics and metrics2 are a second llmgw serve, with metrics on
 	// (server.metrics_token set) and /metrics scraped every second, taking
 	// turns with llmgw and llmgw2 (metrics off), for the pass-through
@@ -438,6 +446,9 @@ func TestLoad(t *testing.T) {
 				}
 			}
 			gw.stop(t)
+			if !m.converted() {
+				t.Run("postgres", func(t *testing.T) { r.postgres = drivePostgres(t, llmgwBin, up.URL, m.gw, clients, d) })
+			}
 			if gw.err != nil {
 				t.Errorf("llmgw serve exited with %v:\n%.2000s", gw.err, gw.out.String())
 			}
@@ -551,6 +562,13 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 					"", ratio(r.llmgw.rps(), r.bareStream.rps()), r.bareStream.rps())
 			}
 		} else {
+			if r.postgres.n > 0 {
+				sqlite := (r.llmgw.rps() + r.llmgw2.rps()) / 2
+				rel := ratio(r.postgres.rps(), sqlite)
+				fmt.Fprintf(&b, "%s %-17s store:   llmgw on PostgreSQL %.0f req/s = %.2f× on SQLite %.0f (PostgreSQL after the SQLite phases; target ≥ %.2f×); CPU/req %v vs %v\n",
+					passMiss(rel >= targetPostgresRPS), r.mode.name, r.postgres.rps(), rel, sqlite, targetPostgresRPS,
+					r.postgres.cpuPerReq().Round(time.Microsecond), r.llmgw.cpuPerReq().Round(time.Microsecond))
+			}
 			if r.policy.n > 0 {
 				plain := (r.llmgw.rps() + r.llmgw2.rps()) / 2
 				rel := ratio(r.policy.rps(), plain)
@@ -593,4 +611,37 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 	fmt.Fprintf(&b, "%s usage rows: %d requests completed through llmgw, %d rows (%d lost)\n",
 		passMiss(rows == completed), completed, rows, completed-rows)
 	return b.String()
+}
+
+// drivePostgres runs one phase of llmgw serve on a throwaway PostgreSQL
+// (skipped, with the reason, where PostgreSQL is not installed) and checks
+// its usage rows.
+func drivePostgres(t *testing.T, bin, upstream string, q loadRequest, clients int, d time.Duration) loadResult {
+	url := storetest.Postgres(t)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LLMGW_SECRET_KEY_FILE", keyFile) // the child processes inherit it (crashEnv)
+	setup := newLLMGWSetupOn(t, bin, upstream, loadAccountKey, url)
+	gw := setup.serve(t)
+	res := drive(t, gw.URL, setup.key, q, clients, d, gw)
+	gw.stop(t)
+	if gw.err != nil {
+		t.Errorf("llmgw serve on PostgreSQL exited with %v:\n%.2000s", gw.err, gw.out.String())
+	}
+	if res.errors != 0 {
+		t.Errorf("postgres: %d requests failed; the first: %s", res.errors, res.firstErr)
+	}
+	if u := setup.usage(t); u.Requests != int64(res.completed) {
+		t.Errorf("usage rows on PostgreSQL: %d, want %d", u.Requests, res.completed)
+	}
+	t.Logf("postgres %6.0f req/s  p50 %7v  p95 %7v  cpu/req %7v  (%d in the window, %d in all)",
+		res.rps(), res.pct(0.5).Round(10*time.Microsecond), res.pct(0.95).Round(10*time.Microsecond),
+		res.cpuPerReq().Round(time.Microsecond), res.n, res.completed)
+	return res
 }
