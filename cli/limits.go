@@ -28,12 +28,21 @@ func (l usageLog) Flush(ctx context.Context) error {
 
 func (l usageLog) Rows(ctx context.Context, s policy.Subject, since time.Time) ([]policy.Row, error) {
 	rows, err := l.db.UseSince(ctx, s.Account, s.ID, since)
+	return l.rows(rows, err)
+}
+
+func (l usageLog) RowsAfter(ctx context.Context, s policy.Subject, afterID int64) ([]policy.Row, error) {
+	rows, err := l.db.UseAfter(ctx, s.Account, s.ID, afterID)
+	return l.rows(rows, err)
+}
+
+func (l usageLog) rows(rows []store.UseRow, err error) ([]policy.Row, error) {
 	if err != nil {
 		return nil, err
 	}
 	out := make([]policy.Row, len(rows))
 	for i, r := range rows {
-		out[i] = policy.Row{RequestID: r.RequestID, Time: r.Time, Charge: policy.ChargeOf(l.catalog, usedOf(r), r.Attempts)}
+		out[i] = policy.Row{ID: r.ID, RequestID: r.RequestID, Time: r.Time, Charge: policy.ChargeOf(l.catalog, usedOf(r), r.Attempts)}
 	}
 	return out, nil
 }

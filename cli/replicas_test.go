@@ -413,3 +413,46 @@ func TestReplicas_SIGTERMOneUnderLoad(t *testing.T) {
 	}
 	s.checkReport(t, len(ok))
 }
+
+// A key's budget holds across both replicas: requests served through one
+// count against the limit on the other within a few seconds (the usage
+// writers' batch plus the once-a-second catch-up), so once the key's
+// requests through both reach the limit, both refuse.
+func TestReplicas_KeyBudgetAcrossReplicas(t *testing.T) {
+	s := newReplicaSetup(t)
+	s.addAccount(t, "a", "sk-ant-aaaaaaaaaaaaaaaa", 1)
+	key := strings.TrimSpace(s.run(t, "key", "create", "--name", "alice", "--limit", "requests=6/day"))
+	srv := s.replicas(t)
+	send := func(r *server) error {
+		_, err := sdk(r.URL, key).Messages.New(context.Background(), hello())
+		return err
+	}
+	// Four through the first replica, then two through the second: the
+	// second counts its own two and must learn of the other four.
+	for i := range 4 {
+		if err := send(srv[0]); err != nil {
+			t.Fatalf("request %d through replica 0: %v", i+1, err)
+		}
+	}
+	for i := range 2 {
+		if err := send(srv[1]); err != nil {
+			t.Fatalf("request %d through replica 1: %v", i+1, err)
+		}
+	}
+	// Each replica has counted only its own requests so far; within the
+	// usage writers' batch (1 s) and the catch-up tick (1 s) it learns the
+	// other's. After that, the very next request through either is refused.
+	time.Sleep(3 * time.Second) // the catch-up period under test, not a sync of the test's own goroutines
+	for i, r := range srv {
+		last := send(r)
+		if last == nil {
+			t.Fatalf("replica %d served the key after 6 requests through both replicas", i)
+		}
+		if !strings.Contains(last.Error(), "requests limit 6/day reached (6 used)") {
+			t.Errorf("replica %d refused with %v, want the limit with 6 used", i, last)
+		}
+	}
+	if n := s.up.Count(); n != 6 {
+		t.Errorf("upstream served %d requests for a key limited to 6", n)
+	}
+}

@@ -235,6 +235,11 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		defer close(statusDone)
 		status.run(bgCtx) // the row "llmgw status" reads
 	}()
+	limitsDone := make(chan struct{})
+	go func() {
+		defer close(limitsDone)
+		catchUpLimits(bgCtx, srv, log) // other servers' use on the same database
+	}()
 
 	// fatal is a serving failure: serve still stops in order, then returns
 	// it, so the process exits non-zero and systemd's Restart=on-failure
@@ -276,7 +281,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 
 	stopBackground()
-	if !waitClosed(backgroundStopTimeout, reloadDone, certsDone, refreshDone, statusDone) {
+	if !waitClosed(backgroundStopTimeout, reloadDone, certsDone, refreshDone, statusDone, limitsDone) {
 		log.Warn("reload loop, token refresher or status publisher did not stop in time: going on", "timeout", backgroundStopTimeout.String())
 	}
 	removeCtx, cancelRemove := context.WithTimeout(context.Background(), backgroundStopTimeout)
@@ -415,4 +420,28 @@ func staticKeys(in []StaticKey) []llmgw.ClientKey {
 		out[i] = llmgw.ClientKey{Name: k.Name, Hash: llmgw.HashKey(k.Key), Prefix: llmgw.VisiblePrefix(k.Key)}
 	}
 	return out
+}
+
+// catchUpInterval is how often serve counts, against limits, the use other
+// servers on the same database wrote to the request log.
+const catchUpInterval = time.Second
+
+// catchUpLimits runs srv.CatchUpLimits every catchUpInterval until ctx
+// ends; a failure is logged at most once a minute, and the next tick tries
+// again.
+func catchUpLimits(ctx context.Context, srv *proxy.Server, log *slog.Logger) {
+	tick := time.NewTicker(catchUpInterval)
+	defer tick.Stop()
+	var lastLogged time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := srv.CatchUpLimits(ctx); err != nil && ctx.Err() == nil && time.Since(lastLogged) > time.Minute {
+			lastLogged = time.Now()
+			log.Warn("counting other servers' use against limits failed; retrying every second", "err", err)
+		}
+	}
 }

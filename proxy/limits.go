@@ -127,6 +127,16 @@ func (s *Server) syncLimits(snap *llmgw.Snapshot) {
 	}
 }
 
+// CatchUpLimits counts the use other servers on the same database wrote to
+// the request log since the last call (see policy.Ledger.CatchUp). serve
+// calls it every second; it never runs on the request path.
+func (s *Server) CatchUpLimits(ctx context.Context) error {
+	if s.cfg.UsageLog == nil {
+		return nil
+	}
+	return s.ledger.CatchUp(ctx, s.cfg.UsageLog)
+}
+
 // Limits reports a subject's use against its limits as the server counts
 // it now, reservations of requests in flight included; nil if it has none.
 func (s *Server) Limits(account bool, id int64) []policy.Use {

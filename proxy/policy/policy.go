@@ -179,6 +179,7 @@ type Spec struct {
 
 // Row is one request of the request log, as the use sums need it.
 type Row struct {
+	ID        int64 // the log row's id; 0 for a request settled in this process
 	RequestID string
 	Time      time.Time
 	Charge    Charge
@@ -189,6 +190,9 @@ type Row struct {
 type Source interface {
 	Flush(ctx context.Context) error
 	Rows(ctx context.Context, s Subject, since time.Time) ([]Row, error)
+	// RowsAfter returns a subject's rows with an id above afterID, in id
+	// order (for CatchUp).
+	RowsAfter(ctx context.Context, s Subject, afterID int64) ([]Row, error)
 }
 
 // Use is a limit with the use counted against it now.
@@ -232,6 +236,12 @@ type meters struct {
 	m        []meter
 	reserved Charge
 	pending  []Row // settled while being rebuilt
+	// lastID is the highest request log id counted; CatchUp adds the rows
+	// above it that other processes wrote.
+	lastID int64
+	// own are the requests settled here and not yet seen in the log, by
+	// request id, with when they settled: CatchUp skips their rows.
+	own map[string]time.Time
 }
 
 // meter is the use against one limit.
@@ -248,7 +258,7 @@ type event struct {
 }
 
 func newMeters(name string, limits []llmgw.Limit, now time.Time, loc *time.Location) *meters {
-	ms := &meters{name: name, limits: limits, m: make([]meter, len(limits))}
+	ms := &meters{name: name, limits: limits, m: make([]meter, len(limits)), own: map[string]time.Time{}}
 	for i, l := range limits {
 		ms.m[i].limit = l
 		ms.m[i].roll(now, loc)
@@ -488,6 +498,9 @@ func (l *Ledger) settle(s Subject, est Charge, r Row) []Crossing {
 		before[i] = ms.m[i].used
 	}
 	ms.add(r, now, l.loc)
+	if r.RequestID != "" {
+		ms.own[r.RequestID] = now
+	}
 	var out []Crossing
 	for i := range ms.m {
 		m := &ms.m[i]
@@ -579,12 +592,16 @@ func (l *Ledger) Sync(ctx context.Context, specs []Spec, src Source) error {
 		seen := make(map[string]bool, len(rows))
 		for _, r := range rows {
 			nb.add(r, now, l.loc)
+			nb.lastID = max(nb.lastID, r.ID)
 			seen[r.RequestID] = true
 		}
 		l.mu.Lock()
 		for _, r := range nb.pending {
 			if r.RequestID == "" || !seen[r.RequestID] {
 				nb.add(r, l.now(), l.loc)
+				if r.RequestID != "" {
+					nb.own[r.RequestID] = l.now() // its row comes later: CatchUp must not count it again
+				}
 			}
 		}
 		nb.pending = nil
@@ -627,3 +644,64 @@ func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
 // RetryAfterSeconds rounds a wait up to whole seconds for a Retry-After
 // header.
 func RetryAfterSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+
+// ownTTL is how long a request settled here is remembered for CatchUp to
+// recognise its row; the usage writer writes it within seconds.
+const ownTTL = 10 * time.Minute
+
+// CatchUp adds, for every subject with limits, the request log rows other
+// processes on the same database wrote since the last look; rows of
+// requests this process settled itself are recognised by their request id
+// and not counted twice. Servers sharing a database call it every second,
+// so a budget spent through one is seen by the others within about two
+// seconds (their usage writers' batch interval plus this period): the
+// overshoot across servers is bounded by what the others served in that
+// time plus what they had in flight. It runs off the request path and does
+// nothing when no subject has limits.
+func (l *Ledger) CatchUp(ctx context.Context, src Source) error {
+	if src == nil {
+		return nil
+	}
+	type look struct {
+		s      Subject
+		ms     *meters
+		lastID int64
+	}
+	l.mu.Lock()
+	looks := make([]look, 0, len(l.subs))
+	for s, ms := range l.subs {
+		if l.rebuilding[s] == nil {
+			looks = append(looks, look{s, ms, ms.lastID})
+		}
+	}
+	l.mu.Unlock()
+	for _, lk := range looks {
+		rows, err := src.RowsAfter(ctx, lk.s, lk.lastID)
+		if err != nil {
+			return fmt.Errorf("limits of %s: read the request log: %w", lk.ms.name, err)
+		}
+		now := l.now()
+		l.mu.Lock()
+		if l.subs[lk.s] == lk.ms { // not replaced by a Sync meanwhile
+			ms := lk.ms
+			for _, r := range rows {
+				if r.ID <= ms.lastID {
+					continue
+				}
+				ms.lastID = r.ID
+				if _, mine := ms.own[r.RequestID]; mine {
+					delete(ms.own, r.RequestID)
+					continue
+				}
+				ms.add(r, now, l.loc)
+			}
+			for id, at := range ms.own {
+				if now.Sub(at) > ownTTL {
+					delete(ms.own, id)
+				}
+			}
+		}
+		l.mu.Unlock()
+	}
+	return nil
+}

@@ -174,6 +174,15 @@ type fakeSource struct {
 }
 
 func (f *fakeSource) Flush(context.Context) error { f.flushed++; return nil }
+func (f *fakeSource) RowsAfter(_ context.Context, _ Subject, after int64) ([]Row, error) {
+	var out []Row
+	for _, r := range f.rows {
+		if r.ID > after {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
 func (f *fakeSource) Rows(_ context.Context, _ Subject, since time.Time) ([]Row, error) {
 	if f.during != nil {
 		f.during()
@@ -275,5 +284,40 @@ func TestLedger_SettleReportsCrossings(t *testing.T) {
 	}
 	if cs := l.Settle(Subject{ID: 99}, Charge{}, "", clk.Now(), Charge{Requests: 1}); cs != nil {
 		t.Errorf("a subject without limits crossed %v", cs)
+	}
+}
+
+// CatchUp counts the rows other servers wrote after the last look, and not
+// the rows of requests this ledger settled itself.
+func TestLedger_CatchUpCountsOtherServers(t *testing.T) {
+	now := time.Date(2026, 12, 7, 15, 0, 0, 0, time.UTC)
+	clk := &clock{t: now}
+	l := NewLedger(clk.Now, time.UTC)
+	src := &fakeSource{rows: []Row{{ID: 1, RequestID: "old", Time: now.Add(-time.Hour), Charge: Charge{Requests: 1}}}}
+	if err := l.Sync(context.Background(), []Spec{{Subject: alice, Name: "key alice", Limits: limits(t, "requests=5/day")}}, src); err != nil {
+		t.Fatal(err)
+	}
+	res, ref := l.Reserve(alice, Charge{Requests: 1})
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	l.Settle(alice, res, "mine", now, Charge{Requests: 1})
+	// The log now has this server's row and two from another server.
+	src.rows = append(src.rows,
+		Row{ID: 2, RequestID: "mine", Time: now, Charge: Charge{Requests: 1}},
+		Row{ID: 3, RequestID: "theirs-1", Time: now, Charge: Charge{Requests: 1}},
+		Row{ID: 4, RequestID: "theirs-2", Time: now, Charge: Charge{Requests: 1}})
+	if err := l.CatchUp(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if u := l.Use(alice); u[0].Used != 4 {
+		t.Errorf("used %v after catching up, want 4 (1 summed, 1 mine, 2 theirs)", u[0].Used)
+	}
+	// A second look adds nothing already counted.
+	if err := l.CatchUp(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if u := l.Use(alice); u[0].Used != 4 {
+		t.Errorf("used %v after a second catch-up, want still 4", u[0].Used)
 	}
 }
