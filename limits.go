@@ -69,14 +69,9 @@ func ParseLimit(s string) (Limit, error) {
 	if !ok {
 		return fail("no '/WINDOW'")
 	}
-	var l Limit
-	switch LimitKind(strings.ToLower(strings.TrimSpace(kind))) {
-	case LimitUSD:
-		l.Kind = LimitUSD
-	case LimitTokens:
-		l.Kind = LimitTokens
-	case LimitRequests:
-		l.Kind = LimitRequests
+	l := Limit{Kind: LimitKind(strings.ToLower(strings.TrimSpace(kind)))}
+	switch l.Kind {
+	case LimitUSD, LimitTokens, LimitRequests:
 	default:
 		return fail("unknown kind " + strconv.Quote(kind))
 	}

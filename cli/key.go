@@ -447,7 +447,7 @@ func (k *keyView) compactLimits() string {
 	if t := useText(k.use); t != "" {
 		parts = append(parts, t)
 	} else if len(k.Limits) > 0 { // revoked: no use summed
-		parts = append(parts, strings.Join(limitStrings(k.Limits), ", "))
+		parts = append(parts, limitsText(k.Limits, ""))
 	}
 	if len(k.Models) > 0 {
 		parts = append(parts, "models "+strings.Join(k.Models, ","))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,9 @@ type authFailures struct {
 
 	mu    sync.Mutex
 	addrs map[string]*failBucket
+	// tracked is len(addrs), readable without mu: every request asks wait,
+	// and while no address has failed it answers without the lock.
+	tracked atomic.Int64
 }
 
 type failBucket struct {
@@ -69,13 +73,24 @@ func (f *authFailures) refill(b *failBucket, now time.Time) {
 
 // wait is how long until addr may try again: 0 if it may now.
 func (f *authFailures) wait(addr string) time.Duration {
+	if f.tracked.Load() == 0 {
+		return 0
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b := f.addrs[authAddrKey(addr)]
+	k := authAddrKey(addr)
+	b := f.addrs[k]
 	if b == nil {
 		return 0
 	}
 	f.refill(b, f.now())
+	if b.tokens >= f.perMinute {
+		// Quiet for a whole minute: forget it (a new failure starts
+		// afresh), so that wait is lock-free again once all are quiet.
+		delete(f.addrs, k)
+		f.tracked.Store(int64(len(f.addrs)))
+		return 0
+	}
 	if b.tokens >= 1 {
 		return 0
 	}
@@ -96,6 +111,7 @@ func (f *authFailures) fail(addr string) (started bool) {
 		}
 		b = &failBucket{tokens: f.perMinute, at: now}
 		f.addrs[k] = b
+		f.tracked.Store(int64(len(f.addrs)))
 	}
 	f.refill(b, now)
 	if b.tokens >= f.perMinute {
@@ -126,13 +142,14 @@ func (f *authFailures) evict(now time.Time) {
 		}
 		delete(f.addrs, k)
 	}
+	f.tracked.Store(int64(len(f.addrs)))
 }
 
 // errAuthLimited is the answer to an address past its failed
 // authentications.
 func errAuthLimited(wait time.Duration) error {
 	return &errLimited{
-		msg:        fmt.Sprintf("too many failed authentication attempts from this address; retry in %d s", int(math.Ceil(wait.Seconds()))),
+		msg:        fmt.Sprintf("too many failed authentication attempts from this address; retry in %d s", retrySeconds(wait)),
 		retryAfter: wait,
 	}
 }

@@ -41,6 +41,16 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 	return hop.Unmap().String()
 }
 
+// clientOf is clientAddr for r, worked out once per request: the
+// authentication and the request log both ask.
+func (s *Server) clientOf(r *http.Request) string {
+	e := entryFrom(r.Context())
+	if e.client == "" {
+		e.client = clientAddr(r, s.cfg.TrustedProxies)
+	}
+	return e.client
+}
+
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	a = a.Unmap()
 	for _, p := range trusted {

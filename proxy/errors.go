@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/llmgw/llmgw/proxy/anthropic"
-	"github.com/llmgw/llmgw/proxy/policy"
 	"github.com/llmgw/llmgw/proxy/sse"
 )
 
@@ -123,12 +122,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &na):
 		info.Status, info.Type, info.Message = http.StatusServiceUnavailable, "overloaded_error", na.Error()
 		if na.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(na.retryAfter.Seconds()))))
+			w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(na.retryAfter)))
 		}
 	case errors.As(err, &lim):
 		info.Status, info.Type, info.Message = http.StatusTooManyRequests, "rate_limit_error", lim.msg
 		if lim.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(policy.RetryAfterSeconds(lim.retryAfter)))
+			w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(lim.retryAfter)))
 		}
 	case errors.As(err, &bz), errors.As(err, &qf), errors.As(err, &sat):
 		info.Status, info.Type, info.Message = http.StatusServiceUnavailable, "overloaded_error", err.Error()
@@ -210,3 +209,7 @@ type errSaturated struct{ limit int64 }
 func (e *errSaturated) Error() string {
 	return fmt.Sprintf("llmgw is saturated: request bodies in flight use its memory limit of %d bytes; retry shortly", e.limit)
 }
+
+// retrySeconds rounds a wait up to whole seconds, as Retry-After and the
+// messages that name a wait give it.
+func retrySeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }

@@ -429,6 +429,7 @@ type entry struct {
 	open     *opening      // keep-alives of a stream whose opening is held
 	stream   StreamEncoder // writes the answer's stream, and its error at the end
 	reserved policy.Charge // what the request reserved against its key's limits
+	client   string        // the client's address (clientOf), once worked out
 }
 
 func entryFrom(ctx context.Context) *entry {
@@ -517,7 +518,7 @@ func (s *Server) logRequest(r *http.Request, e *entry, status int, start time.Ti
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("dur_ms", s.cfg.Now().Sub(start).Milliseconds()),
-		slog.String("client", clientAddr(r, s.cfg.TrustedProxies)),
+		slog.String("client", s.clientOf(r)),
 	}
 	if ua := r.UserAgent(); ua != "" {
 		if len(ua) > maxLoggedUserAgent {
@@ -626,7 +627,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				"missing client key: send it as x-api-key or Authorization: Bearer"))
 			return
 		}
-		client := clientAddr(r, s.cfg.TrustedProxies)
+		client := s.clientOf(r)
 		if wait := s.authFail.wait(client); wait > 0 {
 			s.writeError(w, r, errAuthLimited(wait))
 			return

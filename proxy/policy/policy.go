@@ -15,7 +15,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -640,10 +639,6 @@ func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
 	}
 	return since(limits, now, loc)
 }
-
-// RetryAfterSeconds rounds a wait up to whole seconds for a Retry-After
-// header.
-func RetryAfterSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 
 // ownTTL is how long a request settled here is remembered for CatchUp to
 // recognise its row; the usage writer writes it within seconds.
