@@ -248,13 +248,24 @@ type meter struct {
 	limit      llmgw.Limit
 	start, end time.Time // the calendar window counted; zero for total and sliding
 	used       float64
-	events     []event // sliding windows only, oldest first
+	events     []event // sliding windows only: use in buckets, oldest first
 }
 
+// event is the use of one bucket of a sliding window: the uses whose times
+// fall in [key, key+bucketWidth). It leaves the window when its latest use
+// (at) does, so a bucket never frees room early, and a window holds at most
+// about maxBuckets of them however many requests it counts.
 type event struct {
-	at time.Time
-	n  float64
+	key time.Time
+	at  time.Time
+	n   float64
 }
+
+// maxBuckets bounds the buckets of a sliding window; a bucket spans at
+// least a second.
+const maxBuckets = 1000
+
+func bucketWidth(span time.Duration) time.Duration { return max(time.Second, span/maxBuckets) }
 
 func newMeters(name string, limits []llmgw.Limit, now time.Time, loc *time.Location) *meters {
 	ms := &meters{name: name, limits: limits, m: make([]meter, len(limits)), own: map[string]time.Time{}}
@@ -321,8 +332,17 @@ func (m *meter) add(at time.Time, n float64, now time.Time) {
 		if !at.After(now.Add(-w.Span)) {
 			return
 		}
-		i := sort.Search(len(m.events), func(i int) bool { return m.events[i].at.After(at) })
-		m.events = slices.Insert(m.events, i, event{at, n})
+		key := at.Truncate(bucketWidth(w.Span))
+		i := sort.Search(len(m.events), func(i int) bool { return !m.events[i].key.Before(key) })
+		if i < len(m.events) && m.events[i].key.Equal(key) {
+			e := &m.events[i]
+			e.n += n
+			if at.After(e.at) {
+				e.at = at
+			}
+		} else {
+			m.events = slices.Insert(m.events, i, event{key: key, at: at, n: n})
+		}
 		m.used += n
 	}
 }
