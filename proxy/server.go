@@ -143,6 +143,7 @@ type Server struct {
 	dialects dialects
 	ledger   *policy.Ledger // use against limits
 	affinity *bindings      // sessions and the accounts that serve them
+	idPrefix string         // starts every request id this Server makes (newIDPrefix)
 	keySlots keySlots       // requests in flight per client key
 	outage   atomic.Bool    // a no_account alert went out and no request was served since
 	authFail *authFailures  // failed authentications per client address
@@ -214,6 +215,7 @@ func NewServer(cfg Config, rec UsageRecorder) *Server {
 		bodyMem:  semaphore.NewWeighted(cfg.MaxBodyMemory),
 		ledger:   policy.NewLedger(cfg.Now, cfg.Location),
 		affinity: newBindings(),
+		idPrefix: newIDPrefix(),
 		authFail: newAuthFailures(cfg.AuthFailuresPerMinute, cfg.Now),
 	}
 	s.pool.maxWaiting = cfg.MaxWaiting
@@ -440,11 +442,24 @@ func entryFrom(ctx context.Context) *entry {
 	return e
 }
 
-func newRequestID() string {
-	var b [12]byte
+func (s *Server) newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return s.idPrefix + hex.EncodeToString(b[:])
+}
+
+// newIDPrefix is the start of every request id a Server makes: "llmgw_"
+// and 8 hex digits drawn once per Server, then 16 per request. A server
+// tells its own rows in a shared request log by it (CatchUp), so it need
+// not remember which request ids were its own.
+func newIDPrefix() string {
+	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return "llmgw_" + hex.EncodeToString(b[:])
 }
+
+// ownRequest reports whether this Server made the request id.
+func (s *Server) ownRequest(id string) bool { return strings.HasPrefix(id, s.idPrefix) }
 
 // serveRequest is the frame around every request: it gives the request its
 // id and entry, bounds the time to read its body, turns a panic into a 500
@@ -456,7 +471,7 @@ func (s *Server) serveRequest(next http.Handler) http.Handler {
 		s.active.add()
 		defer s.active.sub()
 		start := s.cfg.Now()
-		e := &entry{id: newRequestID(), dialect: s.dialectFor(r.Method, r.URL.Path)}
+		e := &entry{id: s.newRequestID(), dialect: s.dialectFor(r.Method, r.URL.Path)}
 		w.Header().Set("X-Request-Id", e.id)
 		sw := &statusWriter{ResponseWriter: w}
 		e.sw = sw

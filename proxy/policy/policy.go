@@ -238,9 +238,6 @@ type meters struct {
 	// lastID is the highest request log id counted; CatchUp adds the rows
 	// above it that other processes wrote.
 	lastID int64
-	// own are the requests settled here and not yet seen in the log, by
-	// request id, with when they settled: CatchUp skips their rows.
-	own map[string]time.Time
 }
 
 // meter is the use against one limit.
@@ -268,7 +265,7 @@ const maxBuckets = 1000
 func bucketWidth(span time.Duration) time.Duration { return max(time.Second, span/maxBuckets) }
 
 func newMeters(name string, limits []llmgw.Limit, now time.Time, loc *time.Location) *meters {
-	ms := &meters{name: name, limits: limits, m: make([]meter, len(limits)), own: map[string]time.Time{}}
+	ms := &meters{name: name, limits: limits, m: make([]meter, len(limits))}
 	for i, l := range limits {
 		ms.m[i].limit = l
 		ms.m[i].roll(now, loc)
@@ -517,9 +514,6 @@ func (l *Ledger) settle(s Subject, est Charge, r Row) []Crossing {
 		before[i] = ms.m[i].used
 	}
 	ms.add(r, now, l.loc)
-	if r.RequestID != "" {
-		ms.own[r.RequestID] = now
-	}
 	var out []Crossing
 	for i := range ms.m {
 		m := &ms.m[i]
@@ -617,10 +611,7 @@ func (l *Ledger) Sync(ctx context.Context, specs []Spec, src Source) error {
 		l.mu.Lock()
 		for _, r := range nb.pending {
 			if r.RequestID == "" || !seen[r.RequestID] {
-				nb.add(r, l.now(), l.loc)
-				if r.RequestID != "" {
-					nb.own[r.RequestID] = l.now() // its row comes later: CatchUp must not count it again
-				}
+				nb.add(r, l.now(), l.loc) // its row may come later: CatchUp knows it as this process's
 			}
 		}
 		nb.pending = nil
@@ -660,20 +651,16 @@ func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
 	return since(limits, now, loc)
 }
 
-// ownTTL is how long a request settled here is remembered for CatchUp to
-// recognise its row; the usage writer writes it within seconds.
-const ownTTL = 10 * time.Minute
-
 // CatchUp adds, for every subject with limits, the request log rows other
-// processes on the same database wrote since the last look; rows of
-// requests this process settled itself are recognised by their request id
-// and not counted twice. Servers sharing a database call it every second,
+// processes on the same database wrote since the last look; mine tells the
+// rows of requests this process settled itself (and so counted already) by
+// their request id. Servers sharing a database call it every second,
 // so a budget spent through one is seen by the others within about two
 // seconds (their usage writers' batch interval plus this period): the
 // overshoot across servers is bounded by what the others served in that
 // time plus what they had in flight. It runs off the request path and does
 // nothing when no subject has limits.
-func (l *Ledger) CatchUp(ctx context.Context, src Source) error {
+func (l *Ledger) CatchUp(ctx context.Context, src Source, mine func(requestID string) bool) error {
 	if src == nil {
 		return nil
 	}
@@ -704,15 +691,8 @@ func (l *Ledger) CatchUp(ctx context.Context, src Source) error {
 					continue
 				}
 				ms.lastID = r.ID
-				if _, mine := ms.own[r.RequestID]; mine {
-					delete(ms.own, r.RequestID)
-					continue
-				}
-				ms.add(r, now, l.loc)
-			}
-			for id, at := range ms.own {
-				if now.Sub(at) > ownTTL {
-					delete(ms.own, id)
+				if !mine(r.RequestID) {
+					ms.add(r, now, l.loc)
 				}
 			}
 		}

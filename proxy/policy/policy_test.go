@@ -307,14 +307,15 @@ func TestLedger_CatchUpCountsOtherServers(t *testing.T) {
 		Row{ID: 2, RequestID: "mine", Time: now, Charge: Charge{Requests: 1}},
 		Row{ID: 3, RequestID: "theirs-1", Time: now, Charge: Charge{Requests: 1}},
 		Row{ID: 4, RequestID: "theirs-2", Time: now, Charge: Charge{Requests: 1}})
-	if err := l.CatchUp(context.Background(), src); err != nil {
+	mine := func(id string) bool { return id == "mine" }
+	if err := l.CatchUp(context.Background(), src, mine); err != nil {
 		t.Fatal(err)
 	}
 	if u := l.Use(alice); u[0].Used != 4 {
 		t.Errorf("used %v after catching up, want 4 (1 summed, 1 mine, 2 theirs)", u[0].Used)
 	}
 	// A second look adds nothing already counted.
-	if err := l.CatchUp(context.Background(), src); err != nil {
+	if err := l.CatchUp(context.Background(), src, mine); err != nil {
 		t.Fatal(err)
 	}
 	if u := l.Use(alice); u[0].Used != 4 {
