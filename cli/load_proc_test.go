@@ -34,6 +34,10 @@ type procStat struct {
 	cpu time.Duration // utime+stime, every thread
 	rss int64         // VmRSS, bytes
 	hwm int64         // VmHWM, the peak of VmRSS since the process started, bytes
+	// anon and file split rss: the heap, stacks and runtime (RssAnon), and
+	// the binary's pages mapped in (RssFile), which grows with the binary's
+	// size rather than with load.
+	anon, file int64
 }
 
 // readProcStat reads /proc/PID/stat and /proc/PID/status.
@@ -65,18 +69,25 @@ func readProcStat(pid int) (procStat, error) {
 	}
 	for line := range strings.Lines(string(status)) {
 		name, val, ok := strings.Cut(line, ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		var field *int64
+		switch name {
+		case "VmRSS":
+			field = &st.rss
+		case "VmHWM":
+			field = &st.hwm
+		case "RssAnon":
+			field = &st.anon
+		case "RssFile":
+			field = &st.file
+		}
+		if !ok || field == nil {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
 		if err != nil {
 			return st, fmt.Errorf("/proc/%d/status %s: %q", pid, name, val)
 		}
-		if name == "VmRSS" {
-			st.rss = kb << 10
-		} else {
-			st.hwm = kb << 10
-		}
+		*field = kb << 10
 	}
 	return st, nil
 }

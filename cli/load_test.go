@@ -254,6 +254,8 @@ type loadResult struct {
 	proc   bool
 	cpu    time.Duration // CPU time spent in the window
 	rssEnd int64         // VmRSS at the window's end
+	anon   int64         // RssAnon at the window's end (heap, stacks, runtime)
+	file   int64         // RssFile at the window's end (the binary's pages)
 	peak   int64         // the process's peak resident memory so far
 }
 
@@ -353,7 +355,7 @@ func drive(t *testing.T, base, key string, q loadRequest, clients int, d time.Du
 		close(stopSampling)
 		res.proc = true
 		res.cpu = after.cpu - before.cpu
-		res.rssEnd = after.rss
+		res.rssEnd, res.anon, res.file = after.rss, after.anon, after.file
 		res.peak = max(after.hwm, <-sampled)
 	}
 	stop.Store(true)
@@ -480,9 +482,9 @@ func TestLoad(t *testing.T) {
 				}{"metri2", r.metrics2})
 			}
 			for _, p := range phases {
-				t.Logf("%-6s %6.0f req/s  p50 %7v  p95 %7v  cpu/req %7v  rss %5.1f MB peak %5.1f MB  (%d in the window, %d in all, %d errors)",
+				t.Logf("%-6s %6.0f req/s  p50 %7v  p95 %7v  cpu/req %7v  rss %5.1f MB (anon %4.1f file %4.1f) peak %5.1f MB  (%d in the window, %d in all, %d errors)",
 					p.name, p.r.rps(), p.r.pct(0.5).Round(10*time.Microsecond), p.r.pct(0.95).Round(10*time.Microsecond),
-					p.r.cpuPerReq().Round(time.Microsecond), mb(p.r.rssEnd), mb(p.r.peak), p.r.n, p.r.completed, p.r.errors)
+					p.r.cpuPerReq().Round(time.Microsecond), mb(p.r.rssEnd), mb(p.r.anon), mb(p.r.file), mb(p.r.peak), p.r.n, p.r.completed, p.r.errors)
 				if p.r.errors != 0 {
 					t.Errorf("%s: %d requests failed; the first: %s", p.name, p.r.errors, p.r.firstErr)
 				}
