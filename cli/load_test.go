@@ -380,11 +380,6 @@ func drive(t *testing.T, base, key string, q loadRequest, clients int, d time.Du
 type modeResult struct {
 	mode                loadMode
 	direct, bare, llmgw loadResult
-	// bareStream is the bare proxy asked for a stream, for a converted
-	// dialect's JSON mode: llmgw always streams from the upstream and
-	// builds the JSON answer from the stream (a long answer then never
-	// leaves a connection idle), so this is the same upstream work.
-	bareStream loadResult
 	// policy is llmgw driven with a key carrying three limits and a model
 	// allowlist, between two runs with a key without (llmgw, llmgw2), for
 	// the pass-through modes: what the policy checks cost.
@@ -422,9 +417,6 @@ func TestLoad(t *testing.T) {
 			r := modeResult{mode: m}
 			r.direct = drive(t, up.URL, loadAccountKey, m.plain, clients, d, nil)
 			r.bare = drive(t, bare.URL, loadBareKey, m.plain, clients, d, bare)
-			if m.converted() && !m.stream {
-				r.bareStream = drive(t, bare.URL, loadBareKey, anthropicRequest(true), clients, d, bare)
-			}
 			bare.stop(t)
 			sentBefore := up.SentUsage()
 			if m.converted() {
@@ -460,12 +452,6 @@ func TestLoad(t *testing.T) {
 				name string
 				r    loadResult
 			}{{"direct", r.direct}, {"bare", r.bare}, {"llmgw", r.llmgw}}
-			if r.bareStream.proc {
-				phases = append(phases, struct {
-					name string
-					r    loadResult
-				}{"bare-s", r.bareStream})
-			}
 			if r.policy.proc {
 				phases = append(phases, struct {
 					name string
@@ -559,10 +545,6 @@ func loadReport(results []modeResult, clients int, d time.Duration) string {
 		if r.mode.converted() {
 			fmt.Fprintf(&b, "%s %-17s req/s:   llmgw %.0f = %.2f× the bare proxy's %.0f (target ≥ %.2f×)\n",
 				passMiss(rel >= targetConvRPS), r.mode.name, r.llmgw.rps(), rel, r.bare.rps(), targetConvRPS)
-			if r.bareStream.n > 0 {
-				fmt.Fprintf(&b, "     %-17s          = %.2f× the bare proxy's %.0f with a streamed upstream, the upstream work llmgw does\n",
-					"", ratio(r.llmgw.rps(), r.bareStream.rps()), r.bareStream.rps())
-			}
 		} else {
 			if r.postgres.n > 0 {
 				sqlite := (r.llmgw.rps() + r.llmgw2.rps()) / 2

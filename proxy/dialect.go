@@ -52,10 +52,11 @@ type Exchange struct {
 	// stable are the request's tools, system prompt and messages, raw, when
 	// the dialect has them at hand, for the session hash (see sessionOf).
 	stable [][]byte
-	// Request is the request converted to Anthropic. It is always sent as a
-	// stream, which avoids idle timeouts on long answers and needs only one
-	// parser; Final rebuilds a whole answer for non-stream clients. Nil for
-	// pass-through, which sends Body byte for byte instead.
+	// Request is the request converted to Anthropic. It is sent as a stream
+	// unless the client wants the answer whole and the answer will be short
+	// (shortAnswer, in infer.go); Final builds a non-stream client's answer
+	// either way. Nil for pass-through, which sends Body byte for byte
+	// instead.
 	Request *anthropic.Request
 	Body    []byte
 	// Encoder writes the answer's stream in the client's dialect.
@@ -63,7 +64,7 @@ type Exchange struct {
 	// ContentType of the stream; default text/event-stream.
 	ContentType string
 	// Final builds a non-stream client's answer from the whole upstream
-	// stream (converted requests only).
+	// answer, streamed or not (converted requests only).
 	Final func(acc *anthropic.Accumulator) ([]byte, error)
 	// Notes say, for the debug log, what the conversion left out or changed.
 	Notes []slog.Attr

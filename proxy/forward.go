@@ -30,8 +30,9 @@ type call struct {
 	// and the first-byte limit applies to it.
 	stream bool
 	// whole marks a client that sees nothing before the whole answer (a
-	// converted non-stream request): the stream is read to its end inside the
-	// attempt, so any failure on the way can still fail over.
+	// converted non-stream request): the answer, stream or not, is read to
+	// its end inside the attempt and rebuilt into result.acc, so any failure
+	// on the way can still fail over.
 	whole bool
 	usage *llmgw.Usage // where attempts are recorded; nil for side calls
 	key   string       // the client key's name, for accounts bound to owners
@@ -366,7 +367,8 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	if resp.StatusCode >= 300 {
 		return s.judgeRefusal(t, kind, resp, res)
 	}
-	if !c.stream || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	isStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if !isStream || (!c.stream && !c.whole) {
 		// A buffered answer is read whole before it is judged: a hang-up
 		// inside it fails over like any other failure before the first byte.
 		b, err := io.ReadAll(io.LimitReader(resp.Body, answerBodyLimit))
@@ -374,8 +376,18 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 		if err != nil {
 			return nil, Verdict{}, t.failed(actx, err)
 		}
+		if c.whole {
+			// A converted request's whole answer is rebuilt here, so that an
+			// unreadable one fails over like a broken stream would.
+			acc, err := anthropic.Whole(b)
+			if err != nil {
+				return nil, Verdict{}, t.failed(actx, fmt.Errorf("unreadable upstream answer: %w", err))
+			}
+			res.acc = acc
+		} else {
+			res.body = b
+		}
 		t.end()
-		res.body = b
 		t.record(resp.StatusCode, "", ttfb)
 		s.pool.observe(h, ttfb, false, false)
 		return res, Verdict{Next: Deliver}, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/llmgw/llmgw"
+	"github.com/llmgw/llmgw/proxy/anthropic"
 )
 
 // routes is the route table: the inference routes first, one dialect each,
@@ -92,12 +93,12 @@ func (s *Server) infer(d Dialect) handlerFunc {
 		}
 		c := &call{method: http.MethodPost, path: "/v1/messages", model: x.Model, key: keyName(r)}
 		if x.Request != nil {
-			x.Request.Stream = true
+			x.Request.Stream = x.Stream || !shortAnswer(x.Request)
 			x.Request.AddCacheBreakpoints()
 			if c.body, err = marshalNoEscape(x.Request); err != nil {
 				return fmt.Errorf("encode upstream request: %w", err)
 			}
-			c.header, c.stream, c.whole = convertedHeader(r), true, !x.Stream
+			c.header, c.stream, c.whole = convertedHeader(r), x.Request.Stream, !x.Stream
 		} else {
 			c.body, c.query, c.header, c.stream = x.Body, upstreamQuery(r), upstreamHeader(r.Header), x.Stream
 		}
@@ -126,6 +127,24 @@ func (s *Server) infer(d Dialect) handlerFunc {
 		defer res.close()
 		return s.answer(w, r, res, x, u)
 	}
+}
+
+// shortAnswerMaxTokens is the largest max_tokens shortAnswer accepts: the
+// smallest output the Anthropic SDKs still allow a non-streaming call for
+// on every model (they refuse larger ones on some models, and from 21,333
+// tokens on every model, as answers that may outlast 10 minutes).
+const shortAnswerMaxTokens = 8192
+
+// shortAnswer reports whether a converted request whose client wants the
+// answer whole may ask the upstream for it whole too. Such answers are
+// otherwise streamed and rebuilt (idle connections are not dropped on a
+// long answer; one parser): a whole answer costs the upstream and llmgw
+// far less per request, but stays silent until it is done, so it is kept
+// to answers that end soon: a bounded max_tokens and no extended thinking,
+// which can think for long before its first word.
+func shortAnswer(req *anthropic.Request) bool {
+	thinks := req.Thinking != nil && req.Thinking.Type != "" && req.Thinking.Type != "disabled"
+	return req.MaxTokens > 0 && req.MaxTokens <= shortAnswerMaxTokens && !thinks
 }
 
 // convertedHeader is the header of a converted request: Anthropic's, plus

@@ -142,6 +142,23 @@ func (a *Accumulator) Add(name string, data []byte) error {
 	return nil
 }
 
+// Whole reads a whole (non-streaming) Messages answer into an Accumulator,
+// as if its stream had been added event by event, so that a converted
+// non-stream request can be answered from either kind of upstream answer.
+func Whole(body []byte) (*Accumulator, error) {
+	a := new(Accumulator)
+	if err := json.Unmarshal(body, &a.Response); err != nil {
+		return nil, fmt.Errorf("decode the answer: %w", err)
+	}
+	if a.Response.Type != "message" {
+		return nil, fmt.Errorf("the answer is a %q, not a message", a.Response.Type)
+	}
+	a.Tally.MessageID = a.Response.ID
+	a.Tally.apply(&a.Response.Usage)
+	a.Tally.Stopped = true
+	return a, nil
+}
+
 // close joins block i's deltas into it: text, thinking and signature
 // append to what content_block_start gave; a tool's input fragments are
 // parsed as one JSON value (nothing is {}).

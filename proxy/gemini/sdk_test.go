@@ -183,7 +183,7 @@ func TestSDK_GenerateContent(t *testing.T) {
 	if err := reqs[0].Decode(&sent); err != nil {
 		t.Fatal(err)
 	}
-	if sent.Model != gemModel || sent.MaxTokens != 256 || !sent.Stream || len(sent.System) != 1 || sent.System[0].Text != "Be friendly." ||
+	if sent.Model != gemModel || sent.MaxTokens != 256 || sent.Stream || len(sent.System) != 1 || sent.System[0].Text != "Be friendly." ||
 		len(sent.StopSequences) != 0 || sent.Temperature < 0.39 || sent.Temperature > 0.41 {
 		t.Errorf("upstream request = %s", reqs[0].Body)
 	}
