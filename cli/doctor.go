@@ -254,15 +254,7 @@ func checkDatabase(ctx context.Context, r *doctorRun) {
 		r.ok(check, "%s: schema up to date", path)
 	}
 
-	switch problems, err := db.IntegrityCheck(ctx); {
-	case err != nil:
-		r.fail(check, err.Error(), "restore the latest backup (see the README)")
-	case len(problems) > 0:
-		r.fail(check, fmt.Sprintf("integrity check found %d %s, the first: %s", len(problems), plural(len(problems), "problem", "problems"), problems[0]),
-			"stop serve and restore the latest backup (see the README)")
-	default:
-		r.ok(check, "integrity check ok")
-	}
+	checkIntegrity(ctx, r, "stop serve and restore the latest backup (see the README)")
 
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		r.fail(check, fmt.Sprintf("%s has mode %04o: others may read the credentials in it", path, perm), "chmod 600 "+path)
@@ -275,9 +267,23 @@ func checkDatabase(ctx context.Context, r *doctorRun) {
 	}
 }
 
+// checkIntegrity runs the store's integrity check on r.db; fix is what to
+// do about a problem it finds.
+func checkIntegrity(ctx context.Context, r *doctorRun, fix string) {
+	const check = "database"
+	switch problems, err := r.db.IntegrityCheck(ctx); {
+	case err != nil:
+		r.fail(check, err.Error(), fix)
+	case len(problems) > 0:
+		r.fail(check, fmt.Sprintf("integrity check found %d %s, the first: %s", len(problems), plural(len(problems), "problem", "problems"), problems[0]), fix)
+	default:
+		r.ok(check, "integrity check ok")
+	}
+}
+
 // checkPostgres is checkDatabase for a PostgreSQL database: it opens it
-// and checks its schema. There is no file whose mode to check, and no
-// integrity check (yet).
+// and checks its schema and integrity. There is no file whose mode to
+// check.
 func checkPostgres(ctx context.Context, r *doctorRun) {
 	const check = "database"
 	name := r.env.dbName()
@@ -301,6 +307,7 @@ func checkPostgres(ctx context.Context, r *doctorRun) {
 		r.accountsOK = true
 		r.ok(check, "%s: schema up to date", name)
 	}
+	checkIntegrity(ctx, r, "REINDEX or restore from your PostgreSQL backups (see the README)")
 }
 
 // checkSecretKey checks the key that encrypts account secrets: it is found

@@ -49,8 +49,10 @@ func TestPostgres_MigrateAddServeReport(t *testing.T) {
 	}
 
 	out, stderr, err := run(t, append(g, "doctor")...)
-	if !strings.Contains(out+stderr, "schema up to date") {
-		t.Errorf("doctor (err %v) does not check the schema:\n%s%s", err, out, stderr)
+	for _, want := range []string{"schema up to date", "integrity check ok"} {
+		if !strings.Contains(out+stderr, want) {
+			t.Errorf("doctor (err %v) lacks %q:\n%s%s", err, want, out, stderr)
+		}
 	}
 
 	srv := startServe(t, db, "--config", cfg)

@@ -49,12 +49,12 @@ func removeIfExists(path string) error {
 	return nil
 }
 
-// IntegrityCheck runs PRAGMA integrity_check and returns the problems it
-// reports; none means the file is sound. On PostgreSQL it returns an error
-// wrapping ErrPostgresUnsupported.
+// IntegrityCheck returns the problems an integrity check finds; none means
+// the database is sound. On SQLite it is PRAGMA integrity_check; on
+// PostgreSQL, integrityCheckPostgres.
 func (db *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
 	if db.dialect == dialectPostgres {
-		return nil, fmt.Errorf("integrity check of %s: %w", db.path, ErrPostgresUnsupported)
+		return db.integrityCheckPostgres(ctx)
 	}
 	rows, err := db.rdb.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
@@ -75,4 +75,90 @@ func (db *DB) IntegrityCheck(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("integrity check of %s: %w", db.path, err)
 	}
 	return problems, nil
+}
+
+// integrityCheckPostgres is what PostgreSQL offers in place of SQLite's
+// integrity_check without extensions or superuser rights, in the schema
+// llmgw's tables live in: every table read whole (a damaged page fails its
+// read), no index left invalid (a failed concurrent build leaves one that
+// queries silently ignore) and no constraint left unvalidated. With the
+// amcheck extension installed, every B-tree index is checked too.
+func (db *DB) integrityCheckPostgres(ctx context.Context) ([]string, error) {
+	fail := func(err error) ([]string, error) {
+		return nil, fmt.Errorf("integrity check of %s: %w", db.path, err)
+	}
+	var problems []string
+	tables, err := db.strings(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	if err != nil {
+		return fail(err)
+	}
+	for _, t := range tables {
+		var n int64
+		// Table names come from the catalog, quoted by quote_ident.
+		if err := db.rdb.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
+			if ctx.Err() != nil {
+				return fail(err)
+			}
+			problems = append(problems, fmt.Sprintf("table %s cannot be read: %v", t, err))
+		}
+	}
+	invalid, err := db.strings(ctx, `SELECT c.relname FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND NOT i.indisvalid ORDER BY c.relname`)
+	if err != nil {
+		return fail(err)
+	}
+	for _, ix := range invalid {
+		problems = append(problems, fmt.Sprintf("index %s is invalid (rebuild it with REINDEX)", ix))
+	}
+	unvalidated, err := db.strings(ctx, `SELECT con.conname FROM pg_constraint con
+		JOIN pg_namespace n ON n.oid = con.connamespace
+		WHERE n.nspname = current_schema() AND NOT con.convalidated ORDER BY con.conname`)
+	if err != nil {
+		return fail(err)
+	}
+	for _, c := range unvalidated {
+		problems = append(problems, fmt.Sprintf("constraint %s is not validated", c))
+	}
+	amcheck, err := db.strings(ctx, `SELECT extname FROM pg_extension WHERE extname = 'amcheck'`)
+	if err != nil {
+		return fail(err)
+	}
+	if len(amcheck) == 0 {
+		return problems, nil
+	}
+	btrees, err := db.strings(ctx, `SELECT c.oid::regclass::text FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_am am ON am.oid = c.relam
+		WHERE n.nspname = current_schema() AND am.amname = 'btree' AND i.indisvalid ORDER BY 1`)
+	if err != nil {
+		return fail(err)
+	}
+	for _, ix := range btrees {
+		if _, err := db.rdb.ExecContext(ctx, `SELECT bt_index_check(?::regclass)`, ix); err != nil {
+			if ctx.Err() != nil {
+				return fail(err)
+			}
+			problems = append(problems, fmt.Sprintf("index %s: %v", ix, err))
+		}
+	}
+	return problems, nil
+}
+
+// strings runs a query whose rows are one text column each.
+func (db *DB) strings(ctx context.Context, query string) ([]string, error) {
+	rows, err := db.rdb.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

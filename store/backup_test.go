@@ -143,3 +143,49 @@ func TestDB_IntegrityCheck(t *testing.T) {
 		t.Errorf("IntegrityCheck = %q, %v; want none", problems, err)
 	}
 }
+
+// TestDB_IntegrityCheckPostgres damages what PostgreSQL lets a test damage
+// without touching its files: an index marked invalid (what a failed
+// concurrent build leaves) and a constraint added NOT VALID. The check
+// finds both, and with amcheck installed it checks every B-tree index.
+func TestDB_IntegrityCheckPostgres(t *testing.T) {
+	t.Parallel()
+	url := storetest.Postgres(t)
+	db := storetest.Store{Name: "postgres", DSN: func(testing.TB) string { return url }}.Open(t)
+	ctx := context.Background()
+	raw, err := store.OpenPostgresRaw(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	// amcheck ships with PostgreSQL's contrib modules, which Debian's
+	// postgresql package includes.
+	if _, err := raw.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS amcheck`); err != nil {
+		t.Fatalf("create extension amcheck: %v", err)
+	}
+	if problems, err := db.IntegrityCheck(ctx); err != nil || len(problems) != 0 {
+		t.Fatalf("IntegrityCheck of a sound database = %q, %v; want none", problems, err)
+	}
+	for _, stmt := range []string{
+		`CREATE INDEX llmgw_test_broken ON accounts (name)`,
+		`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'llmgw_test_broken'::regclass`,
+		`ALTER TABLE accounts ADD CONSTRAINT llmgw_test_unchecked CHECK (id > 0) NOT VALID`,
+	} {
+		if _, err := raw.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	problems, err := db.IntegrityCheck(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"index llmgw_test_broken is invalid", "constraint llmgw_test_unchecked is not validated"}
+	if len(problems) != len(want) {
+		t.Fatalf("problems = %q; want %d", problems, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(problems[i], w) {
+			t.Errorf("problem %d = %q, want %q…", i, problems[i], w)
+		}
+	}
+}
