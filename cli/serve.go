@@ -230,6 +230,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		tokens.Run(bgCtx)
 	}()
 	status := newStatusPublisher(db, srv.Live, ln.Addr().String(), log.With("component", "status"))
+	status.elsewhere = srv.SetElsewhere // concurrency caps across servers on the same database
 	statusDone := make(chan struct{})
 	go func() {
 		defer close(statusDone)

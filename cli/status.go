@@ -51,8 +51,12 @@ type statusDoc struct {
 // own goroutine, never on the request path: a refresh is one Live() walk and
 // one UPSERT.
 type statusPublisher struct {
-	db      *store.DB
-	live    func() proxy.Live
+	db   *store.DB
+	live func() proxy.Live
+	// elsewhere, when set, is given after every refresh what the other
+	// running servers on the database hold (sumElsewhere), so that
+	// concurrency caps hold across replicas.
+	elsewhere func(proxy.Elsewhere)
 	id      string
 	started time.Time
 	doc     statusDoc // Host, PID, Addr; Live is filled per refresh
@@ -81,6 +85,9 @@ func (p *statusPublisher) run(ctx context.Context) {
 	failing := false
 	for {
 		err := p.publish(ctx)
+		if err == nil && p.elsewhere != nil {
+			err = p.lookElsewhere(ctx)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -107,6 +114,38 @@ func (p *statusPublisher) publish(ctx context.Context) error {
 		return fmt.Errorf("encode server status: %w", err)
 	}
 	return p.db.UpsertServerStatus(ctx, store.ServerStatus{ID: p.id, StartedAt: p.started, UpdatedAt: doc.Live.At, Doc: b})
+}
+
+// lookElsewhere reads what the other running servers published and hands
+// its sum to p.elsewhere.
+func (p *statusPublisher) lookElsewhere(ctx context.Context) error {
+	servers, _, err := runningServers(ctx, p.db, time.Now())
+	if err != nil {
+		return err
+	}
+	p.elsewhere(sumElsewhere(servers, p.id))
+	return nil
+}
+
+// sumElsewhere adds up the concurrency slots the servers other than self
+// hold, per account and per client key. A server whose row this binary
+// cannot read counts as holding none.
+func sumElsewhere(servers []serverView, self string) proxy.Elsewhere {
+	e := proxy.Elsewhere{Accounts: map[int64]int{}, Keys: map[int64]int{}}
+	for _, s := range servers {
+		if s.id == self || s.decodeErr != nil {
+			continue
+		}
+		for _, a := range s.doc.Live.Accounts {
+			if a.InFlight > 0 {
+				e.Accounts[a.ID] += a.InFlight
+			}
+		}
+		for id, n := range s.doc.Live.KeySlots {
+			e.Keys[id] += n
+		}
+	}
+	return e
 }
 
 // remove deletes the row on a clean shutdown, so that status says at once

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,53 +152,116 @@ type errLimited struct {
 
 func (e *errLimited) Error() string { return e.msg }
 
-// keySlots bound each client key's requests in flight.
+// keySlots bound each client key's requests in flight, counting those other
+// servers on the same database hold (setElsewhere), so that a key's cap
+// holds across replicas. Waiters are served in arrival order.
 type keySlots struct {
-	mu      sync.Mutex
-	byKey   map[int64]*keySlot
-	waiting atomic.Int64
+	mu        sync.Mutex
+	byKey     map[int64]*keySlot
+	elsewhere map[int64]int // slots other servers hold, per key id
+	waiting   atomic.Int64
 }
 
 type keySlot struct {
-	max int
-	ch  chan struct{} // one token per request in flight
+	max      int // the key's cap as its latest request saw it
+	inflight int
+	waiters  []chan struct{} // granted a slot by a send; buffered
+}
+
+// grantLocked hands free slots of key id to its waiters, oldest first. The
+// caller holds ks.mu.
+func (ks *keySlots) grantLocked(id int64, sl *keySlot) {
+	for len(sl.waiters) > 0 && sl.inflight+ks.elsewhere[id] < sl.max {
+		sl.inflight++
+		sl.waiters[0] <- struct{}{}
+		sl.waiters = slices.Delete(sl.waiters, 0, 1)
+	}
+}
+
+func (ks *keySlots) release(id int64, sl *keySlot) {
+	ks.mu.Lock()
+	sl.inflight--
+	ks.grantLocked(id, sl)
+	ks.mu.Unlock()
+}
+
+// setElsewhere records the slots other servers hold, per key id, and lets
+// waiters take what that frees.
+func (ks *keySlots) setElsewhere(held map[int64]int) {
+	ks.mu.Lock()
+	ks.elsewhere = held
+	for id, sl := range ks.byKey {
+		ks.grantLocked(id, sl)
+	}
+	ks.mu.Unlock()
+}
+
+// held returns the slots taken per key, for the keys with any.
+func (ks *keySlots) held() map[int64]int {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	var out map[int64]int
+	for id, sl := range ks.byKey {
+		if sl.inflight > 0 {
+			if out == nil {
+				out = make(map[int64]int)
+			}
+			out[id] = sl.inflight
+		}
+	}
+	return out
 }
 
 // acquire takes one of k's slots, waiting up to timeout for one; more than
-// maxWaiting requests waiting (across keys) are refused at once.
+// maxWaiting requests waiting (across keys) are refused at once. A new cap
+// applies at once to the requests in flight under the old one.
 func (ks *keySlots) acquire(ctx context.Context, k *llmgw.ClientKey, timeout time.Duration, maxWaiting int) (func(), error) {
 	ks.mu.Lock()
 	if ks.byKey == nil {
 		ks.byKey = map[int64]*keySlot{}
 	}
 	sl := ks.byKey[k.ID]
-	if sl == nil || sl.max != k.MaxConcurrency {
-		// A new cap starts a new count; requests holding the old one give
-		// their slots back to it.
-		sl = &keySlot{max: k.MaxConcurrency, ch: make(chan struct{}, k.MaxConcurrency)}
+	if sl == nil {
+		sl = &keySlot{}
 		ks.byKey[k.ID] = sl
 	}
-	ks.mu.Unlock()
-	release := func() { <-sl.ch }
-	select {
-	case sl.ch <- struct{}{}:
+	sl.max = k.MaxConcurrency
+	ks.grantLocked(k.ID, sl) // a raised cap frees slots for those waiting
+	release := sync.OnceFunc(func() { ks.release(k.ID, sl) })
+	if len(sl.waiters) == 0 && sl.inflight+ks.elsewhere[k.ID] < sl.max {
+		sl.inflight++
+		ks.mu.Unlock()
 		return release, nil
-	default:
 	}
 	if n := ks.waiting.Add(1); maxWaiting > 0 && n > int64(maxWaiting) {
 		ks.waiting.Add(-1)
+		ks.mu.Unlock()
 		return noop, &errQueueFull{waiting: int(n - 1)}
 	}
 	defer ks.waiting.Add(-1)
+	got := make(chan struct{}, 1)
+	sl.waiters = append(sl.waiters, got)
+	ks.mu.Unlock()
+
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	var err error
 	select {
-	case sl.ch <- struct{}{}:
+	case <-got:
 		return release, nil
 	case <-ctx.Done():
-		return noop, ctx.Err()
+		err = ctx.Err()
 	case <-t.C:
-		return noop, &errLimited{retryAfter: time.Second, msg: fmt.Sprintf(
+		err = &errLimited{retryAfter: time.Second, msg: fmt.Sprintf(
 			"key %s: %d requests in flight, its max concurrency, and none finished within %s", k.Name, k.MaxConcurrency, timeout)}
 	}
+	ks.mu.Lock()
+	if i := slices.Index(sl.waiters, got); i >= 0 {
+		sl.waiters = slices.Delete(sl.waiters, i, i+1)
+		ks.mu.Unlock()
+		return noop, err
+	}
+	ks.mu.Unlock()
+	release() // granted as the wait ended: give the slot straight back
+	return noop, err
 }

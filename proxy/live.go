@@ -17,6 +17,10 @@ type Live struct {
 	Keys     []LiveKey
 	InFlight int // requests holding an account slot
 	Waiting  int // requests waiting for an account slot
+	// KeySlots counts, per client key id, the requests holding one of the
+	// key's concurrency slots (keys with a cap only): the share of each
+	// cap another server on the database counts as held (SetElsewhere).
+	KeySlots map[int64]int `json:",omitempty"`
 }
 
 // LiveAccount is one account as the server sees it now.
@@ -82,7 +86,24 @@ func (s *Server) Live() Live {
 	s.pool.qmu.Lock()
 	out.Waiting = len(s.pool.queue)
 	s.pool.qmu.Unlock()
+	out.KeySlots = s.keySlots.held()
 	return out
+}
+
+// Elsewhere is what the other servers on the same database hold, summed
+// from what they last published (their Live): concurrency slots per
+// account id (LiveAccount.InFlight) and per client key id (Live.KeySlots).
+type Elsewhere struct {
+	Accounts, Keys map[int64]int
+}
+
+// SetElsewhere makes the account and key concurrency caps count the slots
+// other servers hold, so that a cap holds across replicas. What they took
+// since they last published is not seen yet: the overshoot across servers
+// is bounded by what they take within that lag.
+func (s *Server) SetElsewhere(e Elsewhere) {
+	s.pool.setElsewhere(e.Accounts)
+	s.keySlots.setElsewhere(e.Keys)
 }
 
 // waitingFor counts, per account, the queued requests it could serve (its

@@ -18,8 +18,12 @@ import (
 // in memory only; the parts worth keeping (state) are also handed to the
 // usage recorder, which writes them back to the database.
 type health struct {
-	mu         sync.Mutex
-	inflight   int
+	mu       sync.Mutex
+	inflight int
+	// elsewhere is how many of the account's slots other servers on the
+	// same database hold, as they last published it (SetElsewhere): the cap
+	// counts them too, so that it holds across replicas.
+	elsewhere  int
 	latencyMs  float64 // moving average of time to first byte; 0 = no samples
 	errs       float64 // recent errors, decaying
 	errsAt     time.Time
@@ -36,6 +40,12 @@ const (
 	transientStreak = 3                // 5xx in a row before a brief cooldown
 	transientCool   = 10 * time.Second
 )
+
+// full reports whether a has no free concurrency slot, counting those held
+// elsewhere. The caller holds h.mu.
+func (h *health) full(a *llmgw.Account) bool {
+	return a.MaxConcurrency > 0 && h.inflight+h.elsewhere >= a.MaxConcurrency
+}
 
 func (h *health) decayedErrs(now time.Time) float64 {
 	if h.errs == 0 {
@@ -251,7 +261,7 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 		h := p.health(a.ID)
 		h.mu.Lock()
 		st := effectiveState(a, h)
-		inflight := h.inflight
+		full := h.full(a)
 		h.mu.Unlock()
 		cool, coolReason := coolingFor(st, fam, now)
 		switch {
@@ -271,7 +281,7 @@ func (p *pool) tryPick(want pickRequest) (c choice, full bool, err error) {
 				reason += ": " + st.LastError
 			}
 			excl = append(excl, exclusion{a.Name, reason, time.Time{}, false})
-		case a.MaxConcurrency > 0 && inflight >= a.MaxConcurrency:
+		case full:
 			anyFull = true
 			boundFull = boundFull || want.session != nil && a.ID == want.session.prefer
 		case cool.After(now):
@@ -365,7 +375,7 @@ func (p *pool) order(group []candidate, now time.Time) []candidate {
 	minLat := math.Inf(1)
 	for i, c := range group {
 		c.h.mu.Lock()
-		ss[i] = scored{candidate: c, lat: c.h.latencyMs, errs: c.h.decayedErrs(now), inflight: c.h.inflight}
+		ss[i] = scored{candidate: c, lat: c.h.latencyMs, errs: c.h.decayedErrs(now), inflight: c.h.inflight + c.h.elsewhere}
 		c.h.mu.Unlock()
 		if ss[i].lat > 0 || ss[i].errs > 0.01 || ss[i].inflight > 0 {
 			fresh = false
@@ -424,7 +434,7 @@ func (p *pool) order(group []candidate, now time.Time) []candidate {
 func (p *pool) acquire(a *llmgw.Account, h *health) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if a.MaxConcurrency > 0 && h.inflight >= a.MaxConcurrency {
+	if h.full(a) {
 		return false
 	}
 	h.inflight++
@@ -443,6 +453,25 @@ func (p *pool) release(h *health) {
 	if len(p.queue) > 0 {
 		p.dispatchLocked()
 	}
+}
+
+// setElsewhere records the slots other servers hold, per account id (an
+// account missing from held has none), and lets waiters take what that
+// frees.
+func (p *pool) setElsewhere(held map[int64]int) {
+	p.mu.Lock()
+	for id, h := range p.byID {
+		h.mu.Lock()
+		h.elsewhere = held[id]
+		h.mu.Unlock()
+	}
+	for id, n := range held {
+		if p.byID[id] == nil {
+			p.byID[id] = &health{elsewhere: n}
+		}
+	}
+	p.mu.Unlock()
+	p.wake()
 }
 
 // wake lets waiters take whatever slots are free now (after a release, or
