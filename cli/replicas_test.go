@@ -90,36 +90,45 @@ func (s *replicaSetup) replicas(t *testing.T) [2]*server {
 
 // reportTotal is the total of "usage report --format json".
 type reportTotal struct {
-	Requests   int64 `json:"requests"`
-	Errors     int64 `json:"errors"`
-	Input      int64 `json:"input_tokens"`
-	Output     int64 `json:"output_tokens"`
-	CacheRead  int64 `json:"cache_read_input_tokens"`
-	CacheWrite int64 `json:"cache_creation_input_tokens"`
+	Requests      int64   `json:"requests"`
+	Errors        int64   `json:"errors"`
+	Input         int64   `json:"input_tokens"`
+	Output        int64   `json:"output_tokens"`
+	CacheRead     int64   `json:"cache_read_input_tokens"`
+	CacheWrite    int64   `json:"cache_creation_input_tokens"`
+	CacheHitRatio float64 `json:"cache_hit_ratio"`
 }
 
-// checkReport compares the usage report with what the fake upstream sent:
-// n rows, no errors, the same tokens.
-func (s *replicaSetup) checkReport(t *testing.T, n int) {
+// parseReportTotal decodes the total of "usage report --format json"
+// output.
+func parseReportTotal(t *testing.T, out string) reportTotal {
 	t.Helper()
-	out := s.run(t, "usage", "report", "--since", "1h", "--format", "json")
 	var rep struct {
 		Total reportTotal `json:"total"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, out)
 	}
+	return rep.Total
+}
+
+// checkReport compares the usage report with what the fake upstream sent:
+// n rows, no errors, the same tokens. It returns the report's total.
+func (s *replicaSetup) checkReport(t *testing.T, n int) reportTotal {
+	t.Helper()
+	total := parseReportTotal(t, s.run(t, "usage", "report", "--since", "1h", "--format", "json"))
 	sent := s.up.SentUsage()
 	if sent.Responses != n {
 		t.Errorf("upstream sent %d responses, want %d", sent.Responses, n)
 	}
-	if rep.Total.Requests != int64(n) || rep.Total.Errors != 0 {
-		t.Errorf("report requests=%d errors=%d, want %d and 0", rep.Total.Requests, rep.Total.Errors, n)
+	if total.Requests != int64(n) || total.Errors != 0 {
+		t.Errorf("report requests=%d errors=%d, want %d and 0", total.Requests, total.Errors, n)
 	}
-	if rep.Total.Input != sent.Input || rep.Total.Output != sent.Output ||
-		rep.Total.CacheRead != sent.CacheRead || rep.Total.CacheWrite != sent.CacheWrite {
-		t.Errorf("report totals %+v, upstream sent %+v", rep.Total, sent)
+	if total.Input != sent.Input || total.Output != sent.Output ||
+		total.CacheRead != sent.CacheRead || total.CacheWrite != sent.CacheWrite {
+		t.Errorf("report totals %+v, upstream sent %+v", total, sent)
 	}
+	return total
 }
 
 // TestReplicas_OAuthRefreshOnceAcrossReplicas: two replicas on one
