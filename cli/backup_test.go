@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llmgw/llmgw/migrations"
 )
 
 func TestDB_Backup(t *testing.T) {
@@ -94,7 +96,7 @@ func TestDB_StatusJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatalf("db status --json: %v\n%s", err, stdout)
 	}
-	n := migrationCount(t)
+	n := migrationCount(t, migrations.FS)
 	if got.Version != int64(n) || got.Pending != 0 || len(got.Migrations) != n {
 		t.Errorf("db status --json = version %d, pending %d, %d migrations; want %d, 0, %d", got.Version, got.Pending, len(got.Migrations), n, n)
 	}
@@ -110,7 +112,7 @@ func TestDB_RefusesNewerSchema(t *testing.T) {
 	if _, err := raw.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, 1)`); err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("database %s was migrated by a newer llmgw (migration 99 unknown to this binary, which knows up to %d): upgrade llmgw", p, migrationCount(t))
+	want := fmt.Sprintf("database %s was migrated by a newer llmgw (migration 99 unknown to this binary, which knows up to %d): upgrade llmgw", p, migrationCount(t, migrations.FS))
 	for _, args := range [][]string{{"account", "list"}, {"db", "status"}, {"db", "migrate"}, {"serve", "--listen", "127.0.0.1:0"}} {
 		_, _, err := run(t, append([]string{"--db", p}, args...)...)
 		if err == nil || err.Error() != want {

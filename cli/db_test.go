@@ -55,7 +55,7 @@ func TestDB_StatusShowsPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, _, err := run(t, "--db", p, "db", "status")
-	wantErr(t, err, fmt.Sprintf("database %s has %d pending migrations", p, migrationCount(t)), `run "llmgw db migrate"`)
+	wantErr(t, err, fmt.Sprintf("database %s has %d pending migrations", p, migrationCount(t, migrations.FS)), `run "llmgw db migrate"`)
 	if !regexp.MustCompile(`(?m)^1\s+00001_init\.sql\s+pending$`).MatchString(stdout) {
 		t.Errorf("status printed %q, want 00001_init.sql pending", stdout)
 	}
@@ -85,7 +85,7 @@ func TestCommands_RefuseBeforeMigrate(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
 			_, _, err := run(t, append([]string{"--db", unmigrated}, args...)...)
-			wantErr(t, err, fmt.Sprintf("database %s has %d pending migrations", unmigrated, migrationCount(t)), `run "llmgw db migrate"`)
+			wantErr(t, err, fmt.Sprintf("database %s has %d pending migrations", unmigrated, migrationCount(t, migrations.FS)), `run "llmgw db migrate"`)
 
 			_, _, err = run(t, append([]string{"--db", missing}, args...)...)
 			wantErr(t, err, "database "+missing+" does not exist", `run "llmgw db migrate"`)
@@ -109,10 +109,11 @@ func TestDB_NotADatabase(t *testing.T) {
 	}
 }
 
-// migrationCount is the number of migrations embedded in the binary.
-func migrationCount(t *testing.T) int {
+// migrationCount is the number of migrations embedded in the binary for
+// one database: migrations.FS (SQLite) or migrations.Postgres.
+func migrationCount(t *testing.T, fsys fs.FS) int {
 	t.Helper()
-	files, err := fs.Glob(migrations.FS, "*.sql")
+	files, err := fs.Glob(fsys, "*.sql")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("embedded migrations: %v", err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/llmgw/llmgw/migrations"
 	"github.com/llmgw/llmgw/store"
 	"github.com/llmgw/llmgw/store/storetest"
 )
@@ -57,7 +59,7 @@ func TestDBCopy_SQLiteToPostgresAndBack(t *testing.T) {
 			t.Errorf("db copy printed no %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(stderr, "migrated ") || !strings.Contains(stderr, "applied 1 migration") {
+	if !strings.Contains(stderr, "migrated ") || !strings.Contains(stderr, fmt.Sprintf("applied %d migration", migrationCount(t, migrations.Postgres))) {
 		t.Errorf("db copy did not say it migrated the target:\n%s", stderr)
 	}
 

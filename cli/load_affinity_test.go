@@ -3,16 +3,11 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,57 +42,20 @@ func TestLoadAffinity(t *testing.T) {
 		}
 		gw := startProc(t, "llmgw", bin, listeningRE, "--db", setup.db, "--config", cfg, "--log-format", "json", "serve", "--listen", "127.0.0.1:0")
 		start := time.Now()
-		var wg sync.WaitGroup
-		errs := make(chan error, sessions)
-		for i := range sessions {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for turn := range turns {
-					req, _ := http.NewRequest(http.MethodPost, gw.URL+"/v1/messages", bytes.NewReader(upstreamtest.SessionTurn(i, turn)))
-					req.Header.Set("x-api-key", setup.key)
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						errs <- err
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						errs <- fmt.Errorf("conversation %d turn %d: status %d", i, turn, resp.StatusCode)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		concurrently(t, sessions, func(i int) error { return converse(http.DefaultClient, gw.URL, setup.key, i, turns) })
 		took := time.Since(start)
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
+		if t.Failed() {
+			t.FailNow()
 		}
 		gw.stop(t)
-		out := setup.run(t, "usage", "report", "--since", "1h", "--format", "json")
-		var rep struct {
-			Total struct {
-				Requests int64   `json:"requests"`
-				Ratio    float64 `json:"cache_hit_ratio"`
-			} `json:"total"`
+		total := parseReportTotal(t, setup.run(t, "usage", "report", "--since", "1h", "--format", "json"))
+		if total.Requests != int64(sessions*turns) {
+			t.Errorf("usage rows %d, want %d", total.Requests, sessions*turns)
 		}
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatalf("usage report: %v\n%s", err, out)
-		}
-		if rep.Total.Requests != int64(sessions*turns) {
-			t.Errorf("usage rows %d, want %d", rep.Total.Requests, sessions*turns)
-		}
-		res := result{ratio: rep.Total.Ratio, accounts: map[string]int{}, took: took}
-		sessionRE := regexp.MustCompile(`_session_([0-9]+)-`)
-		seen := map[string]bool{}
-		for _, r := range up.Requests() {
-			k := r.Key + "/" + string(sessionRE.FindSubmatch(r.Body)[1])
-			if !seen[k] {
-				seen[k] = true
-				res.accounts[strings.TrimSuffix(strings.TrimPrefix(r.Key, "sk-ant-affinity-"), "-00000000000000")]++
+		res := result{ratio: total.CacheHitRatio, accounts: map[string]int{}, took: took}
+		for _, keys := range sessionAccounts(up.Requests()) {
+			for k := range keys {
+				res.accounts[strings.TrimSuffix(strings.TrimPrefix(k, "sk-ant-affinity-"), "-00000000000000")]++
 			}
 		}
 		return res

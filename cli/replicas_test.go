@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,36 +94,45 @@ func (s *replicaSetup) replicas(t *testing.T) [2]*server {
 
 // reportTotal is the total of "usage report --format json".
 type reportTotal struct {
-	Requests   int64 `json:"requests"`
-	Errors     int64 `json:"errors"`
-	Input      int64 `json:"input_tokens"`
-	Output     int64 `json:"output_tokens"`
-	CacheRead  int64 `json:"cache_read_input_tokens"`
-	CacheWrite int64 `json:"cache_creation_input_tokens"`
+	Requests      int64   `json:"requests"`
+	Errors        int64   `json:"errors"`
+	Input         int64   `json:"input_tokens"`
+	Output        int64   `json:"output_tokens"`
+	CacheRead     int64   `json:"cache_read_input_tokens"`
+	CacheWrite    int64   `json:"cache_creation_input_tokens"`
+	CacheHitRatio float64 `json:"cache_hit_ratio"`
 }
 
-// checkReport compares the usage report with what the fake upstream sent:
-// n rows, no errors, the same tokens.
-func (s *replicaSetup) checkReport(t *testing.T, n int) {
+// parseReportTotal decodes the total of "usage report --format json"
+// output.
+func parseReportTotal(t *testing.T, out string) reportTotal {
 	t.Helper()
-	out := s.run(t, "usage", "report", "--since", "1h", "--format", "json")
 	var rep struct {
 		Total reportTotal `json:"total"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, out)
 	}
+	return rep.Total
+}
+
+// checkReport compares the usage report with what the fake upstream sent:
+// n rows, no errors, the same tokens. It returns the report's total.
+func (s *replicaSetup) checkReport(t *testing.T, n int) reportTotal {
+	t.Helper()
+	total := parseReportTotal(t, s.run(t, "usage", "report", "--since", "1h", "--format", "json"))
 	sent := s.up.SentUsage()
 	if sent.Responses != n {
 		t.Errorf("upstream sent %d responses, want %d", sent.Responses, n)
 	}
-	if rep.Total.Requests != int64(n) || rep.Total.Errors != 0 {
-		t.Errorf("report requests=%d errors=%d, want %d and 0", rep.Total.Requests, rep.Total.Errors, n)
+	if total.Requests != int64(n) || total.Errors != 0 {
+		t.Errorf("report requests=%d errors=%d, want %d and 0", total.Requests, total.Errors, n)
 	}
-	if rep.Total.Input != sent.Input || rep.Total.Output != sent.Output ||
-		rep.Total.CacheRead != sent.CacheRead || rep.Total.CacheWrite != sent.CacheWrite {
-		t.Errorf("report totals %+v, upstream sent %+v", rep.Total, sent)
+	if total.Input != sent.Input || total.Output != sent.Output ||
+		total.CacheRead != sent.CacheRead || total.CacheWrite != sent.CacheWrite {
+		t.Errorf("report totals %+v, upstream sent %+v", total, sent)
 	}
+	return total
 }
 
 // TestReplicas_OAuthRefreshOnceAcrossReplicas: two replicas on one
@@ -454,5 +467,150 @@ func TestReplicas_KeyBudgetAcrossReplicas(t *testing.T) {
 	}
 	if n := s.up.Count(); n != 6 {
 		t.Errorf("upstream served %d requests for a key limited to 6", n)
+	}
+}
+
+// balancer is a load balancer in front of replicas, as an operator puts
+// one: pick says which replica takes each request. served counts the
+// requests each replica took.
+type balancer struct {
+	URL    string
+	served []atomic.Int64
+}
+
+func startBalancer(t *testing.T, replicas []*server, pick func(r *http.Request) int) *balancer {
+	t.Helper()
+	b := &balancer{served: make([]atomic.Int64, len(replicas))}
+	proxies := make([]*httputil.ReverseProxy, len(replicas))
+	for i, r := range replicas {
+		u, err := url.Parse(r.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxies[i] = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }}
+	}
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := pick(r)
+		b.served[i].Add(1)
+		proxies[i].ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+	b.URL = lb.URL
+	return b
+}
+
+// keyReplica is the README's advice to a load balancer in front of
+// replicas: hash the client key (x-api-key, or else the Authorization
+// header) onto the n replicas, so that every request of a key, and so
+// every turn of its conversations, reaches the one replica whose session
+// bindings know them.
+func keyReplica(key string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(n))
+}
+
+func clientKey(r *http.Request) string {
+	if k := r.Header.Get("X-Api-Key"); k != "" {
+		return k
+	}
+	return r.Header.Get("Authorization")
+}
+
+// TestReplicas_AffinityBehindKeyHashBalancer: session affinity is per
+// replica (each keeps its bindings in memory), so across replicas it holds
+// when the load balancer keeps each client key on one replica. Four client
+// keys each run eight coding-agent conversations of four turns at once,
+// over three accounts of a fake upstream with a per-account prompt cache,
+// three times on a fresh database and upstream: through one replica,
+// through two behind a balancer that hashes the client key, and through two
+// behind round-robin. The key hash must keep at least 0.95 of one replica's
+// cache hit ratio, and beat round-robin by 0.02.
+//
+// The numbers: a turn that follows its conversation reads all but its
+// newest ~300 tokens from the cache, and a first turn reads the shared
+// system prompt (~4,000 of ~7,600 tokens), so one replica scores about
+// 0.84, and the key hash exactly the same (the same placements, the same
+// cold writes). Under round-robin a conversation's turns land on both
+// replicas (7 times in 8 over four turns), and the second binds it on its
+// own, to another account 2 times in 3: there it writes its ~3,600-token
+// file again, about 0.0035 of the ratio per conversation over all 32. About
+// 19 conversations move (16 to 22 seen), so round-robin scores about 0.76;
+// to come within 0.02 of the key hash, 5 or fewer would have to, about one
+// chance in a million were the moves independent.
+func TestReplicas_AffinityBehindKeyHashBalancer(t *testing.T) {
+	const keysPerReplica, conversationsPerKey, turns = 2, 8, 4
+	type result struct {
+		ratio  float64
+		moved  int // conversations served by more than one account
+		served []int64
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.Cleanup(client.CloseIdleConnections)
+	run := func(replicas int, pick func(r *http.Request) int) result {
+		t.Helper()
+		s := newReplicaSetup(t, upstreamtest.PromptCache())
+		for _, name := range []string{"a", "b", "c"} {
+			s.addAccount(t, name, "sk-ant-affinity-"+name+"-0000000000", 0)
+		}
+		// Keys until each of two replicas has keysPerReplica of them by
+		// the key hash, so that under key-hash both carry half the load.
+		var keys []string
+		var per [2]int
+		for i := 0; len(keys) < 2*keysPerReplica; i++ {
+			k := s.createKey(t, fmt.Sprint("k", i))
+			if r := keyReplica(k, 2); per[r] < keysPerReplica {
+				per[r]++
+				keys = append(keys, k)
+			}
+		}
+		srv := make([]*server, replicas)
+		for i := range srv {
+			srv[i] = startServe(t, s.db, "--config", s.config)
+		}
+		lb := startBalancer(t, srv, pick)
+		n := len(keys) * conversationsPerKey
+		concurrently(t, n, func(i int) error {
+			return converse(client, lb.URL, keys[i/conversationsPerKey], i, turns)
+		})
+		if t.Failed() {
+			t.FailNow()
+		}
+		for _, r := range srv {
+			if err := r.stopAndWait(t); err != nil {
+				t.Fatalf("serve: %v", err)
+			}
+		}
+		res := result{ratio: s.checkReport(t, n*turns).CacheHitRatio}
+		for _, accts := range sessionAccounts(s.up.Requests()) {
+			if len(accts) > 1 {
+				res.moved++
+			}
+		}
+		for i := range lb.served {
+			res.served = append(res.served, lb.served[i].Load())
+		}
+		return res
+	}
+	var next atomic.Uint64
+	one := run(1, func(*http.Request) int { return 0 })
+	hashed := run(2, func(r *http.Request) int { return keyReplica(clientKey(r), 2) })
+	robin := run(2, func(*http.Request) int { return int(next.Add(1) % 2) })
+	n := 2 * keysPerReplica * conversationsPerKey
+	for _, r := range []struct {
+		name string
+		res  result
+	}{{"one replica", one}, {"two, key hash", hashed}, {"two, round-robin", robin}} {
+		t.Logf("%-16s cache hit ratio %.4f, requests per replica %v, %d of %d conversations on more than one account",
+			r.name, r.res.ratio, r.res.served, r.res.moved, n)
+	}
+	if hashed.served[0] != hashed.served[1] {
+		t.Errorf("the key hash sent %v requests to the replicas, want half each", hashed.served)
+	}
+	if hashed.ratio < 0.95*one.ratio {
+		t.Errorf("cache hit ratio through two replicas behind the key hash %.4f, want at least 0.95 x one replica's %.4f", hashed.ratio, one.ratio)
+	}
+	if hashed.ratio < robin.ratio+0.02 {
+		t.Errorf("cache hit ratio behind the key hash %.4f, round-robin %.4f: want key hash ahead by at least 0.02", hashed.ratio, robin.ratio)
 	}
 }

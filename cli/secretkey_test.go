@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
+	"github.com/llmgw/llmgw/migrations"
 	"github.com/llmgw/llmgw/proxy/upstreamtest"
 	"github.com/llmgw/llmgw/store"
 )
@@ -280,11 +283,8 @@ func TestSecretKey_LegacyDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := filepath.Join(t.TempDir(), "llmgw.db")
-	sdb, err := store.Open(ctx, db)
+	sdb, err := store.Open(ctx, db) // creates the file as llmgw does
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sdb.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := sdb.Close(); err != nil {
@@ -295,16 +295,18 @@ func TestSecretKey_LegacyDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = raw.Close() }()
+	// What the binary before 00009 left: the schema up to 00008, so no
+	// key check, and a plain key.
+	p, err := goose.NewProvider(goose.DialectSQLite3, raw, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
 	const apiKey = "sk-ant-api03-fake-legacy-3333333333"
-	// What the binary before 00009 left: no key check, a plain key.
-	for _, q := range []string{
-		`DELETE FROM goose_db_version WHERE version_id = 9`,
-		`DROP TABLE secret_key`,
-		`INSERT INTO accounts (name, type, api_key, base_url, created_at, updated_at) VALUES ('old', 'api_key', '` + apiKey + `', 'https://api.anthropic.com', 1, 1)`,
-	} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := raw.Exec(`INSERT INTO accounts (name, type, api_key, base_url, created_at, updated_at) VALUES ('old', 'api_key', '` + apiKey + `', 'https://api.anthropic.com', 1, 1)`); err != nil {
+		t.Fatal(err)
 	}
 	_, _, err = run(t, "--db", db, "account", "list")
 	wantErr(t, err, "pending", "llmgw db migrate")

@@ -288,8 +288,9 @@ func tableColumns(ctx context.Context, tx *sql.Tx, table string) ([]string, erro
 	return cols, rows.Err()
 }
 
-func queryStrings(ctx context.Context, tx *sql.Tx, q string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, q)
+// queryStrings returns the one text column of q's rows.
+func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

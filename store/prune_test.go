@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestDB_PruneUsage(t *testing.T) {
 		w := store.NewUsageWriter(db, store.UsageWriterOptions{})
 		now := time.Now()
 		for i := range 12000 {
-			w.Record(llmgw.Usage{Time: now.Add(-time.Duration(i) * time.Minute), RequestID: "r", Model: "m", Status: 200})
+			w.Record(llmgw.Usage{Time: now.Add(-time.Duration(i) * time.Minute), RequestID: fmt.Sprint("r", i), Model: "m", Status: 200})
 		}
 		if err := w.Close(ctx); err != nil {
 			t.Fatal(err)

@@ -121,8 +121,10 @@ func whereIn(query string, args []any, column string, vals []string) (string, []
 // included. It wraps llmgw.ErrNotFound when no row has that id (the rows of
 // requests rejected before reaching an account, such as 401s, are not kept).
 func (db *DB) GetRequest(ctx context.Context, requestID string) (*UsageRow, error) {
+	// request_id <> '' lets the planner use the partial unique index
+	// (migration 00010); at most one row matches.
 	r, err := scanUsage(db.rdb.QueryRowContext(ctx, `SELECT `+usageColumns+` FROM request_log
-		WHERE request_id = ? ORDER BY id DESC LIMIT 1`, requestID), true)
+		WHERE request_id = ? AND request_id <> ''`, requestID), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("request %s: %w", requestID, llmgw.ErrNotFound)
 	}
@@ -215,38 +217,50 @@ func decodeIterations(s string) ([]llmgw.Iteration, error) {
 // writeUsage commits one batch in one write transaction: the log rows, their
 // attempts folded into account_stats, the keys' last use, and the account
 // states and windows the server observed (upd may be nil). The states must
-// already be valid.
-func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, upd *accountUpdates) error {
+// already be valid. It returns how many rows it skipped because their
+// request id was in the log already.
+//
+// Writing a batch again is exact: a row already in the log committed in an
+// earlier transaction together with its statistics and key use, so it is
+// skipped and only the rows this transaction added are folded. That is what
+// makes the writer's retry safe when a COMMIT failed without saying whether
+// it happened.
+func (db *DB) writeUsage(ctx context.Context, batch []llmgw.Usage, upd *accountUpdates) (skipped int, err error) {
 	tx, err := db.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("write usage: %w", err)
+		return 0, fmt.Errorf("write usage: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := db.insertUsage(ctx, tx, batch); err != nil {
-		return err
+	added, err := db.insertUsage(ctx, tx, batch)
+	if err != nil {
+		return 0, err
 	}
-	if err := foldStats(ctx, tx, batch); err != nil {
-		return err
+	if err := foldStats(ctx, tx, added); err != nil {
+		return 0, err
 	}
-	if err := touchKeys(ctx, tx, batch); err != nil {
-		return err
+	if err := touchKeys(ctx, tx, added); err != nil {
+		return 0, err
 	}
 	if upd != nil {
 		if err := saveStates(ctx, tx, upd.states); err != nil {
-			return err
+			return 0, err
 		}
 		if err := saveWindows(ctx, tx, upd.windows); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("write usage: %w", err)
+		return 0, fmt.Errorf("write usage: %w", err)
 	}
-	return nil
+	return len(batch) - len(added), nil
 }
 
 // usageInsert starts the statement that adds rows to the request log; each
-// row's values follow as usageValues, in the order usageArgs gives them.
+// row's values follow as usageValues, in the order usageArgs gives them, and
+// then usageSkip. usageSkip names the partial unique index of migration
+// 00010 (its column and predicate), so that a row whose request id is in the
+// log already is skipped, not an error; both SQLite and PostgreSQL spell
+// it so.
 const (
 	usageInsert = `INSERT INTO request_log (ts, request_id, key_id, key_name, account_id, account_name, model, dialect,
 			stream, status, error_type, attempts, input_tokens, output_tokens,
@@ -256,6 +270,7 @@ const (
 		VALUES `
 	usageValues = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	usageParams = 28 // placeholders in usageValues
+	usageSkip   = ` ON CONFLICT (request_id) WHERE request_id <> '' DO NOTHING`
 )
 
 // pgMaxParams is the most bind parameters one PostgreSQL statement takes
@@ -273,50 +288,102 @@ func usageArgs(args []any, u *llmgw.Usage) []any {
 		u.Speed, u.InferenceGeo, encodeIterations(u.Iterations), u.Affinity)
 }
 
-// insertUsage adds batch to the request log. On SQLite, a prepared INSERT
-// per row costs no more than one statement of many rows (there is no round
-// trip), so each row is one Exec; on PostgreSQL each Exec is a round trip,
-// so the batch goes in multi-row INSERTs (insertUsageRows).
-func (db *DB) insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) error {
+// insertUsage adds batch to the request log, skipping the rows whose
+// request id is there already, and returns the rows it added: batch itself
+// when it added them all. On SQLite, a prepared INSERT per row costs no more
+// than one statement of many rows (there is no round trip), so each row is
+// one Exec, which says whether it added the row; on PostgreSQL each Exec is
+// a round trip, so the batch goes in multi-row INSERTs (insertUsageRows).
+func (db *DB) insertUsage(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage) ([]llmgw.Usage, error) {
 	if len(batch) == 0 {
-		return nil
+		return batch, nil
 	}
 	if db.dialect == dialectPostgres {
 		return insertUsageRows(ctx, tx, batch, pgMaxParams/usageParams)
 	}
-	stmt, err := tx.PrepareContext(ctx, usageInsert+usageValues)
+	stmt, err := tx.PrepareContext(ctx, usageInsert+usageValues+usageSkip)
 	if err != nil {
-		return fmt.Errorf("write usage: %w", err)
+		return nil, fmt.Errorf("write usage: %w", err)
 	}
 	defer stmt.Close()
 	args := make([]any, 0, usageParams)
+	var skipped []bool // nil while every row was added
 	for i := range batch {
-		if _, err := stmt.ExecContext(ctx, usageArgs(args[:0], &batch[i])...); err != nil {
-			return fmt.Errorf("write usage of request %s: %w", batch[i].RequestID, err)
+		res, err := stmt.ExecContext(ctx, usageArgs(args[:0], &batch[i])...)
+		if err != nil {
+			return nil, fmt.Errorf("write usage of request %s: %w", batch[i].RequestID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("write usage of request %s: %w", batch[i].RequestID, err)
+		}
+		if n == 0 {
+			if skipped == nil {
+				skipped = make([]bool, len(batch))
+			}
+			skipped[i] = true
 		}
 	}
-	return nil
+	return without(batch, skipped), nil
 }
 
 // insertUsageRows adds batch to the request log in one INSERT per chunk of
 // at most perStmt rows: one round trip per chunk instead of one per row.
 // The statement text depends only on the chunk's length, so a full batch
-// reuses one prepared statement (pgx caches them by text).
-func insertUsageRows(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage, perStmt int) error {
+// reuses one prepared statement (pgx caches them by text). It returns the
+// rows it added, as insertUsage does, told by the request ids each INSERT
+// returns.
+func insertUsageRows(ctx context.Context, tx *sql.Tx, batch []llmgw.Usage, perStmt int) ([]llmgw.Usage, error) {
 	args := make([]any, 0, min(len(batch), perStmt)*usageParams)
-	for len(batch) > 0 {
-		chunk := batch[:min(len(batch), perStmt)]
-		batch = batch[len(chunk):]
+	var skipped []bool // nil while every row was added
+	for start := 0; start < len(batch); start += perStmt {
+		chunk := batch[start:min(len(batch), start+perStmt)]
 		args = args[:0]
 		for i := range chunk {
 			args = usageArgs(args, &chunk[i])
 		}
-		query := usageInsert + usageValues + strings.Repeat(", "+usageValues, len(chunk)-1)
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("write usage of %d requests from %s: %w", len(chunk), chunk[0].RequestID, err)
+		query := usageInsert + usageValues + strings.Repeat(", "+usageValues, len(chunk)-1) + usageSkip + ` RETURNING request_id`
+		added, err := queryStrings(ctx, tx, query, args...)
+		if err != nil {
+			return nil, fmt.Errorf("write usage of %d requests from %s: %w", len(chunk), chunk[0].RequestID, err)
+		}
+		if len(added) == len(chunk) {
+			continue
+		}
+		if skipped == nil {
+			skipped = make([]bool, len(batch))
+		}
+		// Count each returned id once, so that a batch holding one id
+		// twice (which llmgw never records) is told right too.
+		left := make(map[string]int, len(added))
+		for _, id := range added {
+			left[id]++
+		}
+		for i := range chunk {
+			id := chunk[i].RequestID
+			if left[id] > 0 {
+				left[id]--
+				continue
+			}
+			skipped[start+i] = true
 		}
 	}
-	return nil
+	return without(batch, skipped), nil
+}
+
+// without returns the rows of batch not marked in skip: batch itself when
+// skip is nil.
+func without(batch []llmgw.Usage, skip []bool) []llmgw.Usage {
+	if skip == nil {
+		return batch
+	}
+	out := make([]llmgw.Usage, 0, len(batch))
+	for i := range batch {
+		if !skip[i] {
+			out = append(out, batch[i])
+		}
+	}
+	return out
 }
 
 // statsDelta is one batch's contribution to an account's statistics.

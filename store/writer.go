@@ -39,7 +39,9 @@ const (
 // use.
 //
 // It never drops a row: Record blocks while the queue is full, and a batch
-// that fails to commit is kept and retried with backoff. A crash loses at
+// that fails to commit is kept and retried with backoff. Nor does it write
+// one twice: a retried batch skips the rows whose request id is in the log
+// already, in case the failed COMMIT had in fact happened. A crash loses at
 // most the rows of the last FlushInterval.
 type UsageWriter struct {
 	// Logger receives the writer's errors, already scoped by the owner
@@ -492,7 +494,8 @@ func (w *UsageWriter) shutdown(batch []llmgw.Usage, waiters []chan error) {
 
 // write commits batch, BatchSize rows per transaction, with the pending
 // account states and windows in the first one. It returns the rows it could
-// not write.
+// not write. Writing rows again that a failed write did commit is harmless:
+// writeUsage skips them.
 func (w *UsageWriter) write(ctx context.Context, batch []llmgw.Usage) ([]llmgw.Usage, error) {
 	upd := w.takeUpdates()
 	if len(batch) == 0 && upd == nil {
@@ -501,7 +504,7 @@ func (w *UsageWriter) write(ctx context.Context, batch []llmgw.Usage) ([]llmgw.U
 	for i := 0; i < len(batch) || upd != nil; {
 		n := min(len(batch)-i, w.opt.BatchSize)
 		start := time.Now()
-		err := w.db.writeUsage(ctx, batch[i:i+n], upd)
+		skipped, err := w.db.writeUsage(ctx, batch[i:i+n], upd)
 		if w.OnBatch != nil {
 			w.OnBatch(n, time.Since(start), err)
 		}
@@ -509,6 +512,12 @@ func (w *UsageWriter) write(ctx context.Context, batch []llmgw.Usage) ([]llmgw.U
 			w.putUpdates(upd)
 			rest := append(batch[:0], batch[i:]...)
 			return rest, err
+		}
+		if skipped > 0 {
+			// A write that failed before this one had committed after all
+			// (its COMMIT's answer was lost): those rows and their
+			// statistics are in already, and were not written twice.
+			w.logger().Info("usage rows of a failed write were committed; skipped", "rows", skipped)
 		}
 		upd = nil
 		i += n

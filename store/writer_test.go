@@ -269,6 +269,86 @@ func TestUsageWriter_LargeBatch(t *testing.T) {
 	})
 }
 
+// TestUsageWriter_WriteAgainIsExact writes a batch, then the same rows
+// again with the ones recorded since, as the writer's retry does when a
+// COMMIT failed without saying whether it happened: the rows already in the
+// log are skipped, and the account statistics and the key's last use count
+// each request once. With 3,000 rows PostgreSQL splits the batch into two
+// INSERTs (2,340 rows each at most), so rows are skipped in both.
+func TestUsageWriter_WriteAgainIsExact(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s storetest.Store) {
+		t.Parallel()
+		ctx := context.Background()
+		db := s.Open(t)
+		a, b := apiKeyAccount("a"), apiKeyAccount("b")
+		for _, acct := range []*llmgw.Account{&a, &b} {
+			if err := db.InsertAccount(ctx, acct); err != nil {
+				t.Fatal(err)
+			}
+		}
+		k := llmgw.ClientKey{Name: "alice", Prefix: "sk-llmgw-abcd", Hash: llmgw.HashKey("secret")}
+		if err := db.InsertKey(ctx, &k); err != nil {
+			t.Fatal(err)
+		}
+		w := newWriter(t, db, noAutoFlush)
+		base := time.UnixMilli(1_750_000_000_000)
+		write := func(n int) {
+			t.Helper()
+			for i := range n {
+				// Every request failed over from a (529) to b (200).
+				w.Record(llmgw.Usage{
+					Time: base.Add(time.Duration(i) * time.Millisecond), RequestID: fmt.Sprint("req_", i),
+					KeyID: k.ID, KeyName: "alice", AccountID: b.ID, AccountName: "b",
+					Model: "claude-sonnet-4-5", Status: 200, Tokens: llmgw.Tokens{Input: 10, Output: 1},
+					Attempts: []llmgw.Attempt{
+						{AccountID: a.ID, AccountName: "a", Status: 529, ErrorType: "overloaded_error"},
+						{AccountID: b.ID, AccountName: "b", Status: 200, TTFB: 100 * time.Millisecond},
+					},
+				})
+			}
+			if err := w.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(when string, n int) {
+			t.Helper()
+			rows := listAll(t, db)
+			ids := make(map[string]bool)
+			for _, r := range rows {
+				ids[r.RequestID] = true
+			}
+			if len(rows) != n || len(ids) != n {
+				t.Errorf("%s: %d rows with %d request ids, want %d of each", when, len(rows), len(ids), n)
+			}
+			stats, err := db.AccountStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := base.Add(time.Duration(n-1) * time.Millisecond)
+			want := map[int64]llmgw.AccountStats{
+				a.ID: {Requests: int64(n), Errors: int64(n), LastUsed: last, LastError: "529 overloaded_error", LastErrorAt: last},
+				b.ID: {Requests: int64(n), LastUsed: last, AvgLatencyMs: 100},
+			}
+			if diff := cmp.Diff(want, stats); diff != "" {
+				t.Errorf("%s: AccountStats (-want +got):\n%s", when, diff)
+			}
+			keys, err := db.ListKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != 1 || !keys[0].LastUsed.Equal(last) {
+				t.Errorf("%s: keys = %+v, want alice last used at %v", when, keys, last)
+			}
+		}
+		write(2500)
+		check("after the first write", 2500)
+		write(3000)
+		check("after writing its rows again with 500 more", 3000)
+		write(3000)
+		check("after writing the same rows a third time", 3000)
+	})
+}
+
 // waitFor spins until cond holds, failing after a deadline. It yields
 // instead of sleeping: it waits for a state, not for an amount of time.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -626,8 +706,10 @@ func BenchmarkUsageWriter_Record(b *testing.B) {
 		b.Run(s.Name, func(b *testing.B) {
 			db := s.Open(b)
 			w := store.NewUsageWriter(db, store.UsageWriterOptions{})
+			// No request id: the request log skips a row whose id it holds
+			// already, and every Record here must write a row.
 			u := llmgw.Usage{
-				Time: time.Now(), RequestID: "req_bench", KeyName: "bench", Model: "claude-sonnet-4-5",
+				Time: time.Now(), KeyName: "bench", Model: "claude-sonnet-4-5",
 				Dialect: llmgw.DialectAnthropic, Status: 200,
 				Attempts: []llmgw.Attempt{{AccountID: 1, Status: 200, TTFB: 300 * time.Millisecond}},
 				Tokens:   llmgw.Tokens{Input: 1000, Output: 200},
@@ -748,7 +830,9 @@ func BenchmarkUsageWriter_Memory(b *testing.B) {
 	const burst = 20000
 	db := storetest.Open(b)
 	ctx := context.Background()
-	u := llmgw.Usage{Time: time.UnixMilli(1), RequestID: "req_mem", Model: "claude-sonnet-4-5", Status: 200}
+	// No request id, so that each of the burst's rows is written (a row
+	// whose id the log holds already is skipped).
+	u := llmgw.Usage{Time: time.UnixMilli(1), Model: "claude-sonnet-4-5", Status: 200}
 	heap := func() int64 {
 		var m runtime.MemStats
 		runtime.GC()
