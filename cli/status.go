@@ -57,10 +57,10 @@ type statusPublisher struct {
 	// running servers on the database hold (sumElsewhere), so that
 	// concurrency caps hold across replicas.
 	elsewhere func(proxy.Elsewhere)
-	id      string
-	started time.Time
-	doc     statusDoc // Host, PID, Addr; Live is filled per refresh
-	log     *slog.Logger
+	id        string
+	started   time.Time
+	doc       statusDoc // Host, PID, Addr; Live is filled per refresh
+	log       *slog.Logger
 }
 
 func newStatusPublisher(db *store.DB, live func() proxy.Live, addr string, log *slog.Logger) *statusPublisher {
