@@ -50,9 +50,6 @@ func TestPostgres_Unsupported(t *testing.T) {
 	if err := db.Backup(ctx, t.TempDir()+"/b.db"); !errors.Is(err, store.ErrPostgresUnsupported) || !strings.Contains(err.Error(), "pg_dump") {
 		t.Errorf("Backup error = %v, want ErrPostgresUnsupported naming pg_dump", err)
 	}
-	if _, err := db.IntegrityCheck(ctx); !errors.Is(err, store.ErrPostgresUnsupported) {
-		t.Errorf("IntegrityCheck error = %v, want ErrPostgresUnsupported", err)
-	}
 }
 
 func TestPostgres_PathHidesPassword(t *testing.T) {
