@@ -88,7 +88,7 @@ func (db *DB) integrityCheckPostgres(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("integrity check of %s: %w", db.path, err)
 	}
 	var problems []string
-	tables, err := db.strings(ctx, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	tables, err := queryStrings(ctx, db.rdb, `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
 	if err != nil {
 		return fail(err)
 	}
@@ -102,7 +102,7 @@ func (db *DB) integrityCheckPostgres(ctx context.Context) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("table %s cannot be read: %v", t, err))
 		}
 	}
-	invalid, err := db.strings(ctx, `SELECT c.relname FROM pg_index i
+	invalid, err := queryStrings(ctx, db.rdb, `SELECT c.relname FROM pg_index i
 		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = current_schema() AND NOT i.indisvalid ORDER BY c.relname`)
 	if err != nil {
@@ -111,7 +111,7 @@ func (db *DB) integrityCheckPostgres(ctx context.Context) ([]string, error) {
 	for _, ix := range invalid {
 		problems = append(problems, fmt.Sprintf("index %s is invalid (rebuild it with REINDEX)", ix))
 	}
-	unvalidated, err := db.strings(ctx, `SELECT con.conname FROM pg_constraint con
+	unvalidated, err := queryStrings(ctx, db.rdb, `SELECT con.conname FROM pg_constraint con
 		JOIN pg_namespace n ON n.oid = con.connamespace
 		WHERE n.nspname = current_schema() AND NOT con.convalidated ORDER BY con.conname`)
 	if err != nil {
@@ -120,14 +120,14 @@ func (db *DB) integrityCheckPostgres(ctx context.Context) ([]string, error) {
 	for _, c := range unvalidated {
 		problems = append(problems, fmt.Sprintf("constraint %s is not validated", c))
 	}
-	amcheck, err := db.strings(ctx, `SELECT extname FROM pg_extension WHERE extname = 'amcheck'`)
+	amcheck, err := queryStrings(ctx, db.rdb, `SELECT extname FROM pg_extension WHERE extname = 'amcheck'`)
 	if err != nil {
 		return fail(err)
 	}
 	if len(amcheck) == 0 {
 		return problems, nil
 	}
-	btrees, err := db.strings(ctx, `SELECT c.oid::regclass::text FROM pg_index i
+	btrees, err := queryStrings(ctx, db.rdb, `SELECT c.oid::regclass::text FROM pg_index i
 		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_am am ON am.oid = c.relam
 		WHERE n.nspname = current_schema() AND am.amname = 'btree' AND i.indisvalid ORDER BY 1`)
@@ -143,22 +143,4 @@ func (db *DB) integrityCheckPostgres(ctx context.Context) ([]string, error) {
 		}
 	}
 	return problems, nil
-}
-
-// strings runs a query whose rows are one text column each.
-func (db *DB) strings(ctx context.Context, query string) ([]string, error) {
-	rows, err := db.rdb.QueryContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }

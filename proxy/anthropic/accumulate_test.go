@@ -34,35 +34,13 @@ func TestAccumulator(t *testing.T) {
 			t.Fatalf("%s: %v", ev.name, err)
 		}
 	}
-	r := a.Response
-	if r.ID != "msg_1" || r.Model != "claude-x" || r.StopReason != "tool_use" || len(r.Content) != 4 {
-		t.Fatalf("response = %+v", r)
-	}
-	if c := r.Content[0]; c.Thinking != "let me think" || c.Signature != "sig+/==" {
-		t.Errorf("thinking block = %+v", c)
-	}
-	if r.Content[1].Text != "Hi there" {
-		t.Errorf("text = %q", r.Content[1].Text)
-	}
-	if string(r.Content[2].Input) != `{"a": [1, 2]}` || string(r.Content[3].Input) != `{}` {
-		t.Errorf("tool inputs = %s, %s", r.Content[2].Input, r.Content[3].Input)
-	}
-	if a.Tally.Tokens.Input != 9 || a.Tally.Tokens.Output != 30 || !a.Tally.Stopped {
-		t.Errorf("tally = %+v", a.Tally)
-	}
+	checkAnswer(t, &a)
 }
 
-// TestWhole reads the answer TestAccumulator streams, as a non-streaming
-// call returns it: the encoders must get the same response and tally.
-func TestWhole(t *testing.T) {
-	body := `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[` +
-		`{"type":"thinking","thinking":"let me think","signature":"sig+/=="},{"type":"text","text":"Hi there"},` +
-		`{"type":"tool_use","id":"toolu_1","name":"f","input":{"a": [1, 2]}},{"type":"tool_use","id":"toolu_2","name":"g","input":{}}],` +
-		`"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":30}}`
-	a, err := Whole([]byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+// checkAnswer checks the answer TestAccumulator streams and TestWhole reads
+// whole.
+func checkAnswer(t *testing.T, a *Accumulator) {
+	t.Helper()
 	r := a.Response
 	if r.ID != "msg_1" || r.Model != "claude-x" || r.StopReason != "tool_use" || len(r.Content) != 4 {
 		t.Fatalf("response = %+v", r)
@@ -79,6 +57,20 @@ func TestWhole(t *testing.T) {
 	if a.Tally.Tokens.Input != 9 || a.Tally.Tokens.Output != 30 || !a.Tally.Stopped || a.Tally.MessageID != "msg_1" {
 		t.Errorf("tally = %+v", a.Tally)
 	}
+}
+
+// TestWhole reads the answer TestAccumulator streams, as a non-streaming
+// call returns it: the encoders must get the same response and tally.
+func TestWhole(t *testing.T) {
+	body := `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[` +
+		`{"type":"thinking","thinking":"let me think","signature":"sig+/=="},{"type":"text","text":"Hi there"},` +
+		`{"type":"tool_use","id":"toolu_1","name":"f","input":{"a": [1, 2]}},{"type":"tool_use","id":"toolu_2","name":"g","input":{}}],` +
+		`"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":9,"output_tokens":30}}`
+	a, err := Whole([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAnswer(t, a)
 	for _, bad := range []string{``, `{"type":"error","error":{"type":"api_error","message":"x"}}`, `[1]`} {
 		if _, err := Whole([]byte(bad)); err == nil {
 			t.Errorf("Whole(%q) took it", bad)
