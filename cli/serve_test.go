@@ -271,14 +271,7 @@ func TestServe_ConcurrentStreamsAccountedExactly(t *testing.T) {
 	out, _ := mustRun(t, "--db", db, "usage", "report", "--since", "1h", "--by", "key", "--format", "json")
 	var rep struct {
 		Rows  []map[string]any `json:"rows"`
-		Total struct {
-			Requests   int64 `json:"requests"`
-			Errors     int64 `json:"errors"`
-			Input      int64 `json:"input_tokens"`
-			Output     int64 `json:"output_tokens"`
-			CacheRead  int64 `json:"cache_read_input_tokens"`
-			CacheWrite int64 `json:"cache_creation_input_tokens"`
-		} `json:"total"`
+		Total reportTotal      `json:"total"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("report is not JSON: %v\n%s", err, out)
