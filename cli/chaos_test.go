@@ -472,6 +472,10 @@ func TestChaos(t *testing.T) {
 	heldErr := up.AwaitHeld(ctx, slotSum)
 	cancel()
 	held := up.Held()
+	var slotsNow string // what the server says of its slots, should the burst fall short
+	if heldErr != nil {
+		slotsNow, _ = mustRun(t, "--db", db, "status", "--json")
+	}
 	holdCh.Store(nil)
 	close(release)
 	var burstFailed []string
@@ -483,8 +487,8 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	if heldErr != nil {
-		t.Errorf("a burst of %d requests (the sum of the accounts' caps) had only %d running at once after %v: slots leaked",
-			slotSum, held, chaosTimeoutSeconds*time.Second*8/10)
+		t.Errorf("a burst of %d requests (the sum of the accounts' caps) had only %d running at once after %v: slots leaked; llmgw status then:\n%s",
+			slotSum, held, chaosTimeoutSeconds*time.Second*8/10, slotsNow)
 	} else {
 		t.Logf("burst: %d requests ran at once (every slot free)", slotSum)
 	}
