@@ -428,14 +428,18 @@ func TestReplicas_SIGTERMOneUnderLoad(t *testing.T) {
 }
 
 // A key's budget holds across both replicas: requests served through one
-// count against the limit on the other within a few seconds (the usage
-// writers' batch plus the once-a-second catch-up), so once the key's
-// requests through both reach the limit, both refuse.
+// count against the limit on the other within about half a second (the
+// usage writers' 250 ms batch plus the 250 ms catch-up while another server
+// runs), so once the key's requests through both reach the limit, both
+// refuse.
 func TestReplicas_KeyBudgetAcrossReplicas(t *testing.T) {
 	s := newReplicaSetup(t)
 	s.addAccount(t, "a", "sk-ant-aaaaaaaaaaaaaaaa", 1)
 	key := strings.TrimSpace(s.run(t, "key", "create", "--name", "alice", "--limit", "requests=6/day"))
 	srv := s.replicas(t)
+	// Each replica learns that the other runs at its next status refresh
+	// after the other started; from then on it catches up every 250 ms.
+	time.Sleep(publishInterval + 300*time.Millisecond)
 	send := func(r *server) error {
 		_, err := sdk(r.URL, key).Messages.New(context.Background(), hello())
 		return err
@@ -453,9 +457,10 @@ func TestReplicas_KeyBudgetAcrossReplicas(t *testing.T) {
 		}
 	}
 	// Each replica has counted only its own requests so far; within the
-	// usage writers' batch (1 s) and the catch-up tick (1 s) it learns the
-	// other's. After that, the very next request through either is refused.
-	time.Sleep(3 * time.Second) // the catch-up period under test, not a sync of the test's own goroutines
+	// usage writers' batch (250 ms) and the catch-up tick while another
+	// server runs (250 ms) it learns the other's. After that, the very next
+	// request through either is refused.
+	time.Sleep(time.Second) // the catch-up lag under test (about 0.5 s), with room for a loaded machine
 	for i, r := range srv {
 		last := send(r)
 		if last == nil {

@@ -123,7 +123,9 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	}
 	warnFirstRun(log, env, snap, time.Now())
 
-	usage := store.NewUsageWriter(db, store.UsageWriterOptions{})
+	// Rows wait at most usageFlush in a partial batch: other servers on the
+	// database count them against limits once they are written.
+	usage := store.NewUsageWriter(db, store.UsageWriterOptions{FlushInterval: usageFlush})
 	usage.Logger = log.With("component", "usage")
 	alerts := newAlertSender(env.cfg.Alerts, log.With("component", "alerts"))
 	if alerts != nil {
@@ -239,7 +241,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	limitsDone := make(chan struct{})
 	go func() {
 		defer close(limitsDone)
-		catchUpLimits(bgCtx, srv, log) // other servers' use on the same database
+		catchUpLimits(bgCtx, srv, status.othersRunning, log) // other servers' use on the same database
 	}()
 
 	// fatal is a serving failure: serve still stops in order, then returns
@@ -423,26 +425,39 @@ func staticKeys(in []StaticKey) []llmgw.ClientKey {
 	return out
 }
 
-// catchUpInterval is how often serve counts, against limits, the use other
-// servers on the same database wrote to the request log.
-const catchUpInterval = time.Second
+// How soon one server's use counts against limits on the others sharing
+// its database: its usage writer commits rows within usageFlush, and while
+// other servers run each counts the new rows every catchUpFast, so a budget
+// spent through one is refused by all within about half a second. A server
+// alone catches up every catchUpSlow, which keeps what it has read of the
+// log current (a server may join at any time) at a quarter of the queries.
+const (
+	usageFlush  = 250 * time.Millisecond
+	catchUpFast = 250 * time.Millisecond
+	catchUpSlow = time.Second
+)
 
-// catchUpLimits runs srv.CatchUpLimits every catchUpInterval until ctx
-// ends; a failure is logged at most once a minute, and the next tick tries
-// again.
-func catchUpLimits(ctx context.Context, srv *proxy.Server, log *slog.Logger) {
-	tick := time.NewTicker(catchUpInterval)
+// catchUpLimits runs srv.CatchUpLimits until ctx ends: every catchUpFast
+// while othersRunning says other servers share the database, else every
+// catchUpSlow. A failure is logged at most once a minute, and the next tick
+// tries again.
+func catchUpLimits(ctx context.Context, srv *proxy.Server, othersRunning func() bool, log *slog.Logger) {
+	tick := time.NewTicker(catchUpFast)
 	defer tick.Stop()
-	var lastLogged time.Time
+	var lastLogged, last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
+		if !othersRunning() && time.Since(last) < catchUpSlow {
+			continue
+		}
+		last = time.Now()
 		if err := srv.CatchUpLimits(ctx); err != nil && ctx.Err() == nil && time.Since(lastLogged) > time.Minute {
 			lastLogged = time.Now()
-			log.Warn("counting other servers' use against limits failed; retrying every second", "err", err)
+			log.Warn("counting other servers' use against limits failed; retrying", "err", err)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	urfave "github.com/urfave/cli/v2"
@@ -57,10 +58,13 @@ type statusPublisher struct {
 	// running servers on the database hold (sumElsewhere), so that
 	// concurrency caps hold across replicas.
 	elsewhere func(proxy.Elsewhere)
-	id        string
-	started   time.Time
-	doc       statusDoc // Host, PID, Addr; Live is filled per refresh
-	log       *slog.Logger
+	// othersSeen is when lookElsewhere last found another running server
+	// (unix nanoseconds; 0 for never).
+	othersSeen atomic.Int64
+	id         string
+	started    time.Time
+	doc        statusDoc // Host, PID, Addr; Live is filled per refresh
+	log        *slog.Logger
 }
 
 func newStatusPublisher(db *store.DB, live func() proxy.Live, addr string, log *slog.Logger) *statusPublisher {
@@ -119,12 +123,23 @@ func (p *statusPublisher) publish(ctx context.Context) error {
 // lookElsewhere reads what the other running servers published and hands
 // its sum to p.elsewhere.
 func (p *statusPublisher) lookElsewhere(ctx context.Context) error {
-	servers, _, err := runningServers(ctx, p.db, time.Now())
+	now := time.Now()
+	servers, _, err := runningServers(ctx, p.db, now)
 	if err != nil {
 		return err
 	}
+	if slices.ContainsFunc(servers, func(s serverView) bool { return s.id != p.id }) {
+		p.othersSeen.Store(now.UnixNano())
+	}
 	p.elsewhere(sumElsewhere(servers, p.id))
 	return nil
+}
+
+// othersRunning reports whether another server ran on the database within
+// statusFresh: a server that just stopped still writes its last rows.
+func (p *statusPublisher) othersRunning() bool {
+	seen := p.othersSeen.Load()
+	return seen != 0 && time.Since(time.Unix(0, seen)) < statusFresh
 }
 
 // sumElsewhere adds up the concurrency slots the servers other than self

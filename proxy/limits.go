@@ -130,7 +130,8 @@ func (s *Server) syncLimits(snap *llmgw.Snapshot) {
 
 // CatchUpLimits counts the use other servers on the same database wrote to
 // the request log since the last call (see policy.Ledger.CatchUp). serve
-// calls it every second; it never runs on the request path.
+// calls it every 250 ms while other servers run, else every second; it
+// never runs on the request path.
 func (s *Server) CatchUpLimits(ctx context.Context) error {
 	if s.cfg.UsageLog == nil {
 		return nil

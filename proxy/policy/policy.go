@@ -654,9 +654,9 @@ func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
 // CatchUp adds, for every subject with limits, the request log rows other
 // processes on the same database wrote since the last look; mine tells the
 // rows of requests this process settled itself (and so counted already) by
-// their request id. Servers sharing a database call it every second,
-// so a budget spent through one is seen by the others within about two
-// seconds (their usage writers' batch interval plus this period): the
+// their request id. Servers sharing a database call it every 250 ms, so a
+// budget spent through one is seen by the others within about half a
+// second (their usage writers' batch interval plus this period): the
 // overshoot across servers is bounded by what the others served in that
 // time plus what they had in flight. It runs off the request path and does
 // nothing when no subject has limits.
