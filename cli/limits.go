@@ -31,9 +31,12 @@ func (l usageLog) Rows(ctx context.Context, s policy.Subject, since time.Time) (
 	return l.rows(rows, err)
 }
 
-func (l usageLog) RowsAfter(ctx context.Context, s policy.Subject, afterID int64) ([]policy.Row, error) {
-	rows, err := l.db.UseAfter(ctx, s.Account, s.ID, afterID)
-	return l.rows(rows, err)
+func (l usageLog) LastID(ctx context.Context) (int64, error) { return l.db.LastUseID(ctx) }
+
+func (l usageLog) RowsAfter(ctx context.Context, afterID int64, skip string) ([]policy.Row, int64, error) {
+	rows, last, err := l.db.UseAfter(ctx, afterID, skip)
+	out, err := l.rows(rows, err)
+	return out, last, err
 }
 
 func (l usageLog) rows(rows []store.UseRow, err error) ([]policy.Row, error) {
@@ -42,7 +45,8 @@ func (l usageLog) rows(rows []store.UseRow, err error) ([]policy.Row, error) {
 	}
 	out := make([]policy.Row, len(rows))
 	for i, r := range rows {
-		out[i] = policy.Row{ID: r.ID, RequestID: r.RequestID, Time: r.Time, Charge: policy.ChargeOf(l.catalog, usedOf(r), r.Attempts)}
+		out[i] = policy.Row{ID: r.ID, RequestID: r.RequestID, Key: r.KeyID, Account: r.AccountID, Time: r.Time,
+			Charge: policy.ChargeOf(l.catalog, usedOf(r), r.Attempts)}
 	}
 	return out, nil
 }

@@ -96,7 +96,7 @@ func (p *statusPublisher) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil && time.Since(lastLogged) >= publishErrorEvery:
-			p.log.Error("publish server status: llmgw status shows stale data", "err", err)
+			p.log.Error("server status: writing or reading it failed; llmgw status and the concurrency counts across servers may be stale", "err", err)
 			lastLogged, failing = time.Now(), true
 		case err == nil && failing:
 			p.log.Info("publishing server status works again")

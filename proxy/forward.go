@@ -369,7 +369,8 @@ func (s *Server) attempt(ctx context.Context, ch choice, c *call) (*result, Verd
 	}
 	isStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if !isStream || (!c.stream && !c.whole) {
-		// A buffered answer is read whole before it is judged: a hang-up
+		// A buffered answer (JSON, or any answer a pass-through client asked
+		// for without a stream) is read whole before it is judged: a hang-up
 		// inside it fails over like any other failure before the first byte.
 		b, err := io.ReadAll(io.LimitReader(resp.Body, answerBodyLimit))
 		_ = resp.Body.Close() // a client response body's Close error tells us nothing

@@ -136,7 +136,7 @@ func (s *Server) CatchUpLimits(ctx context.Context) error {
 	if s.cfg.UsageLog == nil {
 		return nil
 	}
-	return s.ledger.CatchUp(ctx, s.cfg.UsageLog, s.ownRequest)
+	return s.ledger.CatchUp(ctx, s.cfg.UsageLog, s.idPrefix)
 }
 
 // Limits reports a subject's use against its limits as the server counts

@@ -458,9 +458,6 @@ func newIDPrefix() string {
 	return "llmgw_" + hex.EncodeToString(b[:])
 }
 
-// ownRequest reports whether this Server made the request id.
-func (s *Server) ownRequest(id string) bool { return strings.HasPrefix(id, s.idPrefix) }
-
 // serveRequest is the frame around every request: it gives the request its
 // id and entry, bounds the time to read its body, turns a panic into a 500
 // in the client's dialect, completes and records the usage row once the

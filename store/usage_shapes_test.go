@@ -60,19 +60,19 @@ func TestUsageWriter_RoundTripUsageShapes(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantUse := []store.UseRow{
-			{ID: 1, RequestID: "req_shapes", Time: u.Time, Model: u.Model, Tokens: u.Tokens, Iterations: iters, Speed: llmgw.SpeedFast},
-			{ID: 2, RequestID: "req_plain", Time: plain.Time, Model: u.Model, Tokens: u.Tokens},
+			{ID: 1, RequestID: "req_shapes", KeyID: 7, Time: u.Time, Model: u.Model, Tokens: u.Tokens, Iterations: iters, Speed: llmgw.SpeedFast},
+			{ID: 2, RequestID: "req_plain", KeyID: 7, Time: plain.Time, Model: u.Model, Tokens: u.Tokens},
 		}
 		if diff := cmp.Diff(wantUse, use); diff != "" {
 			t.Errorf("UseSince (-want +got):\n%s", diff)
 		}
 		// UseAfter returns the rows written after a row id, in id order.
-		after, err := db.UseAfter(ctx, false, 7, 1)
+		after, last, err := db.UseAfter(ctx, 1, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(wantUse[1:], after); diff != "" {
-			t.Errorf("UseAfter (-want +got):\n%s", diff)
+		if diff := cmp.Diff(wantUse[1:], after); diff != "" || last != 2 {
+			t.Errorf("UseAfter (-want +got), last %d:\n%s", last, diff)
 		}
 	})
 }

@@ -12,6 +12,8 @@ import (
 type UseRow struct {
 	ID         int64 // the row's id: rows written later have higher ids
 	RequestID  string
+	KeyID      int64 // the client key it was served for; 0 for none
+	AccountID  int64 // the account that served it; 0 for none
 	Time       time.Time
 	Model      string
 	Tokens     llmgw.Tokens
@@ -20,29 +22,59 @@ type UseRow struct {
 	Attempts   int
 }
 
+// useColumns are the columns scanUse reads, in its order.
+const useColumns = `id, request_id, key_id, account_id, ts, model, attempts, input_tokens, output_tokens,
+	cache_read_tokens, cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens, iterations, speed`
+
 // UseSince returns the request log rows of a client key (or, with account
 // set, of an account) from since on, oldest first. A zero since means all
 // of them.
 func (db *DB) UseSince(ctx context.Context, account bool, id int64, since time.Time) ([]UseRow, error) {
-	return db.use(ctx, account, `ts >= ? ORDER BY ts`, id, ms(since))
-}
-
-// UseAfter returns the request log rows of a client key (or an account)
-// with an id above afterID, in id order: what other processes on the same
-// database wrote since a process last looked.
-func (db *DB) UseAfter(ctx context.Context, account bool, id, afterID int64) ([]UseRow, error) {
-	return db.use(ctx, account, `id > ? ORDER BY id`, id, afterID)
-}
-
-func (db *DB) use(ctx context.Context, account bool, where string, id int64, arg int64) ([]UseRow, error) {
 	col := "key_id"
 	if account {
 		col = "account_id"
 	}
-	rows, err := db.rdb.QueryContext(ctx, `
-		SELECT id, request_id, ts, model, attempts, input_tokens, output_tokens, cache_read_tokens,
-			cache_write_tokens, cache_write_5m_tokens, cache_write_1h_tokens, iterations, speed
-		FROM request_log WHERE `+col+` = ? AND `+where, id, arg)
+	return db.queryUse(ctx, `SELECT `+useColumns+` FROM request_log WHERE `+col+` = ? AND ts >= ? ORDER BY ts`, id, ms(since))
+}
+
+// UseAfter returns the request log rows with an id above afterID, in id
+// order, leaving out those whose request id starts with skip (a process's
+// own, which it counted already; "" leaves out none), and last, the highest
+// id the log held when asked: the afterID of the next call. It is what other
+// processes on the same database wrote since a process last looked, read by
+// id alone (the primary key), so a look costs what was written since it,
+// however long the log and whoever wrote it.
+func (db *DB) UseAfter(ctx context.Context, afterID int64, skip string) (rows []UseRow, last int64, err error) {
+	// Rows are committed in id order (one writer at a time), so every row up
+	// to last is visible to the query that follows.
+	if last, err = db.LastUseID(ctx); err != nil {
+		return nil, 0, err
+	}
+	if last <= afterID {
+		return nil, afterID, nil
+	}
+	q := `SELECT ` + useColumns + ` FROM request_log WHERE id > ? AND id <= ?`
+	args := []any{afterID, last}
+	if skip != "" {
+		q += ` AND substr(request_id, 1, ?) <> ?`
+		args = append(args, len(skip), skip)
+	}
+	rows, err = db.queryUse(ctx, q+` ORDER BY id`, args...)
+	return rows, last, err
+}
+
+// LastUseID returns the highest request log id; 0 for an empty log.
+func (db *DB) LastUseID(ctx context.Context) (int64, error) {
+	var last int64
+	if err := db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM request_log`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read use: %w", err)
+	}
+	return last, nil
+}
+
+// queryUse runs a query of useColumns.
+func (db *DB) queryUse(ctx context.Context, query string, args ...any) ([]UseRow, error) {
+	rows, err := db.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read use: %w", err)
 	}
@@ -55,7 +87,7 @@ func (db *DB) use(ctx context.Context, account bool, where string, id int64, arg
 			t     = &r.Tokens
 			iters string
 		)
-		if err := rows.Scan(&r.ID, &r.RequestID, &ts, &r.Model, &r.Attempts, &t.Input, &t.Output, &t.CacheRead,
+		if err := rows.Scan(&r.ID, &r.RequestID, &r.KeyID, &r.AccountID, &ts, &r.Model, &r.Attempts, &t.Input, &t.Output, &t.CacheRead,
 			&t.CacheWrite, &t.CacheWrite5m, &t.CacheWrite1h, &iters, &r.Speed); err != nil {
 			return nil, fmt.Errorf("read use: %w", err)
 		}

@@ -180,6 +180,8 @@ type Spec struct {
 type Row struct {
 	ID        int64 // the log row's id; 0 for a request settled in this process
 	RequestID string
+	Key       int64 // the client key's id (CatchUp only; 0 for none)
+	Account   int64 // the account's id (CatchUp only; 0 for none)
 	Time      time.Time
 	Charge    Charge
 }
@@ -189,9 +191,14 @@ type Row struct {
 type Source interface {
 	Flush(ctx context.Context) error
 	Rows(ctx context.Context, s Subject, since time.Time) ([]Row, error)
-	// RowsAfter returns a subject's rows with an id above afterID, in id
-	// order (for CatchUp).
-	RowsAfter(ctx context.Context, s Subject, afterID int64) ([]Row, error)
+	// LastID returns the highest id in the log: a subject summed from the
+	// log now has every row up to it counted (for Sync).
+	LastID(ctx context.Context) (int64, error)
+	// RowsAfter returns every subject's rows with an id above afterID, in
+	// id order, with Key and Account set, leaving out those whose request id
+	// starts with skip; and last, the highest id the log held, which the
+	// rows bring every subject up to (for CatchUp).
+	RowsAfter(ctx context.Context, afterID int64, skip string) (rows []Row, last int64, err error)
 }
 
 // Use is a limit with the use counted against it now.
@@ -584,11 +591,19 @@ func (l *Ledger) Sync(ctx context.Context, specs []Spec, src Source) error {
 		}
 		l.mu.Unlock()
 	}()
+	var mark int64 // the log's highest id before the rows are read
 	if src != nil {
 		// Everything settled before the rebuild began is in the log after
 		// this; what settles later is kept aside in pending.
 		if err := src.Flush(ctx); err != nil {
 			return fmt.Errorf("limits: write pending usage: %w", err)
+		}
+		// Rows are committed in id order, so each subject's rows read below
+		// hold all of its rows up to mark: CatchUp starts after it, rather
+		// than from the log's start for a subject without rows.
+		var err error
+		if mark, err = src.LastID(ctx); err != nil {
+			return fmt.Errorf("limits: read the request log: %w", err)
 		}
 	}
 	for _, sp := range changed {
@@ -603,6 +618,7 @@ func (l *Ledger) Sync(ctx context.Context, specs []Spec, src Source) error {
 			}
 		}
 		seen := make(map[string]bool, len(rows))
+		nb.lastID = mark
 		for _, r := range rows {
 			nb.add(r, now, l.loc)
 			nb.lastID = max(nb.lastID, r.ID)
@@ -652,51 +668,51 @@ func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
 }
 
 // CatchUp adds, for every subject with limits, the request log rows other
-// processes on the same database wrote since the last look; mine tells the
-// rows of requests this process settled itself (and so counted already) by
-// their request id. Servers sharing a database call it every 250 ms, so a
-// budget spent through one is seen by the others within about half a
-// second (their usage writers' batch interval plus this period): the
-// overshoot across servers is bounded by what the others served in that
-// time plus what they had in flight. It runs off the request path and does
-// nothing when no subject has limits.
-func (l *Ledger) CatchUp(ctx context.Context, src Source, mine func(requestID string) bool) error {
+// processes on the same database wrote since the last look: one read of the
+// log from the oldest look of any subject, leaving out the rows whose
+// request id starts with own (this process's, counted when settled).
+// Servers sharing a database call it every 250 ms, so a budget spent
+// through one is seen by the others within about half a second (their
+// usage writers' batch interval plus this period): the overshoot across
+// servers is bounded by what the others served in that time plus what they
+// had in flight. It runs off the request path and does nothing when no
+// subject has limits.
+func (l *Ledger) CatchUp(ctx context.Context, src Source, own string) error {
 	if src == nil {
 		return nil
 	}
-	type look struct {
-		s      Subject
-		ms     *meters
-		lastID int64
-	}
 	l.mu.Lock()
-	looks := make([]look, 0, len(l.subs))
+	from, found := int64(0), false
 	for s, ms := range l.subs {
-		if l.rebuilding[s] == nil {
-			looks = append(looks, look{s, ms, ms.lastID})
+		if l.rebuilding[s] == nil && (!found || ms.lastID < from) {
+			from, found = ms.lastID, true
 		}
 	}
 	l.mu.Unlock()
-	for _, lk := range looks {
-		rows, err := src.RowsAfter(ctx, lk.s, lk.lastID)
-		if err != nil {
-			return fmt.Errorf("limits of %s: read the request log: %w", lk.ms.name, err)
-		}
-		now := l.now()
-		l.mu.Lock()
-		if l.subs[lk.s] == lk.ms { // not replaced by a Sync meanwhile
-			ms := lk.ms
-			for _, r := range rows {
-				if r.ID <= ms.lastID {
-					continue
-				}
-				ms.lastID = r.ID
-				if !mine(r.RequestID) {
-					ms.add(r, now, l.loc)
-				}
+	if !found {
+		return nil
+	}
+	rows, last, err := src.RowsAfter(ctx, from, own)
+	if err != nil {
+		return fmt.Errorf("limits: read the request log: %w", err)
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Against the meters as they are now: a Sync that replaced a subject's
+	// meters meanwhile counted its rows up to their lastID already, and one
+	// still rebuilding counts them itself.
+	for _, r := range rows {
+		for _, s := range [2]Subject{{ID: r.Key}, {Account: true, ID: r.Account}} {
+			if ms := l.subs[s]; s.ID != 0 && ms != nil && l.rebuilding[s] == nil && r.ID > ms.lastID {
+				ms.add(r, now, l.loc)
 			}
 		}
-		l.mu.Unlock()
+	}
+	for s, ms := range l.subs {
+		if l.rebuilding[s] == nil {
+			ms.lastID = max(ms.lastID, last)
+		}
 	}
 	return nil
 }

@@ -174,14 +174,22 @@ type fakeSource struct {
 }
 
 func (f *fakeSource) Flush(context.Context) error { f.flushed++; return nil }
-func (f *fakeSource) RowsAfter(_ context.Context, _ Subject, after int64) ([]Row, error) {
+func (f *fakeSource) LastID(context.Context) (int64, error) {
+	var last int64
+	for _, r := range f.rows {
+		last = max(last, r.ID)
+	}
+	return last, nil
+}
+func (f *fakeSource) RowsAfter(ctx context.Context, after int64, skip string) ([]Row, int64, error) {
 	var out []Row
 	for _, r := range f.rows {
-		if r.ID > after {
+		if r.ID > after && (skip == "" || !strings.HasPrefix(r.RequestID, skip)) {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	last, _ := f.LastID(ctx)
+	return out, last, nil
 }
 func (f *fakeSource) Rows(_ context.Context, _ Subject, since time.Time) ([]Row, error) {
 	if f.during != nil {
@@ -304,10 +312,10 @@ func TestLedger_CatchUpCountsOtherServers(t *testing.T) {
 	l.Settle(alice, res, "mine", now, Charge{Requests: 1})
 	// The log now has this server's row and two from another server.
 	src.rows = append(src.rows,
-		Row{ID: 2, RequestID: "mine", Time: now, Charge: Charge{Requests: 1}},
-		Row{ID: 3, RequestID: "theirs-1", Time: now, Charge: Charge{Requests: 1}},
-		Row{ID: 4, RequestID: "theirs-2", Time: now, Charge: Charge{Requests: 1}})
-	mine := func(id string) bool { return id == "mine" }
+		Row{ID: 2, RequestID: "mine", Key: alice.ID, Time: now, Charge: Charge{Requests: 1}},
+		Row{ID: 3, RequestID: "theirs-1", Key: alice.ID, Time: now, Charge: Charge{Requests: 1}},
+		Row{ID: 4, RequestID: "theirs-2", Key: alice.ID, Time: now, Charge: Charge{Requests: 1}})
+	const mine = "mine" // the prefix of this server's request ids
 	if err := l.CatchUp(context.Background(), src, mine); err != nil {
 		t.Fatal(err)
 	}
