@@ -33,8 +33,16 @@ func (l usageLog) Rows(ctx context.Context, s policy.Subject, since time.Time) (
 
 func (l usageLog) LastID(ctx context.Context) (int64, error) { return l.db.LastUseID(ctx) }
 
-func (l usageLog) RowsAfter(ctx context.Context, afterID int64, skip string) ([]policy.Row, int64, error) {
-	rows, last, err := l.db.UseAfter(ctx, afterID, skip)
+func (l usageLog) RowsAfter(ctx context.Context, afterID int64, skip string, subjects []policy.Subject) ([]policy.Row, int64, error) {
+	var keys, accounts []int64
+	for _, s := range subjects {
+		if s.Account {
+			accounts = append(accounts, s.ID)
+		} else {
+			keys = append(keys, s.ID)
+		}
+	}
+	rows, last, err := l.db.UseAfter(ctx, afterID, skip, keys, accounts)
 	out, err := l.rows(rows, err)
 	return out, last, err
 }

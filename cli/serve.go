@@ -200,6 +200,14 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		// No WriteTimeout: streams may run for many minutes.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// The status row goes in before the first request is served: another
+	// server that finds no row of ours takes every usage row written so
+	// far as its own (catchUpLimits), so ours must not come first.
+	status := newStatusPublisher(db, srv.Live, ln.Addr().String(), log.With("component", "status"))
+	status.elsewhere = srv.SetElsewhere // concurrency caps across servers on the same database
+	if err := status.publish(ctx); err != nil {
+		log.Warn("publish server status", "err", err) // the publisher's loop tries again
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "db", db.Path(), "accounts", len(snap.Accounts), "keys", len(snap.Keys),
@@ -231,8 +239,6 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 		defer close(refreshDone)
 		tokens.Run(bgCtx)
 	}()
-	status := newStatusPublisher(db, srv.Live, ln.Addr().String(), log.With("component", "status"))
-	status.elsewhere = srv.SetElsewhere // concurrency caps across servers on the same database
 	statusDone := make(chan struct{})
 	go func() {
 		defer close(statusDone)
@@ -241,7 +247,7 @@ func serve(ctx context.Context, env *appEnv, listen func() (net.Listener, error)
 	limitsDone := make(chan struct{})
 	go func() {
 		defer close(limitsDone)
-		catchUpLimits(bgCtx, srv, status.othersRunning, log) // other servers' use on the same database
+		catchUpLimits(bgCtx, srv, status, log) // other servers' use on the same database
 	}()
 
 	// fatal is a serving failure: serve still stops in order, then returns
@@ -426,35 +432,34 @@ func staticKeys(in []StaticKey) []llmgw.ClientKey {
 }
 
 // How soon one server's use counts against limits on the others sharing
-// its database: its usage writer commits rows within usageFlush, and while
-// other servers run each counts the new rows every catchUpFast, so a budget
-// spent through one is refused by all within about half a second. A server
-// alone catches up every catchUpSlow, which keeps what it has read of the
-// log current (a server may join at any time) at a quarter of the queries.
+// its database: its usage writer commits rows within usageFlush, and each
+// of the others reads the new rows every catchUpInterval, so a budget spent
+// through one is refused by all within about half a second.
 const (
-	usageFlush  = 250 * time.Millisecond
-	catchUpFast = 250 * time.Millisecond
-	catchUpSlow = time.Second
+	usageFlush      = 250 * time.Millisecond
+	catchUpInterval = 250 * time.Millisecond
 )
 
-// catchUpLimits runs srv.CatchUpLimits until ctx ends: every catchUpFast
-// while othersRunning says other servers share the database, else every
-// catchUpSlow. A failure is logged at most once a minute, and the next tick
-// tries again.
-func catchUpLimits(ctx context.Context, srv *proxy.Server, othersRunning func() bool, log *slog.Logger) {
-	tick := time.NewTicker(catchUpFast)
+// catchUpLimits counts, every catchUpInterval until ctx ends, what other
+// servers on the database wrote to the request log (srv.CatchUpLimits)
+// while the status rows say any runs. A server alone reads nothing: every
+// row up to what the log held at its last look is its own, counted when it
+// settled, so it only moves the limits' place in the log past them. A
+// failure is logged at most once a minute, and the next tick tries again.
+func catchUpLimits(ctx context.Context, srv *proxy.Server, status *statusPublisher, log *slog.Logger) {
+	tick := time.NewTicker(catchUpInterval)
 	defer tick.Stop()
-	var lastLogged, last time.Time
+	var lastLogged time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if !othersRunning() && time.Since(last) < catchUpSlow {
+		if !status.othersRunning() {
+			srv.PassOwnLimitRows(status.aloneUpTo.Load())
 			continue
 		}
-		last = time.Now()
 		if err := srv.CatchUpLimits(ctx); err != nil && ctx.Err() == nil && time.Since(lastLogged) > time.Minute {
 			lastLogged = time.Now()
 			log.Warn("counting other servers' use against limits failed; retrying", "err", err)

@@ -61,10 +61,15 @@ type statusPublisher struct {
 	// othersSeen is when lookElsewhere last found another running server
 	// (unix nanoseconds; 0 for never).
 	othersSeen atomic.Int64
-	id         string
-	started    time.Time
-	doc        statusDoc // Host, PID, Addr; Live is filled per refresh
-	log        *slog.Logger
+	// aloneUpTo is the request log's highest id just before a look found
+	// no other server: a server publishes its row before it serves, so every
+	// row up to it was written by this one or by a server seen running
+	// within statusFresh (whose rows catchUpLimits read meanwhile).
+	aloneUpTo atomic.Int64
+	id        string
+	started   time.Time
+	doc       statusDoc // Host, PID, Addr; Live is filled per refresh
+	log       *slog.Logger
 }
 
 func newStatusPublisher(db *store.DB, live func() proxy.Live, addr string, log *slog.Logger) *statusPublisher {
@@ -123,6 +128,10 @@ func (p *statusPublisher) publish(ctx context.Context) error {
 // lookElsewhere reads what the other running servers published and hands
 // its sum to p.elsewhere.
 func (p *statusPublisher) lookElsewhere(ctx context.Context) error {
+	mark, err := p.db.LastUseID(ctx)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	servers, _, err := runningServers(ctx, p.db, now)
 	if err != nil {
@@ -130,6 +139,8 @@ func (p *statusPublisher) lookElsewhere(ctx context.Context) error {
 	}
 	if slices.ContainsFunc(servers, func(s serverView) bool { return s.id != p.id }) {
 		p.othersSeen.Store(now.UnixNano())
+	} else {
+		p.aloneUpTo.Store(mark)
 	}
 	p.elsewhere(sumElsewhere(servers, p.id))
 	return nil

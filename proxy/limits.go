@@ -130,14 +130,20 @@ func (s *Server) syncLimits(snap *llmgw.Snapshot) {
 
 // CatchUpLimits counts the use other servers on the same database wrote to
 // the request log since the last call (see policy.Ledger.CatchUp). serve
-// calls it every 250 ms while other servers run, else every second; it
-// never runs on the request path.
+// calls it every 250 ms while other servers run; it never runs on the
+// request path.
 func (s *Server) CatchUpLimits(ctx context.Context) error {
 	if s.cfg.UsageLog == nil {
 		return nil
 	}
 	return s.ledger.CatchUp(ctx, s.cfg.UsageLog, s.idPrefix)
 }
+
+// PassOwnLimitRows tells the limits that the request log rows up to id are
+// all this server's own (counted when they settled), so that the next
+// CatchUpLimits starts after them (see policy.Ledger.Pass). serve calls it
+// while no other server runs.
+func (s *Server) PassOwnLimitRows(id int64) { s.ledger.Pass(id) }
 
 // Limits reports a subject's use against its limits as the server counts
 // it now, reservations of requests in flight included; nil if it has none.

@@ -67,7 +67,7 @@ func TestUsageWriter_RoundTripUsageShapes(t *testing.T) {
 			t.Errorf("UseSince (-want +got):\n%s", diff)
 		}
 		// UseAfter returns the rows written after a row id, in id order.
-		after, last, err := db.UseAfter(ctx, 1, "")
+		after, last, err := db.UseAfter(ctx, 1, "", []int64{7}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

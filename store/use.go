@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/llmgw/llmgw"
@@ -37,21 +38,22 @@ func (db *DB) UseSince(ctx context.Context, account bool, id int64, since time.T
 	return db.queryUse(ctx, `SELECT `+useColumns+` FROM request_log WHERE `+col+` = ? AND ts >= ? ORDER BY ts`, id, ms(since))
 }
 
-// UseAfter returns the request log rows with an id above afterID, in id
-// order, leaving out those whose request id starts with skip (a process's
-// own, which it counted already; "" leaves out none), and last, the highest
-// id the log held when asked: the afterID of the next call. It is what other
-// processes on the same database wrote since a process last looked, read by
-// id alone (the primary key), so a look costs what was written since it,
-// however long the log and whoever wrote it.
-func (db *DB) UseAfter(ctx context.Context, afterID int64, skip string) (rows []UseRow, last int64, err error) {
+// UseAfter returns the request log rows with an id above afterID that
+// belong to one of keys or accounts (by id), in id order, leaving out those
+// whose request id starts with skip (a process's own, which it counted
+// already; "" leaves out none), and last, the highest id the log held when
+// asked: the afterID of the next call. It is what other processes on the
+// same database wrote since a process last looked, found by id alone (the
+// primary key; the key and account columns are tested, not searched), so a
+// look costs what was written since it, however long the log.
+func (db *DB) UseAfter(ctx context.Context, afterID int64, skip string, keys, accounts []int64) (rows []UseRow, last int64, err error) {
 	// Rows are committed in id order (one writer at a time), so every row up
 	// to last is visible to the query that follows.
 	if last, err = db.LastUseID(ctx); err != nil {
 		return nil, 0, err
 	}
-	if last <= afterID {
-		return nil, afterID, nil
+	if last <= afterID || len(keys)+len(accounts) == 0 {
+		return nil, last, nil
 	}
 	q := `SELECT ` + useColumns + ` FROM request_log WHERE id > ? AND id <= ?`
 	args := []any{afterID, last}
@@ -59,6 +61,22 @@ func (db *DB) UseAfter(ctx context.Context, afterID int64, skip string) (rows []
 		q += ` AND substr(request_id, 1, ?) <> ?`
 		args = append(args, len(skip), skip)
 	}
+	// The unary plus keeps both databases from choosing the key or account
+	// index, which would read every row the subject ever had.
+	var of []string
+	for _, c := range []struct {
+		col string
+		ids []int64
+	}{{"+key_id", keys}, {"+account_id", accounts}} {
+		if len(c.ids) == 0 {
+			continue
+		}
+		of = append(of, c.col+` IN (?`+strings.Repeat(`, ?`, len(c.ids)-1)+`)`)
+		for _, id := range c.ids {
+			args = append(args, id)
+		}
+	}
+	q += ` AND (` + strings.Join(of, ` OR `) + `)`
 	rows, err = db.queryUse(ctx, q+` ORDER BY id`, args...)
 	return rows, last, err
 }

@@ -194,11 +194,11 @@ type Source interface {
 	// LastID returns the highest id in the log: a subject summed from the
 	// log now has every row up to it counted (for Sync).
 	LastID(ctx context.Context) (int64, error)
-	// RowsAfter returns every subject's rows with an id above afterID, in
-	// id order, with Key and Account set, leaving out those whose request id
-	// starts with skip; and last, the highest id the log held, which the
-	// rows bring every subject up to (for CatchUp).
-	RowsAfter(ctx context.Context, afterID int64, skip string) (rows []Row, last int64, err error)
+	// RowsAfter returns the rows of any of subjects with an id above
+	// afterID, in id order, with Key and Account set, leaving out those
+	// whose request id starts with skip; and last, the highest id the log
+	// held, which the rows bring every subject up to (for CatchUp).
+	RowsAfter(ctx context.Context, afterID int64, skip string, subjects []Subject) (rows []Row, last int64, err error)
 }
 
 // Use is a limit with the use counted against it now.
@@ -667,6 +667,23 @@ func Since(limits []llmgw.Limit, now time.Time, loc *time.Location) time.Time {
 	return since(limits, now, loc)
 }
 
+// Pass moves every subject's place in the request log up to id without
+// reading the rows: the caller knows they hold nothing to count (they are
+// its own, settled already). A subject being rebuilt keeps its place.
+func (l *Ledger) Pass(id int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.passLocked(id)
+}
+
+func (l *Ledger) passLocked(id int64) {
+	for s, ms := range l.subs {
+		if l.rebuilding[s] == nil {
+			ms.lastID = max(ms.lastID, id)
+		}
+	}
+}
+
 // CatchUp adds, for every subject with limits, the request log rows other
 // processes on the same database wrote since the last look: one read of the
 // log from the oldest look of any subject, leaving out the rows whose
@@ -682,17 +699,21 @@ func (l *Ledger) CatchUp(ctx context.Context, src Source, own string) error {
 		return nil
 	}
 	l.mu.Lock()
-	from, found := int64(0), false
+	var from int64
+	var subjects []Subject
 	for s, ms := range l.subs {
-		if l.rebuilding[s] == nil && (!found || ms.lastID < from) {
-			from, found = ms.lastID, true
+		if l.rebuilding[s] == nil {
+			if len(subjects) == 0 || ms.lastID < from {
+				from = ms.lastID
+			}
+			subjects = append(subjects, s)
 		}
 	}
 	l.mu.Unlock()
-	if !found {
+	if len(subjects) == 0 {
 		return nil
 	}
-	rows, last, err := src.RowsAfter(ctx, from, own)
+	rows, last, err := src.RowsAfter(ctx, from, own, subjects)
 	if err != nil {
 		return fmt.Errorf("limits: read the request log: %w", err)
 	}
@@ -709,10 +730,6 @@ func (l *Ledger) CatchUp(ctx context.Context, src Source, own string) error {
 			}
 		}
 	}
-	for s, ms := range l.subs {
-		if l.rebuilding[s] == nil {
-			ms.lastID = max(ms.lastID, last)
-		}
-	}
+	l.passLocked(last)
 	return nil
 }

@@ -181,7 +181,7 @@ func (f *fakeSource) LastID(context.Context) (int64, error) {
 	}
 	return last, nil
 }
-func (f *fakeSource) RowsAfter(ctx context.Context, after int64, skip string) ([]Row, int64, error) {
+func (f *fakeSource) RowsAfter(ctx context.Context, after int64, skip string, _ []Subject) ([]Row, int64, error) {
 	var out []Row
 	for _, r := range f.rows {
 		if r.ID > after && (skip == "" || !strings.HasPrefix(r.RequestID, skip)) {
